@@ -1,0 +1,41 @@
+# The two commands of the README: `make run` and `make test`. Everything else is a helper.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+VENV := .venv/bin
+export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV):$(PATH)
+
+.PHONY: run test bootstrap services lint typecheck migrations-check pytest clean
+
+## Run the portal with demo data: web on :8000, Celery worker and beat, the local OpenID provider.
+run: bootstrap
+	$(VENV)/python manage.py migrate --no-input -v0
+	$(VENV)/python manage.py seed_demo
+	$(VENV)/honcho start -f Procfile
+
+## Install what is missing, start PostgreSQL and Redis, then lint, type-check and run every test.
+test: bootstrap
+	eval "$$(scripts/services.sh)"; \
+	export DJANGO_DEBUG=1; \
+	$(MAKE) --no-print-directory lint typecheck migrations-check pytest
+
+bootstrap:
+	@scripts/bootstrap.sh
+
+services:
+	@scripts/services.sh
+
+lint:
+	$(VENV)/ruff check .
+	$(VENV)/ruff format --check .
+
+typecheck:
+	$(VENV)/mypy .
+
+migrations-check:
+	$(VENV)/python manage.py makemigrations --check --dry-run
+
+pytest:
+	$(VENV)/pytest
+
+clean:
+	rm -rf var staticfiles .mypy_cache .ruff_cache .pytest_cache

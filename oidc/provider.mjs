@@ -1,0 +1,157 @@
+// The local OpenID provider for development and tests: npm `oidc-provider` (panva), on loopback.
+//
+// People log in through its built-in development pages (any password; the login field takes the
+// demo e-mail, which becomes the `email` claim). Vendors' clients are registered by the portal with
+// Dynamic Client Registration (RFC 7591/7592) and get tokens with client_credentials and
+// private_key_jwt.
+//
+// Configuration comes from the environment, with development defaults:
+//   OIDC_ISSUER                 http://127.0.0.1:9000 (the port to listen on is taken from it)
+//   OIDC_VAR_DIR                var/oidc (signing keys; kept so restarts keep them)
+//   TILGANG_VAR_DIR             var (secrets shared with Django are under var/secrets/)
+//   PORTAL_URL                  http://127.0.0.1:8000 (redirect and post-logout URIs of the portal)
+//   OIDC_RP_CLIENT_SECRET[_FILE], OIDC_INITIAL_ACCESS_TOKEN[_FILE]: as Django reads them.
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import * as jose from 'jose';
+import Provider from 'oidc-provider';
+
+const projectDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const varDir = path.resolve(process.env.TILGANG_VAR_DIR || path.join(projectDir, 'var'));
+const oidcDir = path.resolve(process.env.OIDC_VAR_DIR || path.join(varDir, 'oidc'));
+const issuer = (process.env.OIDC_ISSUER || 'http://127.0.0.1:9000').replace(/\/$/, '');
+const portalUrl = (process.env.PORTAL_URL || 'http://127.0.0.1:8000').replace(/\/$/, '');
+const development = !['0', 'false', 'no', 'off'].includes((process.env.DJANGO_DEBUG || '1').toLowerCase());
+
+// Read a secret the way portal/settings.py does: NAME, NAME_FILE, or (development only) a value
+// generated once into var/secrets/ with O_EXCL, so Django and this process agree on it.
+function secret(name) {
+  if (process.env[`${name}_FILE`]) return fs.readFileSync(process.env[`${name}_FILE`], 'utf8').trim();
+  if (process.env[name]) return process.env[name];
+  if (!development) throw new Error(`${name} (or ${name}_FILE) must be set when DJANGO_DEBUG is off`);
+  const file = path.join(varDir, 'secrets', name.toLowerCase());
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  try {
+    fs.writeFileSync(file, randomBytes(48).toString('base64url'), { flag: 'wx', mode: 0o600 });
+  } catch (err) {
+    if (err.code !== 'EEXIST') throw err;
+  }
+  return fs.readFileSync(file, 'utf8').trim();
+}
+
+// Signing keys live in a file so that a restart keeps them: tokens already issued stay valid and
+// the gateway's copy of the public keys stays right.
+async function signingKeys() {
+  const file = path.join(oidcDir, 'jwks.json');
+  if (!fs.existsSync(file)) {
+    fs.mkdirSync(oidcDir, { recursive: true, mode: 0o700 });
+    const keys = [];
+    for (const [alg, kid] of [['RS256', 'rs256-1'], ['ES256', 'es256-1']]) {
+      const { privateKey } = await jose.generateKeyPair(alg, { extractable: true });
+      keys.push({ ...(await jose.exportJWK(privateKey)), kid, alg, use: 'sig' });
+    }
+    try {
+      fs.writeFileSync(file, JSON.stringify({ keys }, null, 2), { flag: 'wx', mode: 0o600 });
+    } catch (err) {
+      if (err.code !== 'EEXIST') throw err;
+    }
+  }
+  return JSON.parse(fs.readFileSync(file, 'utf8'));
+}
+
+const portalClientId = process.env.OIDC_RP_CLIENT_ID || 'portal';
+const gatewayAudience = process.env.GATEWAY_AUDIENCE || 'tilgang-gateway';
+
+const configuration = {
+  clients: [
+    {
+      client_id: portalClientId,
+      client_secret: secret('OIDC_RP_CLIENT_SECRET'),
+      redirect_uris: (process.env.OIDC_RP_REDIRECT_URIS || `${portalUrl}/oidc/callback/`).split(','),
+      post_logout_redirect_uris: [`${portalUrl}/`],
+      grant_types: ['authorization_code'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'client_secret_basic',
+    },
+  ],
+  jwks: await signingKeys(),
+  cookies: { keys: [secret('OIDC_COOKIE_KEY')] },
+  scopes: ['openid', 'email', 'profile'],
+  claims: {
+    openid: ['sub'],
+    email: ['email', 'email_verified'],
+    profile: ['name'],
+  },
+  async findAccount(ctx, id) {
+    // Development accounts: whatever was typed into the login field is the person.
+    const login = String(id).trim().toLowerCase();
+    return {
+      accountId: login,
+      async claims() {
+        return {
+          sub: login,
+          email: login.includes('@') ? login : undefined,
+          email_verified: login.includes('@'),
+          name: login,
+        };
+      },
+    };
+  },
+  // The portal is a first-party client: its people are not asked for consent.
+  async loadExistingGrant(ctx) {
+    const grantId = ctx.oidc.result?.consent?.grantId
+      || ctx.oidc.session.grantIdFor(ctx.oidc.client.clientId);
+    if (grantId) return ctx.oidc.provider.Grant.find(grantId);
+    if (ctx.oidc.client.clientId !== portalClientId) return undefined;
+    const grant = new ctx.oidc.provider.Grant({
+      clientId: ctx.oidc.client.clientId,
+      accountId: ctx.oidc.session.accountId,
+    });
+    grant.addOIDCScope('openid email profile');
+    grant.addOIDCClaims(['email', 'email_verified', 'name']);
+    await grant.save();
+    return grant;
+  },
+  clientAuthMethods: ['client_secret_basic', 'private_key_jwt'],
+  enabledJWA: {
+    // HAProxy 2.6 verifies RS* and ES* but not PS*: offer only what the gateway can check.
+    clientAuthSigningAlgValues: ['RS256', 'RS384', 'ES256', 'ES384'],
+    idTokenSigningAlgValues: ['RS256', 'ES256'],
+  },
+  features: {
+    devInteractions: { enabled: development },
+    registration: { enabled: true, initialAccessToken: secret('OIDC_INITIAL_ACCESS_TOKEN') },
+    registrationManagement: { enabled: true, rotateRegistrationAccessToken: false },
+    clientCredentials: { enabled: true },
+    revocation: { enabled: true },
+    resourceIndicators: {
+      enabled: true,
+      // Client-credentials tokens are for the gateway without a `resource` parameter; the
+      // portal's own login keeps ordinary access tokens so that userinfo works.
+      defaultResource: (ctx, client) => (client?.clientId === portalClientId ? undefined : gatewayAudience),
+      useGrantedResource: () => true,
+      getResourceServerInfo: (ctx, resourceIndicator, client) => ({
+        scope: client?.scope || '',
+        audience: gatewayAudience,
+        accessTokenFormat: 'jwt',
+        jwt: { sign: { alg: 'RS256' } },
+      }),
+    },
+  },
+  pkce: { required: () => true },
+  ttl: { AccessToken: 600, ClientCredentials: 600, IdToken: 3600, Interaction: 600, Session: 86400, Grant: 86400 },
+};
+
+const provider = new Provider(issuer, configuration);
+provider.on('server_error', (ctx, err) => console.error('oidc-provider server_error', err));
+
+const { hostname, port } = new URL(issuer);
+const server = provider.listen(Number(port) || 80, hostname);
+server.on('listening', () => console.log(`oidc-provider listening on ${issuer}`));
+
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, () => server.close(() => process.exit(0)));
+}

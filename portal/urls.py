@@ -1,0 +1,27 @@
+"""URLs: the HTML pages, people's login under /oidc/, the API under /api/v1/, and probes."""
+
+from __future__ import annotations
+
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from orders.api.views import ServiceViewSet
+from portal.health import healthz, readyz
+from tenants.api.views import OrganizationViewSet
+
+router = DefaultRouter()
+router.register("services", ServiceViewSet, basename="service")
+router.register("organizations", OrganizationViewSet, basename="organization")
+
+urlpatterns = [
+    path("", include("tenants.urls")),
+    path("", include("orders.urls")),
+    path("oidc/", include("mozilla_django_oidc.urls")),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
+    path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/v1/", include(router.urls)),
+]

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from tenants.models import Kommune, Organisation, Product, Role
+from tenants.validators import validate_kommunenummer, validate_orgnr
+
+
+class KommuneSerializer(serializers.ModelSerializer[Kommune]):
+    class Meta:
+        model = Kommune
+        fields = ["number", "name", "county_number", "county_name"]
+
+
+class ProductRefSerializer(serializers.ModelSerializer[Product]):
+    vendor = serializers.CharField(source="vendor.orgnr", read_only=True)
+
+    class Meta:
+        model = Product
+        fields = ["id", "name", "system_type", "is_epic", "vendor"]
+
+
+class EpjSwitchSerializer(serializers.Serializer[Any]):
+    product = ProductRefSerializer()
+    date = serializers.DateField()
+
+
+class OrganizationSerializer(serializers.ModelSerializer[Organisation]):
+    kommune = KommuneSerializer(read_only=True)
+    epj_product = ProductRefSerializer(read_only=True)
+    epj_switch = serializers.SerializerMethodField()
+    my_roles = serializers.SerializerMethodField(
+        help_text="The caller's roles in this organisation (empty for NHN staff looking in)."
+    )
+
+    class Meta:
+        model = Organisation
+        fields = ["orgnr", "name", "kind", "kommune", "epj_product", "epj_switch", "my_roles"]
+        read_only_fields = fields
+
+    @extend_schema_field(EpjSwitchSerializer(allow_null=True))
+    def get_epj_switch(self, organisation: Organisation) -> dict[str, Any] | None:
+        if organisation.epj_switch_product is None:
+            return None
+        return {
+            "product": ProductRefSerializer(organisation.epj_switch_product).data,
+            "date": organisation.epj_switch_date,
+        }
+
+    @extend_schema_field(serializers.ListField(child=serializers.ChoiceField(Role.choices)))
+    def get_my_roles(self, organisation: Organisation) -> list[str]:
+        # Filled by OrganizationViewSet's Prefetch, so a list costs no query per row.
+        return sorted(m.role for m in getattr(organisation, "my_memberships", []))
+
+
+class OrganizationCreateSerializer(serializers.Serializer[Any]):
+    orgnr = serializers.CharField(max_length=9, validators=[validate_orgnr])
+    name = serializers.CharField(max_length=200)
+    kind = serializers.ChoiceField(choices=Organisation.Kind.choices)
+    kommune = serializers.CharField(
+        max_length=4,
+        required=False,
+        allow_null=True,
+        validators=[validate_kommunenummer],
+        help_text="Kommune number (kommunenummer), for kind kommune.",
+    )

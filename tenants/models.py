@@ -1,0 +1,255 @@
+"""Who: organisations, their people and their products."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from tenants.validators import validate_kommunenummer, validate_orgnr
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser, User
+
+
+class Kommune(models.Model):
+    """An entry of the national kommune register (the 357 kommuner of 2024)."""
+
+    number = models.CharField(
+        _("kommune number"), primary_key=True, max_length=4, validators=[validate_kommunenummer]
+    )
+    name = models.CharField(_("name"), max_length=100)
+    county_number = models.CharField(_("county number"), max_length=2)
+    county_name = models.CharField(_("county"), max_length=100)
+
+    class Meta:
+        ordering = ["number"]
+        verbose_name = _("kommune register entry")
+        verbose_name_plural = _("kommune register")
+
+    def __str__(self) -> str:
+        return f"{self.number} {self.name}"
+
+
+class OrganisationQuerySet(models.QuerySet["Organisation"]):
+    def visible_to(self, user: User | AnonymousUser) -> OrganisationQuerySet:
+        """Organisations the user is a member of; NHN staff see all, outsiders none."""
+        if not user.is_authenticated:
+            return self.none()
+        if Membership.objects.is_nhn_staff(user):
+            return self
+        return self.filter(
+            pk__in=Membership.objects.filter(user__pk=user.pk).values("organisation_id")
+        )
+
+
+class Organisation(models.Model):
+    class Kind(models.TextChoices):
+        KOMMUNE = "kommune", _("Kommune")
+        VENDOR = "vendor", _("Vendor")
+        OPERATOR = "operator", _("Operator (NHN)")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    orgnr = models.CharField(
+        _("organisation number"), max_length=9, unique=True, validators=[validate_orgnr]
+    )
+    name = models.CharField(_("name"), max_length=200)
+    kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices)
+    kommune = models.OneToOneField(
+        Kommune,
+        models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="organisation",
+        verbose_name=_("kommune register entry"),
+    )
+    epj_product = models.ForeignKey(
+        "Product",
+        models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="kommuner_using",
+        verbose_name=_("current EPJ"),
+    )
+    epj_switch_product = models.ForeignKey(
+        "Product",
+        models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="kommuner_switching_to",
+        verbose_name=_("planned EPJ"),
+    )
+    epj_switch_date = models.DateField(_("planned EPJ switch date"), null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = OrganisationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("organisation")
+        verbose_name_plural = _("organisations")
+        permissions = [("manage_organisation", "Can manage the organisation's members and plans")]
+        constraints = [
+            models.CheckConstraint(
+                name="tenants_organisation_kommune_iff_kind_kommune",
+                condition=(Q(kind="kommune") & Q(kommune__isnull=False))
+                | (~Q(kind="kommune") & Q(kommune__isnull=True)),
+                violation_error_message=_(
+                    "A kommune links to its register entry, and only a kommune does."
+                ),
+            ),
+            models.CheckConstraint(
+                name="tenants_organisation_epj_only_kommune",
+                condition=Q(kind="kommune")
+                | (
+                    Q(epj_product__isnull=True)
+                    & Q(epj_switch_product__isnull=True)
+                    & Q(epj_switch_date__isnull=True)
+                ),
+                violation_error_message=_("Only a kommune has an EPJ and EPJ switch plans."),
+            ),
+            models.CheckConstraint(
+                name="tenants_organisation_epj_switch_complete",
+                condition=Q(epj_switch_product__isnull=True, epj_switch_date__isnull=True)
+                | Q(epj_switch_product__isnull=False, epj_switch_date__isnull=False),
+                violation_error_message=_("A planned EPJ switch names both the EPJ and the date."),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.orgnr})"
+
+    @property
+    def is_on_epic(self) -> bool:
+        return self.epj_product is not None and self.epj_product.is_epic
+
+
+class Product(models.Model):
+    """A vendor's system; its system type decides what it may read and write."""
+
+    class SystemType(models.TextChoices):
+        EPJ = "EPJ", _("EPJ (electronic patient record)")
+        VFT = "VFT", _("VFT (welfare technology)")
+        DHO = "DHO", _("DHO (digital home follow-up)")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    vendor = models.ForeignKey(
+        Organisation, models.PROTECT, related_name="products", verbose_name=_("vendor")
+    )
+    name = models.CharField(_("name"), max_length=200)
+    system_type = models.CharField(_("system type"), max_length=3, choices=SystemType.choices)
+    is_epic = models.BooleanField(
+        _("Epic"), default=False, help_text=_("The EPJ is Epic (Helseplattformen).")
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("product")
+        verbose_name_plural = _("products")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["vendor", "name"],
+                name="tenants_product_unique_name_per_vendor",
+                violation_error_message=_("This vendor already has a product with that name."),
+            ),
+            models.CheckConstraint(
+                name="tenants_product_epic_is_epj",
+                condition=Q(is_epic=False) | Q(system_type="EPJ"),
+                violation_error_message=_("Only an EPJ can be Epic."),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.system_type})"
+
+
+class Role(models.TextChoices):
+    KOMMUNE_ADMIN = "kommune_admin", _("Kommune administrator")
+    KOMMUNE_READER = "kommune_reader", _("Kommune reader")
+    VENDOR_ADMIN = "vendor_admin", _("Vendor administrator")
+    VENDOR_DEVELOPER = "vendor_developer", _("Vendor developer")
+    NHN_OPERATOR = "nhn_operator", _("NHN operator")
+    NHN_AUDITOR = "nhn_auditor", _("NHN auditor")
+
+
+#: Which roles an organisation of each kind can give.
+ROLES_BY_KIND: dict[str, tuple[Role, ...]] = {
+    Organisation.Kind.KOMMUNE: (Role.KOMMUNE_ADMIN, Role.KOMMUNE_READER),
+    Organisation.Kind.VENDOR: (Role.VENDOR_ADMIN, Role.VENDOR_DEVELOPER),
+    Organisation.Kind.OPERATOR: (Role.NHN_OPERATOR, Role.NHN_AUDITOR),
+}
+#: The roles that administer their organisation (and hold its guardian object permissions).
+ADMIN_ROLES = frozenset({Role.KOMMUNE_ADMIN, Role.VENDOR_ADMIN, Role.NHN_OPERATOR})
+NHN_ROLES = frozenset({Role.NHN_OPERATOR, Role.NHN_AUDITOR})
+
+
+class MembershipQuerySet(models.QuerySet["Membership"]):
+    def of_user(self, user: User | AnonymousUser) -> MembershipQuerySet:
+        if not user.is_authenticated:
+            return self.none()
+        return self.filter(user__pk=user.pk)
+
+    def is_nhn_staff(self, user: User | AnonymousUser) -> bool:
+        """True for NHN operators and auditors, who see every organisation."""
+        return self.of_user(user).filter(role__in=NHN_ROLES).exists()
+
+
+class Membership(models.Model):
+    """A person's role in an organisation.
+
+    Made for an e-mail address (an invitation) and bound to the person at their first login, when
+    the identity claim of their login matches the address.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organisation = models.ForeignKey(
+        Organisation, models.PROTECT, related_name="memberships", verbose_name=_("organisation")
+    )
+    email = models.EmailField(_("e-mail address"))
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="memberships",
+    )
+    role = models.CharField(_("role"), max_length=20, choices=Role.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+    bound_at = models.DateTimeField(null=True, blank=True)
+
+    objects = MembershipQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["organisation__name", "email"]
+        verbose_name = _("membership")
+        verbose_name_plural = _("memberships")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organisation", "email"],
+                name="tenants_membership_unique_email",
+                violation_error_message=_("This person is already a member of the organisation."),
+            ),
+            models.UniqueConstraint(
+                fields=["organisation", "user"],
+                condition=Q(user__isnull=False),
+                name="tenants_membership_unique_user",
+                violation_error_message=_("This person is already a member of the organisation."),
+            ),
+            models.CheckConstraint(
+                name="tenants_membership_bound_with_time",
+                condition=Q(user__isnull=True) | Q(bound_at__isnull=False),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email}: {self.role} of {self.organisation_id}"
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role in ADMIN_ROLES
