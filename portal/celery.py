@@ -3,11 +3,30 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from celery import Celery
+from django.conf import settings
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
 app = Celery("portal")
 app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks(["portal"])  # the project's own tasks; apps' tasks.py are found too
 app.autodiscover_tasks()
+
+
+def _prepare_embedded_broker() -> None:
+    """kombu's filesystem transport and the file result backend need their folders to exist."""
+    folders = [
+        settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("data_folder_in"),
+        settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("processed_folder"),
+    ]
+    if settings.CELERY_RESULT_BACKEND.startswith("file://"):
+        folders.append(settings.CELERY_RESULT_BACKEND.removeprefix("file://"))
+    for folder in folders:
+        if folder:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+
+
+_prepare_embedded_broker()

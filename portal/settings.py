@@ -160,6 +160,8 @@ OIDC_RP_CLIENT_SECRET = env_secret("OIDC_RP_CLIENT_SECRET")
 OIDC_RP_SIGN_ALGO = os.getenv("OIDC_RP_SIGN_ALGO", "RS256")
 OIDC_RP_SCOPES = os.getenv("OIDC_RP_SCOPES", "openid email profile")
 OIDC_USE_PKCE = True
+OIDC_TOKEN_USE_BASIC_AUTH = True  # client_secret_basic, as the provider registers the portal
+OIDC_CALLBACK_CLASS = "tenants.auth.LoginCallbackView"
 OIDC_STORE_ID_TOKEN = True  # sent back as id_token_hint when logging out at the provider
 OIDC_OP_LOGOUT_URL_METHOD = "tenants.auth.provider_logout_url"
 # The claim whose value identifies a person and is matched against membership invitations:
@@ -235,11 +237,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = (
     if CELERY_BROKER_URL.startswith("filesystem")
     else {}
 )
-CELERY_RESULT_BACKEND = os.getenv(
-    "CELERY_RESULT_BACKEND",
+CELERY_RESULT_BACKEND = os.getenv("CELERY_RESULT_BACKEND") or (
     CELERY_BROKER_URL
     if CELERY_BROKER_URL.startswith(("redis://", "rediss://"))
-    else f"file://{_celery_dir / 'results'}",
+    else f"file://{_celery_dir / 'results'}"
 )
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_TASK_ACKS_LATE = True

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from urllib.parse import urlencode
 
+import requests
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.models import User
 from django.core.exceptions import SuspiciousOperation
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.utils.translation import gettext as _
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
+from mozilla_django_oidc.views import OIDCAuthenticationCallbackView
 
 from tenants.services import memberships_bind, normalize_email
+
+logger = logging.getLogger(__name__)
 
 
 def identity_from_claims(claims: dict[str, Any]) -> str | None:
@@ -29,6 +36,16 @@ class MembershipOIDCBackend(OIDCAuthenticationBackend):  # type: ignore[misc]
     The Django username is the identity itself, so invitations made before a person's first
     login and those made after it find the same user.
     """
+
+    def authenticate(self, request: HttpRequest | None, **kwargs: Any) -> User | None:
+        try:
+            user: User | None = super().authenticate(request, **kwargs)
+        except requests.RequestException as exc:
+            # The provider refused the code or did not answer: a failed login, not a server error.
+            # The message names the endpoint and status only; tokens are never logged.
+            logger.warning("login failed at the identity provider: %s", type(exc).__name__)
+            return None
+        return user
 
     def verify_claims(self, claims: dict[str, Any]) -> bool:
         return identity_from_claims(claims) is not None
@@ -75,3 +92,12 @@ def provider_logout_url(request: HttpRequest) -> str:
     if id_token := request.session.get("oidc_id_token"):
         params["id_token_hint"] = id_token
     return f"{settings.OIDC_OP_END_SESSION_ENDPOINT}?{urlencode(params)}"
+
+
+class LoginCallbackView(OIDCAuthenticationCallbackView):  # type: ignore[misc]
+    """Says in the page that a login failed, instead of silently landing on the front page."""
+
+    def login_failure(self) -> HttpResponse:
+        messages.error(self.request, _("The login did not succeed. Please try again."))
+        response: HttpResponse = super().login_failure()
+        return response

@@ -1,0 +1,80 @@
+"""Start and stop the real components the integration tests talk to, all on loopback.
+
+A component that cannot start fails the test: nothing here skips. ``make test`` installs them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+NODE = PROJECT_DIR / "node_modules" / ".bin" / "node"
+VENV_BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(
+    check: Callable[[], bool], *, timeout: float, what: str, log: Path | None = None
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    detail = f"\n--- {log} ---\n{log.read_text()[-4000:]}" if log and log.exists() else ""
+    raise AssertionError(f"{what} not ready within {timeout} s{detail}")
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@contextmanager
+def process(
+    args: list[str], *, log: Path, env: dict[str, str] | None = None, cwd: Path = PROJECT_DIR
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``args`` in its own process group for the block; stop it (and its children) after."""
+    if shutil.which(args[0]) is None and not Path(args[0]).exists():
+        raise AssertionError(f"{args[0]} is not installed: run `make test`, which installs it")
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            args,
+            cwd=cwd,
+            env={**os.environ, **(env or {})},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            yield proc
+        finally:
+            stop(proc)
+
+
+def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 15) -> None:
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, sig)
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=5)
+    except ProcessLookupError:
+        pass

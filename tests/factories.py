@@ -1,0 +1,84 @@
+"""factory_boy factories for the domain models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import factory
+from django.contrib.auth.models import User
+from django.utils import timezone
+
+from tenants.models import Kommune, Membership, Organisation, Product, Role
+from tenants.validators import orgnr_check_digit
+
+
+def valid_orgnr(n: int) -> str:
+    """The n-th nine-digit organisation number (from 920000000 up) with a valid check digit."""
+    base = 92000000 + n
+    while True:
+        check = orgnr_check_digit(str(base))
+        if check is not None:
+            return f"{base}{check}"
+        base += 1
+
+
+class UserFactory(factory.django.DjangoModelFactory[User]):
+    class Meta:
+        model = User
+        django_get_or_create = ("username",)
+
+    username = factory.Sequence(lambda n: f"person{n}@example.test")
+    email = factory.SelfAttribute("username")
+
+
+class OrganisationFactory(factory.django.DjangoModelFactory[Organisation]):
+    """A vendor by default; ``kind="kommune"`` takes the next free entry of the register."""
+
+    class Meta:
+        model = Organisation
+
+    orgnr = factory.Sequence(lambda n: valid_orgnr(n * 13))
+    name = factory.Sequence(lambda n: f"Organisation {n}")
+    kind = Organisation.Kind.VENDOR
+
+    @factory.lazy_attribute
+    def kommune(self) -> Kommune | None:
+        if self.kind != Organisation.Kind.KOMMUNE:
+            return None
+        return Kommune.objects.filter(organisation__isnull=True).order_by("number").first()
+
+
+class KommuneOrganisationFactory(OrganisationFactory):
+    kind = Organisation.Kind.KOMMUNE
+    name = factory.LazyAttribute(lambda o: f"{o.kommune.name} kommune")
+
+
+class ProductFactory(factory.django.DjangoModelFactory[Product]):
+    class Meta:
+        model = Product
+
+    vendor = factory.SubFactory(OrganisationFactory)
+    name = factory.Sequence(lambda n: f"Product {n}")
+    system_type = Product.SystemType.VFT
+
+
+class MembershipFactory(factory.django.DjangoModelFactory[Membership]):
+    """A bound membership; pass ``user=None`` for an open invitation."""
+
+    class Meta:
+        model = Membership
+
+    organisation = factory.SubFactory(OrganisationFactory)
+    user = factory.SubFactory(UserFactory)
+    email = factory.LazyAttribute(lambda o: o.user.username if o.user else "invitee@example.test")
+    role = Role.VENDOR_ADMIN
+    bound_at = factory.LazyAttribute(lambda o: timezone.now() if o.user else None)
+
+    @classmethod
+    def _create(cls, model_class: type[Membership], *args: Any, **kwargs: Any) -> Membership:
+        # Through the service function, so guardian permissions are in step as in production.
+        from tenants.services import organisation_permissions_sync
+
+        membership = super()._create(model_class, *args, **kwargs)
+        organisation_permissions_sync(organisation=membership.organisation)
+        return membership

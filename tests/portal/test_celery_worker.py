@@ -1,0 +1,78 @@
+"""A task run by a real Celery worker process, through Redis and through the embedded broker."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.components import PROJECT_DIR, VENV_BIN
+from tests.integration import RedisServer, celery_env
+
+pytestmark = pytest.mark.integration
+
+StartWorker = Callable[[dict[str, str]], subprocess.Popen[bytes]]
+
+# Sent from a separate process configured only by the environment, as the web process would be.
+SEND_PING = """
+import json, django
+django.setup()
+from portal.tasks import ping
+print(json.dumps(ping.delay().get(timeout=30)))
+"""
+
+
+def send_ping(env: dict[str, str]) -> dict[str, str]:
+    result = subprocess.run(
+        [str(VENV_BIN / "python"), "-c", SEND_PING],
+        cwd=PROJECT_DIR,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "portal.settings", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    answer: dict[str, str] = json.loads(result.stdout.strip().splitlines()[-1])
+    return answer
+
+
+def test_a_worker_runs_a_task_sent_through_redis(
+    tmp_path: Path, redis_server: RedisServer, start_worker: StartWorker
+) -> None:
+    env = celery_env(tmp_path, redis_server.url)
+    start_worker(env)
+
+    assert "pong" in send_ping(env)
+
+
+def test_a_worker_runs_a_task_sent_through_the_embedded_broker(
+    tmp_path: Path, start_worker: StartWorker
+) -> None:
+    env = celery_env(tmp_path, "filesystem://")
+    start_worker(env)
+
+    assert "pong" in send_ping(env)
+    # The message really went through the folder queue of the embedded broker.
+    assert (tmp_path / "var" / "celery" / "queue").is_dir()
+
+
+def test_without_a_worker_nothing_answers(tmp_path: Path) -> None:
+    """The round trip above is the worker's doing: with no worker the sender times out."""
+    env = celery_env(tmp_path, "filesystem://")
+    script = SEND_PING.replace("timeout=30", "timeout=3")
+    result = subprocess.run(
+        [str(VENV_BIN / "python"), "-c", script],
+        cwd=PROJECT_DIR,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "portal.settings", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "TimeoutError" in result.stderr
