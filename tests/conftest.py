@@ -50,3 +50,12 @@ def people(kommune: Organisation, vendor: Organisation, nhn: Organisation) -> di
         "nhn_operator": MembershipFactory(organisation=nhn, role=Role.NHN_OPERATOR).user,
         "nhn_auditor": MembershipFactory(organisation=nhn, role=Role.NHN_AUDITOR).user,
     }
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    return [
+        f"database: {database['ENGINE']} {database['NAME']}; broker: {settings.CELERY_BROKER_URL}"
+    ]

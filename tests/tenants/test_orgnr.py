@@ -25,7 +25,7 @@ def test_a_wrong_check_digit_is_refused_with_its_reason() -> None:
     with pytest.raises(ValidationError) as excinfo:
         validate_orgnr("994598758")
     assert excinfo.value.code == "orgnr_check_digit"
-    assert "check digit is wrong" in excinfo.value.messages[0]
+    assert "kontrollsifferet er feil" in excinfo.value.messages[0]  # bokmål first
 
 
 def test_a_number_whose_computed_check_digit_is_10_is_invalid() -> None:
