@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from guardian.shortcuts import assign_perm, get_users_with_perms, remove_perm
 
+from portal.db import create_validated
 from tenants.models import (
     ADMIN_ROLES,
     ROLES_BY_KIND,
@@ -61,9 +62,7 @@ def organisation_register(
         raise ValidationError({"kommune": _("Only a kommune has a kommune number.")})
 
     organisation = Organisation(orgnr=orgnr, name=name.strip(), kind=kind, kommune=kommune)
-    organisation.full_clean()
-    organisation.save()
-    return organisation
+    return create_validated(organisation)
 
 
 @transaction.atomic
@@ -74,9 +73,7 @@ def product_register(
     if vendor.kind != Organisation.Kind.VENDOR:
         raise ValidationError({"vendor": _("Only vendors have products.")})
     product = Product(vendor=vendor, name=name.strip(), system_type=system_type, is_epic=is_epic)
-    product.full_clean()
-    product.save()
-    return product
+    return create_validated(product)
 
 
 @transaction.atomic
@@ -98,13 +95,11 @@ def membership_invite(*, organisation: Organisation, email: str, role: str) -> M
             }
         )
     membership = Membership(organisation=organisation, email=email, role=role)
-    membership.full_clean()
-
     user = get_user_model().objects.filter(username=email).first()
     if user is not None:
         membership.user = user
         membership.bound_at = timezone.now()
-    membership.save()
+    create_validated(membership)
     organisation_permissions_sync(organisation=organisation)
     return membership
 

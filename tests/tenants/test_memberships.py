@@ -102,3 +102,22 @@ def test_an_open_invitation_holds_no_permissions(kommune: Organisation) -> None:
     assert get_perms(later, kommune) == []  # the user exists now, but has not logged in yet
     services.memberships_bind(user=later, identity="later@k.example")
     assert "manage_organisation" in get_perms(later, kommune)
+
+
+def test_a_duplicate_that_races_past_the_check_is_still_a_validation_error(
+    kommune: Organisation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services.membership_invite(organisation=kommune, email="a@k.example", role=Role.KOMMUNE_READER)
+    # Simulate the race: the check before INSERT sees nothing, the constraint catches it.
+    original = Membership.validate_constraints
+    calls = {"n": 0}
+
+    def first_check_misses(self: Membership, exclude: object = None) -> None:
+        calls["n"] += 1
+        if calls["n"] > 1:
+            original(self, exclude)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Membership, "validate_constraints", first_check_misses)
+    with pytest.raises(ValidationError):
+        services.membership_invite(organisation=kommune, email="a@k.example", role="kommune_admin")
+    assert Membership.objects.filter(organisation=kommune).count() == 1
