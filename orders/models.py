@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
@@ -13,7 +14,10 @@ from django.utils import timezone
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
-from tenants.models import Product
+from tenants.models import Environment, OAuthClient, Organisation, Product
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser, User
 
 SYSTEM_TYPES = frozenset(Product.SystemType.values)
 
@@ -24,11 +28,6 @@ def validate_system_types(value: Any) -> None:
             _("Give a list of system types among %(types)s."),
             params={"types": ", ".join(sorted(SYSTEM_TYPES))},
         )
-
-
-class Environment(models.TextChoices):
-    TEST = "test", _("Test")
-    PRODUCTION = "production", _("Production")
 
 
 class Access(models.TextChoices):
@@ -142,3 +141,389 @@ class ServiceAvailability(models.Model):
 
     def __str__(self) -> str:
         return f"{self.service_id} in {self.environment} from {self.available_from}"
+
+
+# --- Data-processing instructions ---------------------------------------------------------------
+
+
+class InstructionQuerySet(models.QuerySet["Instruction"]):
+    def visible_to(self, user: User | AnonymousUser) -> InstructionQuerySet:
+        """A kommune's instructions, for its members and NHN staff."""
+        return self.filter(kommune__in=Organisation.objects.visible_to(user))
+
+    def signed(self) -> InstructionQuerySet:
+        return self.filter(signed_at__isnull=False)
+
+    def current_for(self, kommune: Organisation) -> Instruction | None:
+        """The kommune's newest signed version: the one in force."""
+        return (
+            self.signed()
+            .filter(kommune=kommune)
+            .prefetch_related("services")
+            .order_by("-version")
+            .first()
+        )
+
+
+class Instruction(models.Model):
+    """A kommune's data-processing instruction to NHN (databehandlerinstruks, GDPR art. 28(3)).
+
+    A draft may be edited; once signed by a named kommune admin it is immutable. Signing a new
+    version supersedes the one before; grants keep the version they were approved under.
+    """
+
+    class SharingScope(models.TextChoices):
+        KOMMUNE_ONLY = "kommune_only", _("Inside the kommune only")
+        NAMED_ORGANISATIONS = (
+            "named_organisations",
+            _("Named organisations with a need to know (tjenstlig behov)"),
+        )
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kommune = models.ForeignKey(Organisation, models.PROTECT, related_name="instructions")
+    version = models.PositiveIntegerField(_("version"))
+    subject_matter = models.TextField(_("subject matter"))
+    duration = models.CharField(_("duration"), max_length=200)
+    nature_and_purpose = models.TextField(_("nature and purpose"))
+    personal_data_categories = models.JSONField(_("categories of personal data"), default=list)
+    data_subject_categories = models.JSONField(_("categories of data subjects"), default=list)
+    services = models.ManyToManyField(
+        Service, related_name="instructions", verbose_name=_("services")
+    )
+    sharing_scope = models.CharField(
+        _("sharing scope"),
+        max_length=20,
+        choices=SharingScope.choices,
+        default=SharingScope.KOMMUNE_ONLY,
+    )
+    shared_with = models.JSONField(_("organisations shared with (orgnr)"), default=list, blank=True)
+    retention = models.CharField(_("retention"), max_length=500)
+    sub_processors_acknowledged = models.JSONField(
+        _("sub-processors acknowledged"), default=list, blank=True
+    )
+    contact_name = models.CharField(_("contact person"), max_length=200)
+    contact_email = models.EmailField(_("contact e-mail"))
+    contact_phone = models.CharField(_("contact phone"), max_length=40, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    signed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    signed_by_name = models.CharField(_("signed by"), max_length=200, blank=True)
+    signed_at = models.DateTimeField(_("signed at"), null=True, blank=True)
+    superseded_at = models.DateTimeField(_("superseded at"), null=True, blank=True)
+
+    objects = InstructionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["kommune", "-version"]
+        verbose_name = _("data-processing instruction")
+        verbose_name_plural = _("data-processing instructions")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kommune", "version"], name="orders_instruction_unique_version"
+            ),
+            models.CheckConstraint(
+                name="orders_instruction_signed_by_someone",
+                condition=Q(signed_at__isnull=True) | Q(signed_by__isnull=False),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"instruction v{self.version} of {self.kommune_id}"
+
+    @property
+    def status(self) -> str:
+        if self.signed_at is None:
+            return "draft"
+        return "superseded" if self.superseded_at else "signed"
+
+
+# --- Delegations --------------------------------------------------------------------------------
+
+
+class DelegationQuerySet(models.QuerySet["Delegation"]):
+    def visible_to(self, user: User | AnonymousUser) -> DelegationQuerySet:
+        """For members of the delegating kommune or of the vendor, and NHN staff."""
+        visible = Organisation.objects.visible_to(user)
+        return self.filter(Q(kommune__in=visible) | Q(vendor__in=visible))
+
+    def in_force(self, on: datetime.date | None = None) -> DelegationQuerySet:
+        day = on or timezone.localdate()
+        return self.filter(
+            Q(valid_until__isnull=True) | Q(valid_until__gte=day),
+            revoked_at__isnull=True,
+            valid_from__lte=day,
+        )
+
+
+class Delegation(models.Model):
+    """A kommune lets a vendor's requests for these services be approved without asking it."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kommune = models.ForeignKey(Organisation, models.PROTECT, related_name="delegations_given")
+    vendor = models.ForeignKey(Organisation, models.PROTECT, related_name="delegations_received")
+    services = models.ManyToManyField(Service, related_name="delegations")
+    valid_from = models.DateField(_("valid from"))
+    valid_until = models.DateField(_("valid until"), null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    expired_at = models.DateTimeField(_("expiry handled at"), null=True, blank=True)
+
+    objects = DelegationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("delegation")
+        verbose_name_plural = _("delegations")
+        constraints = [
+            models.CheckConstraint(
+                name="orders_delegation_valid_period",
+                condition=Q(valid_until__isnull=True) | Q(valid_until__gte=models.F("valid_from")),
+                violation_error_message=_("A delegation cannot end before it starts."),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"delegation {self.kommune_id} -> {self.vendor_id}"
+
+    def in_force(self, on: datetime.date | None = None) -> bool:
+        day = on or timezone.localdate()
+        return (
+            self.revoked_at is None
+            and self.valid_from <= day
+            and (self.valid_until is None or day <= self.valid_until)
+        )
+
+    @property
+    def status(self) -> str:
+        if self.revoked_at is not None:
+            return "revoked"
+        today = timezone.localdate()
+        if self.valid_until is not None and self.valid_until < today:
+            return "expired"
+        return "active" if self.valid_from <= today else "scheduled"
+
+
+# --- Access requests and grants -----------------------------------------------------------------
+
+
+class AccessRequestQuerySet(models.QuerySet["AccessRequest"]):
+    def visible_to(self, user: User | AnonymousUser) -> AccessRequestQuerySet:
+        """For members of the kommune asked and of the client's vendor, and NHN staff."""
+        visible = Organisation.objects.visible_to(user)
+        return self.filter(Q(kommune__in=visible) | Q(client__vendor__in=visible))
+
+
+class AccessRequest(models.Model):
+    """An order: a client asks a kommune for a set of (service, access) items."""
+
+    class Initiator(models.TextChoices):
+        KOMMUNE = "kommune", _("The kommune")
+        VENDOR = "vendor", _("The vendor")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    client = models.ForeignKey(OAuthClient, models.PROTECT, related_name="access_requests")
+    kommune = models.ForeignKey(Organisation, models.PROTECT, related_name="access_requests")
+    initiated_by = models.CharField(_("initiated by"), max_length=7, choices=Initiator.choices)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.PROTECT, related_name="+", verbose_name=_("requested by")
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    objects = AccessRequestQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("access request")
+        verbose_name_plural = _("access requests")
+
+    def __str__(self) -> str:
+        return f"request {self.pk} for {self.kommune_id}"
+
+
+class ItemStatus(models.TextChoices):
+    APPROVED = "approved", _("Approved")
+    REJECTED = "rejected", _("Rejected")
+    AWAITING_KOMMUNE = "awaiting_kommune", _("Awaiting the kommune")
+    AWAITING_AVAILABILITY = "awaiting_availability", _("Awaiting availability")
+    WITHDRAWN = "withdrawn", _("Withdrawn")
+
+
+WAITING_STATUSES = frozenset({ItemStatus.AWAITING_KOMMUNE, ItemStatus.AWAITING_AVAILABILITY})
+
+
+class AccessRequestItem(models.Model):
+    """One (service, access) of a request, with the policy's decision and its reason."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    request = models.ForeignKey(AccessRequest, models.CASCADE, related_name="items")
+    service = models.ForeignKey(Service, models.PROTECT, related_name="+")
+    access = models.CharField(_("access"), max_length=5, choices=Access.choices)
+    service_codes = models.JSONField(_("service codes"), default=list, blank=True)
+    status = models.CharField(_("status"), max_length=21, choices=ItemStatus.choices)
+    # The reason is kept as a code and its parameters, and worded in the reader's language.
+    reason_code = models.CharField(_("reason code"), max_length=40, blank=True)
+    reason_params = models.JSONField(default=dict, blank=True)
+    kommune_approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    grant = models.ForeignKey(
+        "Grant", models.PROTECT, null=True, blank=True, related_name="request_items"
+    )
+
+    class Meta:
+        ordering = ["request", "service__position", "access"]
+        verbose_name = _("access request item")
+        verbose_name_plural = _("access request items")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["request", "service", "access"], name="orders_item_unique_per_request"
+            ),
+            models.CheckConstraint(
+                name="orders_item_approved_has_grant",
+                condition=~Q(status="approved") | Q(grant__isnull=False),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.service_id} {self.access}: {self.status}"
+
+
+class GrantStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    PROVISIONING = "provisioning", _("Provisioning")
+    ACTIVE = "active", _("Active")
+    FAILED = "failed", _("Failed")
+    REVOKING = "revoking", _("Revoking")
+    REVOKED = "revoked", _("Revoked")
+
+
+#: Grants that hold (or are about to hold) access: at most one per client, kommune, service, access.
+LIVE_GRANT_STATUSES = (
+    GrantStatus.PENDING,
+    GrantStatus.PROVISIONING,
+    GrantStatus.ACTIVE,
+    GrantStatus.FAILED,
+)
+
+
+class GrantQuerySet(models.QuerySet["Grant"]):
+    def visible_to(self, user: User | AnonymousUser) -> GrantQuerySet:
+        visible = Organisation.objects.visible_to(user)
+        return self.filter(Q(kommune__in=visible) | Q(client__vendor__in=visible))
+
+    def live(self) -> GrantQuerySet:
+        return self.filter(status__in=LIVE_GRANT_STATUSES)
+
+
+class Grant(models.Model):
+    """Client x kommune x service x access. Never deleted: revoked, so history stays."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    client = models.ForeignKey(OAuthClient, models.PROTECT, related_name="grants")
+    kommune = models.ForeignKey(Organisation, models.PROTECT, related_name="grants")
+    service = models.ForeignKey(Service, models.PROTECT, related_name="grants")
+    access = models.CharField(_("access"), max_length=5, choices=Access.choices)
+    scope = models.CharField(_("scope"), max_length=100)
+    service_codes = models.JSONField(_("service codes"), default=list, blank=True)
+    instruction = models.ForeignKey(
+        Instruction, models.PROTECT, null=True, blank=True, related_name="grants"
+    )
+    delegation = models.ForeignKey(
+        Delegation, models.PROTECT, null=True, blank=True, related_name="grants"
+    )
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    approved_automatically = models.BooleanField(_("approved by policy"), default=False)
+    status = models.CharField(
+        _("status"), max_length=12, choices=GrantStatus.choices, default=GrantStatus.PENDING
+    )
+    status_changed_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    revoke_reason = models.CharField(_("reason for revocation"), max_length=300, blank=True)
+
+    objects = GrantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("grant")
+        verbose_name_plural = _("grants")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["client", "kommune", "service", "access"],
+                condition=Q(status__in=LIVE_GRANT_STATUSES),
+                name="orders_grant_one_live_per_item",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["kommune", "status"], name="orders_grant_kommune_idx"),
+            models.Index(fields=["client", "status"], name="orders_grant_client_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scope} for {self.client_id} in {self.kommune_id} ({self.status})"
+
+
+# --- The provisioning outbox ---------------------------------------------------------------------
+
+
+class ProvisioningJob(models.Model):
+    """A durable request to bring one client's outside state (authorization server, gateway) in
+    line with the database; written in the same transaction as the change it serves.
+
+    The job carries no desired state: the worker reads it when it runs, so the latest state wins
+    and jobs for one client coalesce.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        RUNNING = "running", _("Running")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    client = models.ForeignKey(OAuthClient, models.PROTECT, related_name="provisioning_jobs")
+    grant = models.ForeignKey(
+        Grant, models.PROTECT, null=True, blank=True, related_name="provisioning_jobs"
+    )
+    reason = models.CharField(_("reason"), max_length=40)
+    status = models.CharField(
+        _("status"), max_length=8, choices=Status.choices, default=Status.PENDING
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        verbose_name = _("provisioning job")
+        verbose_name_plural = _("provisioning jobs")
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="orders_job_due_idx"),
+            models.Index(fields=["client", "status"], name="orders_job_client_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reason} for {self.client_id} ({self.status})"

@@ -6,7 +6,8 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from orders.models import Environment, Service
+from orders.models import Service
+from tenants.models import Environment
 
 
 @login_required

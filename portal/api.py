@@ -9,18 +9,20 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from portal.exceptions import Conflict
 
-class Conflict(exceptions.APIException):
-    """The request is well formed but clashes with the stored state (HTTP 409)."""
 
+class ConflictError(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
     default_detail = "The request conflicts with the current state."
     default_code = "conflict"
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    """Answer a service's ``ValidationError`` as 400 with field errors, as a serializer would."""
+    """Answer a service's ``ValidationError`` as 400 with field errors, and ``Conflict`` as 409."""
     if isinstance(exc, DjangoValidationError):
         detail: Any = exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
         exc = exceptions.ValidationError(detail=detail)
+    elif isinstance(exc, Conflict):
+        exc = ConflictError(detail=exc.message)
     return drf_exception_handler(exc, context)

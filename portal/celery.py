@@ -15,6 +15,12 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(["portal"])  # the project's own tasks; apps' tasks.py are found too
 app.autodiscover_tasks()
 
+app.conf.beat_schedule = {
+    # Expiry and opening dates are days: a few minutes' delay is well inside their precision.
+    "expire-delegations": {"task": "orders.expire_delegations", "schedule": 300.0},
+    "release-available-items": {"task": "orders.release_available_items", "schedule": 300.0},
+}
+
 
 def _prepare_embedded_broker() -> None:
     """kombu's filesystem transport and the file result backend need their folders to exist."""

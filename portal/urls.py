@@ -6,13 +6,33 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from orders.api.views import ServiceViewSet
+from orders.api.views import (
+    AccessRequestViewSet,
+    ClientViewSet,
+    DelegationViewSet,
+    GrantViewSet,
+    InstructionViewSet,
+    ServiceViewSet,
+)
 from portal.health import healthz, readyz
-from tenants.api.views import OrganizationViewSet
+from tenants.api.views import (
+    AuditEventViewSet,
+    MembershipViewSet,
+    OrganizationViewSet,
+    ProductViewSet,
+)
 
 router = DefaultRouter()
 router.register("services", ServiceViewSet, basename="service")
 router.register("organizations", OrganizationViewSet, basename="organization")
+router.register("memberships", MembershipViewSet, basename="membership")
+router.register("products", ProductViewSet, basename="product")
+router.register("instructions", InstructionViewSet, basename="instruction")
+router.register("delegations", DelegationViewSet, basename="delegation")
+router.register("clients", ClientViewSet, basename="client")
+router.register("access-requests", AccessRequestViewSet, basename="access-request")
+router.register("grants", GrantViewSet, basename="grant")
+router.register("audit-events", AuditEventViewSet, basename="audit-event")
 
 urlpatterns = [
     path("", include("tenants.urls")),

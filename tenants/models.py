@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime
 import uuid
 from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from tenants.validators import validate_kommunenummer, validate_orgnr
@@ -36,6 +38,9 @@ class Kommune(models.Model):
 
 
 class OrganisationQuerySet(models.QuerySet["Organisation"]):
+    def kommuner(self) -> OrganisationQuerySet:
+        return self.filter(kind=Organisation.Kind.KOMMUNE)
+
     def visible_to(self, user: User | AnonymousUser) -> OrganisationQuerySet:
         """Organisations the user is a member of; NHN staff see all, outsiders none."""
         if not user.is_authenticated:
@@ -128,6 +133,18 @@ class Organisation(models.Model):
     def is_on_epic(self) -> bool:
         return self.epj_product is not None and self.epj_product.is_epic
 
+    def epj_for(self, environment: str, on: datetime.date | None = None) -> Product | None:
+        """The EPJ that counts for ``environment``, reading the planned switch.
+
+        Production follows the switch from its date. The test environment follows it as soon as
+        it is planned, so a kommune can test the new EPJ's services before it switches.
+        """
+        switch, when = self.epj_switch_product, self.epj_switch_date
+        if switch is None or when is None:
+            return self.epj_product
+        switched = environment == Environment.TEST or when <= (on or timezone.localdate())
+        return switch if switched else self.epj_product
+
 
 class Product(models.Model):
     """A vendor's system; its system type decides what it may read and write."""
@@ -169,6 +186,11 @@ class Product(models.Model):
         return f"{self.name} ({self.system_type})"
 
 
+class Environment(models.TextChoices):
+    TEST = "test", _("Test")
+    PRODUCTION = "production", _("Production")
+
+
 class Role(models.TextChoices):
     KOMMUNE_ADMIN = "kommune_admin", _("Kommune administrator")
     KOMMUNE_READER = "kommune_reader", _("Kommune reader")
@@ -187,6 +209,15 @@ ROLES_BY_KIND: dict[str, tuple[Role, ...]] = {
 #: The roles that administer their organisation (and hold its guardian object permissions).
 ADMIN_ROLES = frozenset({Role.KOMMUNE_ADMIN, Role.VENDOR_ADMIN, Role.NHN_OPERATOR})
 NHN_ROLES = frozenset({Role.NHN_OPERATOR, Role.NHN_AUDITOR})
+#: A role's rank: nobody grants a role ranked above their own.
+ROLE_RANK: dict[str, int] = {
+    Role.KOMMUNE_READER: 1,
+    Role.VENDOR_DEVELOPER: 1,
+    Role.NHN_AUDITOR: 1,
+    Role.KOMMUNE_ADMIN: 2,
+    Role.VENDOR_ADMIN: 2,
+    Role.NHN_OPERATOR: 3,
+}
 
 
 class MembershipQuerySet(models.QuerySet["Membership"]):
@@ -198,6 +229,16 @@ class MembershipQuerySet(models.QuerySet["Membership"]):
     def is_nhn_staff(self, user: User | AnonymousUser) -> bool:
         """True for NHN operators and auditors, who see every organisation."""
         return self.of_user(user).filter(role__in=NHN_ROLES).exists()
+
+    def visible_to(self, user: User | AnonymousUser) -> MembershipQuerySet:
+        """Members of the organisations the user belongs to; NHN staff see all."""
+        if not user.is_authenticated:
+            return self.none()
+        if self.model.objects.is_nhn_staff(user):
+            return self.all()
+        return self.filter(
+            organisation__in=Membership.objects.filter(user__pk=user.pk).values("organisation_id")
+        )
 
 
 class Membership(models.Model):
@@ -253,3 +294,103 @@ class Membership(models.Model):
     @property
     def is_admin(self) -> bool:
         return self.role in ADMIN_ROLES
+
+
+class OAuthClientQuerySet(models.QuerySet["OAuthClient"]):
+    def visible_to(self, user: User | AnonymousUser) -> OAuthClientQuerySet:
+        """The clients of the vendors the user belongs to; NHN staff see all.
+
+        Kommune members see the clients that have asked their kommune for access (orders adds
+        those; see ``orders.selectors``).
+        """
+        if not user.is_authenticated:
+            return self.none()
+        if Membership.objects.is_nhn_staff(user):
+            return self
+        return self.filter(
+            vendor__in=Membership.objects.filter(user__pk=user.pk).values("organisation_id")
+        )
+
+    def active(self) -> OAuthClientQuerySet:
+        return self.filter(removed_at__isnull=True)
+
+
+class OAuthClient(models.Model):
+    """An OAuth client of a vendor's product, authenticating with private_key_jwt.
+
+    Multi-tenant: one client may serve many kommuner. The portal holds its public keys only.
+    ``client_id`` is the authorization server's, set once the client is provisioned.
+    """
+
+    class Purpose(models.TextChoices):
+        FHIR = "fhir", _("FHIR information services")
+        PORTAL_API = "portal_api", _("The portal's own API (automation)")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    vendor = models.ForeignKey(
+        Organisation, models.PROTECT, related_name="clients", verbose_name=_("owner")
+    )
+    product = models.ForeignKey(
+        Product, models.PROTECT, null=True, blank=True, related_name="clients"
+    )
+    name = models.CharField(_("name"), max_length=200)
+    environment = models.CharField(_("environment"), max_length=10, choices=Environment.choices)
+    purpose = models.CharField(
+        _("purpose"), max_length=12, choices=Purpose.choices, default=Purpose.FHIR
+    )
+    client_id = models.CharField(
+        _("client_id at the authorization server"), max_length=200, blank=True, db_index=True
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    removed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = OAuthClientQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name", "created_at"]
+        verbose_name = _("client")
+        verbose_name_plural = _("clients")
+        constraints = [
+            models.CheckConstraint(
+                name="tenants_oauthclient_fhir_has_product",
+                condition=Q(purpose="portal_api") | Q(product__isnull=False),
+                violation_error_message=_(
+                    "A client for the information services names its product."
+                ),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.environment})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.removed_at is None
+
+
+class ClientKey(models.Model):
+    """One public signing key of a client (a JWK without private members)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    client = models.ForeignKey(OAuthClient, models.CASCADE, related_name="keys")
+    kid = models.CharField(max_length=200)
+    kty = models.CharField(max_length=3)
+    alg = models.CharField(max_length=5)
+    jwk = models.JSONField()
+    expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["client", "created_at", "kid"]
+        verbose_name = _("client key")
+        verbose_name_plural = _("client keys")
+        constraints = [
+            models.UniqueConstraint(fields=["client", "kid"], name="tenants_clientkey_unique_kid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kid} ({self.alg})"

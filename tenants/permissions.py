@@ -1,13 +1,57 @@
-"""DRF permissions from memberships. Roles come from memberships only, never from ``is_staff``."""
+"""Who may change what. Roles come from memberships only, never from ``is_staff``.
+
+Visibility is the querysets' job (``visible_to``): outsiders never reach these checks and get 404.
+These answer the next question, for members: may this person do this here (403 otherwise)?
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from django.utils.translation import gettext as _
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
-from tenants.models import Membership, Role
+from tenants.models import Membership, Organisation, Role
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser, User
+
+
+def roles_in(user: User | AnonymousUser, organisation: Organisation) -> set[str]:
+    return set(
+        Membership.objects.of_user(user)
+        .filter(organisation=organisation)
+        .values_list("role", flat=True)
+    )
+
+
+def is_nhn_operator(user: User | AnonymousUser) -> bool:
+    return Membership.objects.of_user(user).filter(role=Role.NHN_OPERATOR).exists()
+
+
+def is_admin_of(user: User | AnonymousUser, organisation: Organisation) -> bool:
+    """The organisation's admins hold its guardian object permission ``manage_organisation``."""
+    return user.is_authenticated and user.has_perm("tenants.manage_organisation", organisation)
+
+
+def require_admin(user: User | AnonymousUser, organisation: Organisation) -> None:
+    if not is_admin_of(user, organisation):
+        raise PermissionDenied(
+            _("Only an administrator of %(name)s may do this.") % {"name": organisation.name}
+        )
+
+
+def require_role(user: User | AnonymousUser, organisation: Organisation, *roles: str) -> None:
+    if not roles_in(user, organisation) & set(roles):
+        raise PermissionDenied(
+            _("This needs the role %(roles)s in %(name)s.")
+            % {
+                "roles": _(" or ").join(str(Role(r).label) for r in roles),
+                "name": organisation.name,
+            }
+        )
 
 
 class IsNhnOperator(BasePermission):
@@ -16,4 +60,4 @@ class IsNhnOperator(BasePermission):
     message = "Only NHN operators may do this."
 
     def has_permission(self, request: Request, view: Any) -> bool:
-        return Membership.objects.of_user(request.user).filter(role=Role.NHN_OPERATOR).exists()
+        return is_nhn_operator(request.user)

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+import datetime
+from typing import TYPE_CHECKING, Any, cast
 
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from guardian.shortcuts import assign_perm, get_users_with_perms, remove_perm
 
+from audit.services import audit_event_record
 from portal.db import create_validated
+from portal.exceptions import Conflict
 from tenants.models import (
     ADMIN_ROLES,
+    ROLE_RANK,
     ROLES_BY_KIND,
     Kommune,
     Membership,
@@ -36,7 +41,12 @@ def normalize_email(email: str) -> str:
 
 @transaction.atomic
 def organisation_register(
-    *, orgnr: str, name: str, kind: str, kommune_number: str | None = None
+    *,
+    orgnr: str,
+    name: str,
+    kind: str,
+    kommune_number: str | None = None,
+    actor: User | None = None,
 ) -> Organisation:
     """Register an organisation (NHN operators do this); on ValidationError nothing is written."""
     kommune: Kommune | None = None
@@ -61,39 +71,95 @@ def organisation_register(
     elif kommune_number:
         raise ValidationError({"kommune": _("Only a kommune has a kommune number.")})
 
-    organisation = Organisation(orgnr=orgnr, name=name.strip(), kind=kind, kommune=kommune)
-    return create_validated(organisation)
+    organisation = create_validated(
+        Organisation(orgnr=orgnr, name=name.strip(), kind=kind, kommune=kommune)
+    )
+    audit_event_record(
+        actor=actor,
+        action="organisation.registered",
+        target=organisation,
+        organisation=organisation,
+        after={"orgnr": orgnr, "name": organisation.name, "kind": kind, "kommune": kommune_number},
+    )
+    return organisation
 
 
 @transaction.atomic
 def product_register(
-    *, vendor: Organisation, name: str, system_type: str, is_epic: bool = False
+    *,
+    vendor: Organisation,
+    name: str,
+    system_type: str,
+    is_epic: bool = False,
+    actor: User | None = None,
 ) -> Product:
     """Register a vendor's product; raises ValidationError for a non-vendor or a duplicate name."""
     if vendor.kind != Organisation.Kind.VENDOR:
         raise ValidationError({"vendor": _("Only vendors have products.")})
-    product = Product(vendor=vendor, name=name.strip(), system_type=system_type, is_epic=is_epic)
-    return create_validated(product)
+    product = create_validated(
+        Product(vendor=vendor, name=name.strip(), system_type=system_type, is_epic=is_epic)
+    )
+    audit_event_record(
+        actor=actor,
+        action="product.registered",
+        target=product,
+        organisation=vendor,
+        after={"name": product.name, "system_type": system_type, "is_epic": is_epic},
+    )
+    return product
 
 
-@transaction.atomic
-def membership_invite(*, organisation: Organisation, email: str, role: str) -> Membership:
-    """Invite a person by e-mail address; binds at once if they have logged in before.
+def _role_label(role: str) -> str:
+    return str(Role(role).label) if role in Role.values else role
 
-    Raises ValidationError for a role the organisation's kind does not give, or a second
-    membership of the same person in the same organisation.
+
+def actor_rank(*, actor: User | None, organisation: Organisation) -> int:
+    """The highest rank the actor holds over ``organisation``; NHN operators outrank everyone.
+
+    ``None`` is the system itself (demo seeding, bootstrap), which may do anything.
     """
-    email = normalize_email(email)
+    if actor is None:
+        return max(ROLE_RANK.values())
+    roles = Membership.objects.filter(user__pk=actor.pk).filter(
+        Q(organisation=organisation) | Q(role=Role.NHN_OPERATOR)
+    )
+    return max((ROLE_RANK[m.role] for m in roles), default=0)
+
+
+def _check_role(*, organisation: Organisation, role: str, actor: User | None) -> None:
     if role not in ROLES_BY_KIND[organisation.kind]:
         raise ValidationError(
             {
                 "role": _("A %(kind)s cannot give the role %(role)s.")
-                % {
-                    "kind": organisation.get_kind_display(),
-                    "role": Role(role).label if role in Role.values else role,
-                }
+                % {"kind": organisation.get_kind_display(), "role": _role_label(role)}
             }
         )
+    if ROLE_RANK[role] > actor_rank(actor=actor, organisation=organisation):
+        raise PermissionDenied(
+            _("You cannot give the role %(role)s: it is above your own.")
+            % {"role": _role_label(role)}
+        )
+
+
+def _membership_snapshot(membership: Membership) -> dict[str, Any]:
+    return {
+        "email": membership.email,
+        "role": membership.role,
+        "bound": membership.user_id is not None,
+    }
+
+
+@transaction.atomic
+def membership_invite(
+    *, organisation: Organisation, email: str, role: str, actor: User | None = None
+) -> Membership:
+    """Invite a person by e-mail address; binds at once if they have logged in before.
+
+    Raises ValidationError for a role the organisation's kind does not give or a second
+    membership of the same person, and PermissionDenied for a role above the actor's own.
+    """
+    email = normalize_email(email)
+    _check_role(organisation=organisation, role=role, actor=actor)
     membership = Membership(organisation=organisation, email=email, role=role)
     user = get_user_model().objects.filter(username=email).first()
     if user is not None:
@@ -101,7 +167,74 @@ def membership_invite(*, organisation: Organisation, email: str, role: str) -> M
         membership.bound_at = timezone.now()
     create_validated(membership)
     organisation_permissions_sync(organisation=organisation)
+    audit_event_record(
+        actor=actor,
+        action="membership.invited",
+        target=membership,
+        organisation=organisation,
+        after=_membership_snapshot(membership),
+    )
     return membership
+
+
+def _admins_left(organisation: Organisation, without: Membership) -> bool:
+    return (
+        Membership.objects.filter(organisation=organisation, role__in=ADMIN_ROLES)
+        .exclude(pk=without.pk)
+        .exists()
+    )
+
+
+@transaction.atomic
+def membership_role_change(*, membership: Membership, role: str, actor: User | None) -> Membership:
+    """Change a member's role; never above the actor's own, never leaving no admin."""
+    membership = (
+        Membership.objects.select_for_update().select_related("organisation").get(pk=membership.pk)
+    )
+    organisation = membership.organisation
+    _check_role(organisation=organisation, role=role, actor=actor)
+    if ROLE_RANK[membership.role] > actor_rank(actor=actor, organisation=organisation):
+        raise PermissionDenied(_("You cannot change the role of someone ranked above you."))
+    if membership.role == role:
+        return membership
+    demoted = membership.role in ADMIN_ROLES and role not in ADMIN_ROLES
+    if demoted and not _admins_left(organisation, membership):
+        raise Conflict(_("The organisation would be left without an administrator."))
+    before = _membership_snapshot(membership)
+    membership.role = role
+    membership.save(update_fields=["role"])
+    organisation_permissions_sync(organisation=organisation)
+    audit_event_record(
+        actor=actor,
+        action="membership.role_changed",
+        target=membership,
+        organisation=organisation,
+        before=before,
+        after=_membership_snapshot(membership),
+    )
+    return membership
+
+
+@transaction.atomic
+def membership_remove(*, membership: Membership, actor: User | None) -> None:
+    """Remove a member; the last administrator of an organisation stays."""
+    membership = (
+        Membership.objects.select_for_update().select_related("organisation").get(pk=membership.pk)
+    )
+    organisation = membership.organisation
+    if ROLE_RANK[membership.role] > actor_rank(actor=actor, organisation=organisation):
+        raise PermissionDenied(_("You cannot remove someone ranked above you."))
+    if membership.role in ADMIN_ROLES and not _admins_left(organisation, membership):
+        raise Conflict(_("The organisation would be left without an administrator."))
+    audit_event_record(
+        actor=actor,
+        action="membership.removed",
+        target=membership,
+        organisation=organisation,
+        before=_membership_snapshot(membership),
+    )
+    membership.delete()
+    organisation_permissions_sync(organisation=organisation)
 
 
 @transaction.atomic
@@ -154,15 +287,50 @@ def organisation_permissions_sync(*, organisation: Organisation) -> None:
 
 
 @transaction.atomic
-def kommune_epj_set(*, kommune: Organisation, product: Product) -> Organisation:
-    """Record the EPJ a kommune runs today; ValidationError unless a kommune and an EPJ."""
+def kommune_epj_set(
+    *,
+    kommune: Organisation,
+    product: Product | None,
+    switch_product: Product | None = None,
+    switch_date: datetime.date | None = None,
+    actor: User | None = None,
+) -> Organisation:
+    """Record the EPJ a kommune runs and its agreed switch (product and date), for NHN's
+    overview and the policy's Epic rule. ValidationError unless a kommune and EPJ products."""
     if kommune.kind != Organisation.Kind.KOMMUNE:
         raise ValidationError({"kommune": _("Only a kommune has an EPJ.")})
-    if product.system_type != Product.SystemType.EPJ:
+    for field, value in (("epj_product", product), ("switch_product", switch_product)):
+        if value is not None and value.system_type != Product.SystemType.EPJ:
+            raise ValidationError({field: _("%(name)s is not an EPJ.") % {"name": value.name}})
+    if (switch_product is None) != (switch_date is None):
         raise ValidationError(
-            {"epj_product": _("%(name)s is not an EPJ.") % {"name": product.name}}
+            {"switch_date": _("A planned EPJ switch names both the EPJ and the date.")}
         )
     kommune = Organisation.objects.select_for_update().get(pk=kommune.pk)
+    before = _epj_snapshot(kommune)
     kommune.epj_product = product
-    kommune.save(update_fields=["epj_product", "updated_at"])
+    kommune.epj_switch_product = switch_product
+    kommune.epj_switch_date = switch_date
+    kommune.full_clean()
+    kommune.save(
+        update_fields=["epj_product", "epj_switch_product", "epj_switch_date", "updated_at"]
+    )
+    audit_event_record(
+        actor=actor,
+        action="kommune.epj_recorded",
+        target=kommune,
+        organisation=kommune,
+        before=before,
+        after=_epj_snapshot(kommune),
+    )
     return kommune
+
+
+def _epj_snapshot(kommune: Organisation) -> dict[str, Any]:
+    return {
+        "epj_product": str(kommune.epj_product_id) if kommune.epj_product_id else None,
+        "switch_product": (
+            str(kommune.epj_switch_product_id) if kommune.epj_switch_product_id else None
+        ),
+        "switch_date": kommune.epj_switch_date.isoformat() if kommune.epj_switch_date else None,
+    }

@@ -6,7 +6,18 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from orders.models import Environment, Service
+from orders.models import (
+    Access,
+    AccessRequest,
+    AccessRequestItem,
+    Delegation,
+    Grant,
+    Instruction,
+    Service,
+)
+from orders.policy import reason_text
+from tenants.models import ClientKey, Environment, OAuthClient
+from tenants.validators import validate_orgnr
 
 
 class AvailabilitySerializer(serializers.Serializer[Any]):
@@ -48,3 +59,292 @@ class ServiceSerializer(serializers.ModelSerializer[Service]):
             }
             for environment in Environment.values
         ]
+
+
+# --- Shared fields: organisations by orgnr, services by code -------------------------------------
+
+SERVICE_CODES = ("RT", "TA", "GPS", "MD", "DT", "DHO")
+
+
+class ServiceCodesField(serializers.ListField):
+    """The services by code; unknown codes are a field error."""
+
+    child = serializers.SlugField()
+
+    def to_internal_value(self, data: Any) -> list[Service]:
+        codes = super().to_internal_value(data)
+        if not codes:
+            raise serializers.ValidationError("Name at least one service.")
+        found = {s.code: s for s in Service.objects.filter(code__in=codes)}
+        unknown = [c for c in codes if c not in found]
+        if unknown:
+            raise serializers.ValidationError(f"Unknown service code: {', '.join(unknown)}.")
+        return [found[c] for c in dict.fromkeys(codes)]
+
+    def to_representation(self, value: Any) -> list[str]:
+        return [s.code for s in value.all()]
+
+
+# --- Instructions -------------------------------------------------------------------------------
+
+
+class InstructionSerializer(serializers.ModelSerializer[Instruction]):
+    kommune = serializers.CharField(source="kommune.orgnr")
+    services = ServiceCodesField()
+    status = serializers.CharField()
+    signed_by = serializers.CharField(source="signed_by_name")
+
+    class Meta:
+        model = Instruction
+        fields = [
+            "id",
+            "kommune",
+            "version",
+            "status",
+            "subject_matter",
+            "duration",
+            "nature_and_purpose",
+            "personal_data_categories",
+            "data_subject_categories",
+            "services",
+            "sharing_scope",
+            "shared_with",
+            "retention",
+            "sub_processors_acknowledged",
+            "contact_name",
+            "contact_email",
+            "contact_phone",
+            "signed_by",
+            "signed_at",
+            "superseded_at",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class StringListField(serializers.ListField):
+    child = serializers.CharField(max_length=200)
+
+
+class OrgnrListField(serializers.ListField):
+    child = serializers.CharField(max_length=9, validators=[validate_orgnr])
+
+
+class InstructionInputSerializer(serializers.Serializer[Any]):
+    kommune = serializers.CharField(max_length=9, help_text="The kommune's orgnr (create only).")
+    services = ServiceCodesField()
+    subject_matter = serializers.CharField()
+    duration = serializers.CharField(max_length=200)
+    nature_and_purpose = serializers.CharField()
+    personal_data_categories = StringListField(allow_empty=False)
+    data_subject_categories = StringListField(allow_empty=False)
+    sharing_scope = serializers.ChoiceField(choices=Instruction.SharingScope.choices)
+    shared_with = OrgnrListField(required=False)
+    retention = serializers.CharField(max_length=500)
+    sub_processors_acknowledged = StringListField(required=False)
+    contact_name = serializers.CharField(max_length=200)
+    contact_email = serializers.EmailField()
+    contact_phone = serializers.CharField(max_length=40, required=False, allow_blank=True)
+
+
+# --- Delegations --------------------------------------------------------------------------------
+
+
+class DelegationSerializer(serializers.ModelSerializer[Delegation]):
+    kommune = serializers.CharField(source="kommune.orgnr")
+    vendor = serializers.CharField(source="vendor.orgnr")
+    services = ServiceCodesField()
+    status = serializers.CharField()
+
+    class Meta:
+        model = Delegation
+        fields = [
+            "id",
+            "kommune",
+            "vendor",
+            "services",
+            "valid_from",
+            "valid_until",
+            "status",
+            "revoked_at",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class DelegationInputSerializer(serializers.Serializer[Any]):
+    kommune = serializers.CharField(max_length=9)
+    vendor = serializers.CharField(max_length=9)
+    services = ServiceCodesField()
+    valid_from = serializers.DateField(required=False, allow_null=True)
+    valid_until = serializers.DateField(required=False, allow_null=True)
+
+
+# --- Clients ------------------------------------------------------------------------------------
+
+
+class ClientKeySerializer(serializers.ModelSerializer[ClientKey]):
+    class Meta:
+        model = ClientKey
+        fields = ["kid", "kty", "alg", "expires_at", "jwk"]
+        read_only_fields = fields
+
+
+class ClientSerializer(serializers.ModelSerializer[OAuthClient]):
+    vendor = serializers.CharField(source="vendor.orgnr")
+    product = serializers.UUIDField(source="product_id", allow_null=True)
+    keys = ClientKeySerializer(many=True)
+    status = serializers.SerializerMethodField()
+
+    class Meta:
+        model = OAuthClient
+        fields = [
+            "id",
+            "client_id",
+            "name",
+            "vendor",
+            "product",
+            "environment",
+            "purpose",
+            "status",
+            "keys",
+            "created_at",
+            "removed_at",
+        ]
+        read_only_fields = fields
+
+    def get_status(self, client: OAuthClient) -> str:
+        if client.removed_at is not None:
+            return "removed"
+        return "registered" if client.client_id else "pending"
+
+
+class ClientInputSerializer(serializers.Serializer[Any]):
+    name = serializers.CharField(max_length=200)
+    product = serializers.UUIDField()
+    environment = serializers.ChoiceField(choices=Environment.choices)
+    jwks = serializers.JSONField(help_text='The public keys, as a JWKS: {"keys": [...]}.')
+
+
+# --- Access requests ----------------------------------------------------------------------------
+
+
+class ItemSerializer(serializers.ModelSerializer[AccessRequestItem]):
+    service = serializers.CharField(source="service.code")
+    reason = serializers.SerializerMethodField()
+    grant = serializers.UUIDField(source="grant_id", allow_null=True)
+
+    class Meta:
+        model = AccessRequestItem
+        fields = [
+            "id",
+            "service",
+            "access",
+            "service_codes",
+            "status",
+            "reason",
+            "reason_code",
+            "grant",
+            "decided_at",
+        ]
+        read_only_fields = fields
+
+    def get_reason(self, item: AccessRequestItem) -> str:
+        return reason_text(item.reason_code, item.reason_params)
+
+
+class AccessRequestSerializer(serializers.ModelSerializer[AccessRequest]):
+    client = serializers.UUIDField(source="client_id")
+    kommune = serializers.CharField(source="kommune.orgnr")
+    requested_by = serializers.CharField(source="requested_by.username")
+    items = ItemSerializer(many=True)
+
+    class Meta:
+        model = AccessRequest
+        fields = ["id", "client", "kommune", "initiated_by", "requested_by", "created_at", "items"]
+        read_only_fields = fields
+
+
+class ItemInputSerializer(serializers.Serializer[Any]):
+    service = serializers.SlugField()
+    access = serializers.ChoiceField(choices=Access.choices)
+    service_codes = serializers.ListField(
+        child=serializers.ChoiceField(choices=SERVICE_CODES), required=False
+    )
+
+    def validate_service(self, code: str) -> Service:
+        service = Service.objects.filter(code=code).first()
+        if service is None:
+            raise serializers.ValidationError(f"Unknown service code: {code}.")
+        return service
+
+
+class AccessRequestInputSerializer(serializers.Serializer[Any]):
+    client = serializers.UUIDField()
+    kommune = serializers.CharField(max_length=9, required=False)
+    kommuner = serializers.ListField(
+        child=serializers.CharField(max_length=9), required=False, max_length=1000
+    )
+    items = ItemInputSerializer(many=True, allow_empty=False, max_length=50)  # type: ignore[call-arg]
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if ("kommune" in attrs) == ("kommuner" in attrs):
+            raise serializers.ValidationError(
+                {"kommune": "Name one kommune as kommune, or several as kommuner."}
+            )
+        if "kommuner" in attrs and not attrs["kommuner"]:
+            raise serializers.ValidationError({"kommuner": "Name at least one kommune."})
+        return attrs
+
+
+class ItemsActionSerializer(serializers.Serializer[Any]):
+    items = serializers.ListField(
+        child=serializers.UUIDField(),
+        required=False,
+        allow_empty=False,
+        help_text="The items to act on; all that qualify when left out.",
+    )
+
+
+# --- Grants -------------------------------------------------------------------------------------
+
+
+class GrantSerializer(serializers.ModelSerializer[Grant]):
+    client = serializers.UUIDField(source="client_id")
+    client_id = serializers.CharField(source="client.client_id")
+    kommune = serializers.CharField(source="kommune.orgnr")
+    service = serializers.CharField(source="service.code")
+    instruction_version = serializers.IntegerField(
+        source="instruction.version", allow_null=True, default=None
+    )
+    delegation = serializers.UUIDField(source="delegation_id", allow_null=True)
+    approved_by = serializers.CharField(
+        source="approved_by.username", allow_null=True, default=None
+    )
+
+    class Meta:
+        model = Grant
+        fields = [
+            "id",
+            "client",
+            "client_id",
+            "kommune",
+            "service",
+            "access",
+            "scope",
+            "service_codes",
+            "status",
+            "instruction_version",
+            "delegation",
+            "approved_by",
+            "approved_automatically",
+            "created_at",
+            "status_changed_at",
+            "revoked_at",
+            "revoke_reason",
+        ]
+        read_only_fields = fields
+
+
+class GrantRevokeSerializer(serializers.Serializer[Any]):
+    reason = serializers.CharField(max_length=300, required=False, allow_blank=True)

@@ -1,10 +1,46 @@
+"""The ordering API. Thin: scope the queryset (outsiders get 404), check the role (members
+without it get 403), parse, call one service function, answer."""
+
 from __future__ import annotations
 
-from django.db.models import QuerySet
-from rest_framework import viewsets
+import uuid
+from typing import Any
 
-from orders.api.serializers import ServiceSerializer
-from orders.models import Service
+from django.db.models import Prefetch, Q, QuerySet
+from django.utils.translation import gettext as _
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from orders import services
+from orders.api.serializers import (
+    AccessRequestInputSerializer,
+    AccessRequestSerializer,
+    ClientInputSerializer,
+    ClientSerializer,
+    DelegationInputSerializer,
+    DelegationSerializer,
+    GrantRevokeSerializer,
+    GrantSerializer,
+    InstructionInputSerializer,
+    InstructionSerializer,
+    ItemsActionSerializer,
+    ServiceSerializer,
+)
+from orders.models import (
+    AccessRequest,
+    AccessRequestItem,
+    Delegation,
+    Grant,
+    GrantStatus,
+    Instruction,
+    Service,
+)
+from tenants.models import ClientKey, Membership, OAuthClient, Organisation, Product, Role
+from tenants.permissions import is_admin_of, is_nhn_operator, require_admin, require_role
 
 
 class ServiceViewSet(viewsets.ReadOnlyModelViewSet[Service]):
@@ -16,3 +52,448 @@ class ServiceViewSet(viewsets.ReadOnlyModelViewSet[Service]):
 
     def get_queryset(self) -> QuerySet[Service]:
         return Service.objects.with_availability()
+
+
+# --- Helpers ------------------------------------------------------------------------------------
+
+
+def organisation_or_404(queryset: QuerySet[Organisation], orgnr: str, *, what: str) -> Organisation:
+    """Resolve an orgnr among what the caller may address; 404 names what was not found."""
+    found = queryset.filter(orgnr=orgnr).first()
+    if found is None:
+        raise NotFound(_("No %(what)s with orgnr %(orgnr)s.") % {"what": what, "orgnr": orgnr})
+    return found
+
+
+def uuid_param(request: Request, name: str) -> uuid.UUID | None:
+    value = request.query_params.get(name)
+    if not value:
+        return None
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise ValidationError({name: _("Not a valid id: %(value)s.") % {"value": value}}) from None
+
+
+def filter_by(queryset: QuerySet[Any], request: Request, **lookups: str) -> QuerySet[Any]:
+    """Apply ``?param=value`` filters: ``lookups`` maps a query parameter to a field lookup."""
+    for param, lookup in lookups.items():
+        if param == "client":
+            value: Any = uuid_param(request, "client")
+        else:
+            value = request.query_params.get(param)
+        if value:
+            queryset = queryset.filter(**{lookup: value})
+    return queryset
+
+
+def addressable_kommuner(user: Any) -> QuerySet[Organisation]:
+    """Kommuner a caller may name in an order: any kommune for vendors and NHN, their own for
+    kommune members."""
+    memberships = Membership.objects.of_user(user)
+    if memberships.filter(
+        Q(organisation__kind=Organisation.Kind.VENDOR) | Q(role=Role.NHN_OPERATOR)
+    ).exists():
+        return Organisation.objects.kommuner()
+    return Organisation.objects.visible_to(user).kommuner()
+
+
+def addressable_clients(user: Any) -> QuerySet[OAuthClient]:
+    """Clients a caller may name in an order: their vendor's; any active one for kommune admins
+    (the vendor gives them the id) and NHN."""
+    if (
+        Membership.objects.of_user(user)
+        .filter(Q(role=Role.KOMMUNE_ADMIN) | Q(role=Role.NHN_OPERATOR))
+        .exists()
+    ):
+        return OAuthClient.objects.active()
+    return OAuthClient.objects.visible_to(user).active()
+
+
+# --- Instructions -------------------------------------------------------------------------------
+
+
+@extend_schema(parameters=[OpenApiParameter("kommune", str, description="The kommune's orgnr.")])
+class InstructionViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet[Instruction],
+):
+    """A kommune's data-processing instructions to NHN: drafts, and signed versions (immutable)."""
+
+    serializer_class = InstructionSerializer
+    http_method_names = ["get", "post", "patch", "head", "options"]
+
+    def get_queryset(self) -> QuerySet[Instruction]:
+        queryset = (
+            Instruction.objects.visible_to(self.request.user)
+            .select_related("kommune")
+            .prefetch_related("services")
+            .order_by("kommune__name", "-version")
+        )
+        return filter_by(queryset, self.request, kommune="kommune__orgnr")
+
+    @extend_schema(request=InstructionInputSerializer, responses={201: InstructionSerializer})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        data = InstructionInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = dict(data.validated_data)
+        kommune = organisation_or_404(
+            Organisation.objects.visible_to(request.user).kommuner(),
+            fields.pop("kommune"),
+            what=_("kommune"),
+        )
+        require_admin(request.user, kommune)
+        instruction = services.instruction_create(
+            kommune=kommune,
+            actor=request.user,  # type: ignore[arg-type]
+            services=fields.pop("services"),
+            data=fields,
+        )
+        return Response(InstructionSerializer(instruction).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=InstructionInputSerializer, responses=InstructionSerializer)
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        instruction = self.get_object()
+        require_admin(request.user, instruction.kommune)
+        data = InstructionInputSerializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        fields = dict(data.validated_data)
+        if "kommune" in fields and fields.pop("kommune") != instruction.kommune.orgnr:
+            raise ValidationError({"kommune": _("An instruction stays with its kommune.")})
+        instruction = services.instruction_update(
+            instruction=instruction,
+            actor=request.user,  # type: ignore[arg-type]
+            services=fields.pop("services", None),
+            data=fields,
+        )
+        return Response(InstructionSerializer(instruction).data)
+
+    def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return self.partial_update(request, *args, **kwargs)
+
+    @extend_schema(request=None, responses=InstructionSerializer)
+    @action(detail=True, methods=["post"])
+    def sign(self, request: Request, pk: str) -> Response:
+        instruction = self.get_object()
+        require_admin(request.user, instruction.kommune)
+        instruction = services.instruction_sign(
+            instruction=instruction,
+            actor=request.user,  # type: ignore[arg-type]
+        )
+        return Response(InstructionSerializer(instruction).data)
+
+
+# --- Delegations --------------------------------------------------------------------------------
+
+
+@extend_schema(
+    parameters=[
+        OpenApiParameter("kommune", str, description="The kommune's orgnr."),
+        OpenApiParameter("vendor", str, description="The vendor's orgnr."),
+    ]
+)
+class DelegationViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    viewsets.GenericViewSet[Delegation],
+):
+    """Services a kommune delegates to a vendor, so its requests are approved without asking."""
+
+    serializer_class = DelegationSerializer
+
+    def get_queryset(self) -> QuerySet[Delegation]:
+        queryset = (
+            Delegation.objects.visible_to(self.request.user)
+            .select_related("kommune", "vendor")
+            .prefetch_related("services")
+        )
+        return filter_by(queryset, self.request, kommune="kommune__orgnr", vendor="vendor__orgnr")
+
+    @extend_schema(request=DelegationInputSerializer, responses={201: DelegationSerializer})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        data = DelegationInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        kommune = organisation_or_404(
+            Organisation.objects.visible_to(request.user).kommuner(),
+            data.validated_data["kommune"],
+            what=_("kommune"),
+        )
+        require_admin(request.user, kommune)
+        vendor = organisation_or_404(
+            Organisation.objects.filter(kind=Organisation.Kind.VENDOR),
+            data.validated_data["vendor"],
+            what=_("vendor"),
+        )
+        delegation = services.delegation_create(
+            kommune=kommune,
+            vendor=vendor,
+            services=data.validated_data["services"],
+            valid_from=data.validated_data.get("valid_from"),
+            valid_until=data.validated_data.get("valid_until"),
+            actor=request.user,  # type: ignore[arg-type]
+        )
+        return Response(DelegationSerializer(delegation).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses=DelegationSerializer)
+    @action(detail=True, methods=["post"])
+    def revoke(self, request: Request, pk: str) -> Response:
+        delegation = self.get_object()
+        require_admin(request.user, delegation.kommune)
+        delegation = services.delegation_revoke(
+            delegation=delegation,
+            actor=request.user,  # type: ignore[arg-type]
+        )
+        return Response(DelegationSerializer(delegation).data)
+
+
+# --- Clients ------------------------------------------------------------------------------------
+
+
+@extend_schema(
+    parameters=[
+        OpenApiParameter("vendor", str, description="The vendor's orgnr."),
+        OpenApiParameter("environment", str, enum=["test", "production"]),
+    ]
+)
+class ClientViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet[OAuthClient],
+):
+    """Vendors' OAuth clients (private_key_jwt, public keys only). Kommune members see the
+    clients that asked their kommune for access."""
+
+    serializer_class = ClientSerializer
+
+    def get_queryset(self) -> QuerySet[OAuthClient]:
+        user = self.request.user
+        asked_mine = AccessRequest.objects.filter(
+            kommune__in=Organisation.objects.visible_to(user)
+        ).values("client_id")
+        queryset = (
+            OAuthClient.objects.filter(
+                Q(pk__in=OAuthClient.objects.visible_to(user).values("pk")) | Q(pk__in=asked_mine)
+            )
+            .select_related("vendor")
+            .prefetch_related(Prefetch("keys", queryset=ClientKey.objects.order_by("kid")))
+            .order_by("name", "created_at")
+        )
+        return filter_by(queryset, self.request, vendor="vendor__orgnr", environment="environment")
+
+    @extend_schema(request=ClientInputSerializer, responses={201: ClientSerializer})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        data = ClientInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        product = (
+            Product.objects.filter(vendor__in=Organisation.objects.visible_to(request.user))
+            .select_related("vendor")
+            .filter(pk=data.validated_data["product"])
+            .first()
+        )
+        if product is None:
+            raise NotFound(_("No product with that id."))
+        require_role(request.user, product.vendor, Role.VENDOR_ADMIN, Role.VENDOR_DEVELOPER)
+        client = services.client_register(
+            vendor=product.vendor,
+            product=product,
+            name=data.validated_data["name"],
+            environment=data.validated_data["environment"],
+            jwks=data.validated_data["jwks"],
+            actor=request.user,  # type: ignore[arg-type]
+        )
+        return Response(ClientSerializer(client).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request={"application/json": {"type": "object", "properties": {"keys": {"type": "array"}}}},
+        responses=ClientSerializer,
+    )
+    @action(detail=True, methods=["put"])
+    def jwks(self, request: Request, pk: str) -> Response:
+        client = self.get_object()
+        require_role(request.user, client.vendor, Role.VENDOR_ADMIN, Role.VENDOR_DEVELOPER)
+        client = services.client_jwks_rotate(
+            client=client,
+            jwks=request.data,
+            actor=request.user,  # type: ignore[arg-type]
+        )
+        return Response(ClientSerializer(self.get_queryset().get(pk=client.pk)).data)
+
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        client = self.get_object()
+        if not is_nhn_operator(request.user):
+            require_role(request.user, client.vendor, Role.VENDOR_ADMIN)
+        services.client_remove(client=client, actor=request.user)  # type: ignore[arg-type]
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- Access requests ----------------------------------------------------------------------------
+
+
+@extend_schema(
+    parameters=[
+        OpenApiParameter("kommune", str, description="The kommune's orgnr."),
+        OpenApiParameter("client", str, description="The client's id."),
+        OpenApiParameter("status", str, description="Requests with an item in this status."),
+    ]
+)
+class AccessRequestViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    viewsets.GenericViewSet[AccessRequest],
+):
+    """Orders: a client asks a kommune for services. Each item carries the policy's decision."""
+
+    serializer_class = AccessRequestSerializer
+
+    def get_queryset(self) -> QuerySet[AccessRequest]:
+        items = AccessRequestItem.objects.select_related("service").order_by(
+            "service__position", "access"
+        )
+        queryset: QuerySet[AccessRequest] = (
+            AccessRequest.objects.visible_to(self.request.user)
+            .select_related("kommune", "requested_by")
+            .prefetch_related(Prefetch("items", queryset=items))
+        )
+        queryset = filter_by(queryset, self.request, kommune="kommune__orgnr", client="client_id")
+        if status_filter := self.request.query_params.get("status"):
+            queryset = queryset.filter(
+                pk__in=AccessRequestItem.objects.filter(status=status_filter).values("request_id")
+            )
+        return queryset
+
+    @extend_schema(
+        request=AccessRequestInputSerializer,
+        responses={201: AccessRequestSerializer(many=True)},
+        description="One request per kommune. With `kommune` the answer is the request; with "
+        "`kommuner` it is a list of requests.",
+    )
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        data = AccessRequestInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        client = addressable_clients(request.user).filter(pk=data.validated_data["client"]).first()
+        if client is None:
+            raise NotFound(_("No client with that id."))
+        orgnrs = data.validated_data.get("kommuner") or [data.validated_data["kommune"]]
+        addressable = addressable_kommuner(request.user)
+        kommuner = {k.orgnr: k for k in addressable.filter(orgnr__in=orgnrs)}
+        missing = [o for o in orgnrs if o not in kommuner]
+        if missing:
+            raise NotFound(_("No kommune with orgnr %(orgnr)s.") % {"orgnr": ", ".join(missing)})
+
+        if is_admin_of(request.user, client.vendor):
+            initiated_by = AccessRequest.Initiator.VENDOR
+        elif "kommuner" not in data.validated_data and is_admin_of(
+            request.user, kommuner[orgnrs[0]]
+        ):
+            initiated_by = AccessRequest.Initiator.KOMMUNE
+        else:
+            raise PermissionDenied(
+                _("An access request is made by the client's vendor admin or a kommune admin.")
+            )
+
+        created = services.access_request_create(
+            client=client,
+            kommuner=[kommuner[o] for o in orgnrs],
+            items=[
+                services.ItemInput(
+                    service=item["service"],
+                    access=item["access"],
+                    service_codes=tuple(item.get("service_codes", ())),
+                )
+                for item in data.validated_data["items"]
+            ],
+            initiated_by=initiated_by,
+            actor=request.user,  # type: ignore[arg-type]
+        )
+        fresh = self.get_queryset().filter(pk__in=[r.pk for r in created]).order_by("kommune__name")
+        body = AccessRequestSerializer(fresh, many=True).data
+        if "kommuner" not in data.validated_data:
+            return Response(body[0], status=status.HTTP_201_CREATED)
+        return Response(body, status=status.HTTP_201_CREATED)
+
+    def _items_action(self, request: Request, act: Any, who: str) -> Response:
+        access_request = self.get_object()
+        data = ItemsActionSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        if who == "kommune":
+            require_admin(request.user, access_request.kommune)
+        else:  # the requester's side
+            side = (
+                access_request.client.vendor
+                if access_request.initiated_by == AccessRequest.Initiator.VENDOR
+                else access_request.kommune
+            )
+            require_admin(request.user, side)
+        act(
+            request=access_request,
+            actor=request.user,
+            item_ids=data.validated_data.get("items"),
+        )
+        return Response(AccessRequestSerializer(self.get_queryset().get(pk=access_request.pk)).data)
+
+    @extend_schema(request=ItemsActionSerializer, responses=AccessRequestSerializer)
+    @action(detail=True, methods=["post"])
+    def approve(self, request: Request, pk: str) -> Response:
+        return self._items_action(request, services.access_request_approve, "kommune")
+
+    @extend_schema(request=ItemsActionSerializer, responses=AccessRequestSerializer)
+    @action(detail=True, methods=["post"])
+    def reject(self, request: Request, pk: str) -> Response:
+        return self._items_action(request, services.access_request_reject, "kommune")
+
+    @extend_schema(request=ItemsActionSerializer, responses=AccessRequestSerializer)
+    @action(detail=True, methods=["post"])
+    def withdraw(self, request: Request, pk: str) -> Response:
+        return self._items_action(request, services.access_request_withdraw, "requester")
+
+
+# --- Grants -------------------------------------------------------------------------------------
+
+
+@extend_schema(
+    parameters=[
+        OpenApiParameter("kommune", str, description="The kommune's orgnr."),
+        OpenApiParameter("client", str, description="The client's id."),
+        OpenApiParameter("service", str, description="The service's code."),
+        OpenApiParameter("status", str, enum=GrantStatus.values),
+    ]
+)
+class GrantViewSet(viewsets.ReadOnlyModelViewSet[Grant]):
+    """Who has which access: client x kommune x service x access, never deleted."""
+
+    serializer_class = GrantSerializer
+
+    def get_queryset(self) -> QuerySet[Grant]:
+        queryset = Grant.objects.visible_to(self.request.user).select_related(
+            "client", "kommune", "service", "instruction", "approved_by"
+        )
+        return filter_by(
+            queryset,
+            self.request,
+            kommune="kommune__orgnr",
+            client="client_id",
+            service="service__code",
+            status="status",
+        )
+
+    @extend_schema(request=GrantRevokeSerializer, responses=GrantSerializer)
+    @action(detail=True, methods=["post"])
+    def revoke(self, request: Request, pk: str) -> Response:
+        grant = self.get_object()
+        if not is_nhn_operator(request.user):
+            require_admin(request.user, grant.kommune)
+        data = GrantRevokeSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.grant_revoke(
+            grant=grant,
+            actor=request.user,  # type: ignore[arg-type]
+            reason=data.validated_data.get("reason", ""),
+        )
+        return Response(GrantSerializer(self.get_queryset().get(pk=grant.pk)).data)

@@ -5,7 +5,8 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from tenants.models import Kommune, Organisation, Product, Role
+from audit.models import AuditEvent
+from tenants.models import Kommune, Membership, Organisation, Product, Role
 from tenants.validators import validate_kommunenummer, validate_orgnr
 
 
@@ -67,3 +68,71 @@ class OrganizationCreateSerializer(serializers.Serializer[Any]):
         validators=[validate_kommunenummer],
         help_text="Kommune number (kommunenummer), for kind kommune.",
     )
+
+
+class ProductSerializer(serializers.ModelSerializer[Product]):
+    vendor = serializers.CharField(source="vendor.orgnr")
+
+    class Meta:
+        model = Product
+        fields = ["id", "vendor", "name", "system_type", "is_epic", "created_at"]
+        read_only_fields = fields
+
+
+class ProductInputSerializer(serializers.Serializer[Any]):
+    vendor = serializers.CharField(max_length=9, help_text="The vendor's orgnr.")
+    name = serializers.CharField(max_length=200)
+    system_type = serializers.ChoiceField(choices=Product.SystemType.choices)
+    is_epic = serializers.BooleanField(default=False)
+
+
+class MembershipSerializer(serializers.ModelSerializer[Membership]):
+    organisation = serializers.CharField(source="organisation.orgnr")
+    status = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Membership
+        fields = ["id", "organisation", "email", "role", "status", "created_at", "bound_at"]
+        read_only_fields = fields
+
+    def get_status(self, membership: Membership) -> str:
+        return "active" if membership.user_id else "invited"
+
+
+class MembershipInputSerializer(serializers.Serializer[Any]):
+    organisation = serializers.CharField(max_length=9, help_text="The organisation's orgnr.")
+    email = serializers.EmailField()
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class MembershipRoleSerializer(serializers.Serializer[Any]):
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class EpjPlanInputSerializer(serializers.Serializer[Any]):
+    epj_product = serializers.UUIDField(allow_null=True, help_text="The EPJ product in use.")
+    switch_product = serializers.UUIDField(
+        required=False, allow_null=True, help_text="The EPJ the kommune has agreed to switch to."
+    )
+    switch_date = serializers.DateField(required=False, allow_null=True)
+
+
+class AuditEventSerializer(serializers.ModelSerializer[AuditEvent]):
+    actor = serializers.CharField(source="actor_label")
+    organisation = serializers.CharField(source="organisation_orgnr")
+
+    class Meta:
+        model = AuditEvent
+        fields = [
+            "id",
+            "occurred_at",
+            "actor",
+            "organisation",
+            "action",
+            "object_type",
+            "object_id",
+            "before",
+            "after",
+            "request_id",
+        ]
+        read_only_fields = fields

@@ -1,18 +1,42 @@
+"""The who-API: organisations, products, memberships and the audit trail. Thin: scope, check the
+role, call one service function."""
+
 from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Prefetch, QuerySet
-from drf_spectacular.utils import extend_schema
+from django.db.models import Prefetch, Q, QuerySet
+from django.utils.translation import gettext as _
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from audit.models import AuditEvent
 from tenants import services
-from tenants.api.serializers import OrganizationCreateSerializer, OrganizationSerializer
-from tenants.models import Membership, Organisation
-from tenants.permissions import IsNhnOperator
+from tenants.api.serializers import (
+    AuditEventSerializer,
+    EpjPlanInputSerializer,
+    MembershipInputSerializer,
+    MembershipRoleSerializer,
+    MembershipSerializer,
+    OrganizationCreateSerializer,
+    OrganizationSerializer,
+    ProductInputSerializer,
+    ProductSerializer,
+)
+from tenants.models import ADMIN_ROLES, Membership, Organisation, Product, Role
+from tenants.permissions import IsNhnOperator, is_nhn_operator, require_admin, require_role
+
+
+def _org_or_404(queryset: QuerySet[Organisation], orgnr: str) -> Organisation:
+    found = queryset.filter(orgnr=orgnr).first()
+    if found is None:
+        raise NotFound(_("No organisation with orgnr %(orgnr)s.") % {"orgnr": orgnr})
+    return found
 
 
 class OrganizationViewSet(
@@ -60,5 +84,172 @@ class OrganizationViewSet(
             name=data.validated_data["name"],
             kind=data.validated_data["kind"],
             kommune_number=data.validated_data.get("kommune"),
+            actor=request.user,  # type: ignore[arg-type]
         )
-        return Response(OrganizationSerializer(organisation).data, status=status.HTTP_201_CREATED)
+        return Response(
+            OrganizationSerializer(self.get_queryset().get(pk=organisation.pk)).data,
+            status=status.HTTP_201_CREATED,
+        )
+
+    @extend_schema(request=EpjPlanInputSerializer, responses=OrganizationSerializer)
+    @action(detail=True, methods=["put"])
+    def epj(self, request: Request, orgnr: str) -> Response:
+        """A kommune admin records the EPJ in use and the agreed switch (product and date)."""
+        kommune = self.get_object()
+        require_admin(request.user, kommune)
+        data = EpjPlanInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        epj_products = Product.objects.filter(system_type=Product.SystemType.EPJ)
+
+        def product(field: str) -> Product | None:
+            pk = data.validated_data.get(field)
+            if pk is None:
+                return None
+            found = epj_products.filter(pk=pk).first()
+            if found is None:
+                raise ValidationError({field: _("No EPJ product with that id.")})
+            return found
+
+        services.kommune_epj_set(
+            kommune=kommune,
+            product=product("epj_product"),
+            switch_product=product("switch_product"),
+            switch_date=data.validated_data.get("switch_date"),
+            actor=request.user,  # type: ignore[arg-type]
+        )
+        return Response(OrganizationSerializer(self.get_queryset().get(pk=kommune.pk)).data)
+
+
+@extend_schema(
+    parameters=[
+        OpenApiParameter("vendor", str, description="The vendor's orgnr."),
+        OpenApiParameter("system_type", str, enum=Product.SystemType.values),
+    ]
+)
+class ProductViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    viewsets.GenericViewSet[Product],
+):
+    """Vendors' systems. Anyone logged in may read them (a kommune picks its EPJ here)."""
+
+    serializer_class = ProductSerializer
+
+    def get_queryset(self) -> QuerySet[Product]:
+        queryset = Product.objects.select_related("vendor").order_by("vendor__name", "name")
+        if vendor := self.request.query_params.get("vendor"):
+            queryset = queryset.filter(vendor__orgnr=vendor)
+        if system_type := self.request.query_params.get("system_type"):
+            queryset = queryset.filter(system_type=system_type)
+        return queryset
+
+    @extend_schema(request=ProductInputSerializer, responses={201: ProductSerializer})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        data = ProductInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        vendor = _org_or_404(
+            Organisation.objects.visible_to(request.user), data.validated_data["vendor"]
+        )
+        require_role(request.user, vendor, Role.VENDOR_ADMIN)
+        product = services.product_register(
+            vendor=vendor,
+            name=data.validated_data["name"],
+            system_type=data.validated_data["system_type"],
+            is_epic=data.validated_data["is_epic"],
+            actor=request.user,  # type: ignore[arg-type]
+        )
+        return Response(ProductSerializer(product).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(
+    parameters=[OpenApiParameter("organisation", str, description="The organisation's orgnr.")]
+)
+class MembershipViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet[Membership],
+):
+    """People and their roles. An organisation's admins invite, change roles and remove; NHN
+    operators bootstrap the first admin of any organisation. Nobody grants above their own role."""
+
+    serializer_class = MembershipSerializer
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    def get_queryset(self) -> QuerySet[Membership]:
+        queryset = Membership.objects.visible_to(self.request.user).select_related("organisation")
+        if orgnr := self.request.query_params.get("organisation"):
+            queryset = queryset.filter(organisation__orgnr=orgnr)
+        return queryset.order_by("organisation__name", "email")
+
+    def _require_manager(self, request: Request, organisation: Organisation) -> None:
+        if not is_nhn_operator(request.user):
+            require_admin(request.user, organisation)
+
+    @extend_schema(request=MembershipInputSerializer, responses={201: MembershipSerializer})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        data = MembershipInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        organisation = _org_or_404(
+            Organisation.objects.visible_to(request.user), data.validated_data["organisation"]
+        )
+        self._require_manager(request, organisation)
+        membership = services.membership_invite(
+            organisation=organisation,
+            email=data.validated_data["email"],
+            role=data.validated_data["role"],
+            actor=request.user,  # type: ignore[arg-type]
+        )
+        return Response(MembershipSerializer(membership).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=MembershipRoleSerializer, responses=MembershipSerializer)
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        membership = self.get_object()
+        self._require_manager(request, membership.organisation)
+        data = MembershipRoleSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        membership = services.membership_role_change(
+            membership=membership,
+            role=data.validated_data["role"],
+            actor=request.user,  # type: ignore[arg-type]
+        )
+        return Response(MembershipSerializer(membership).data)
+
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        membership = self.get_object()
+        self._require_manager(request, membership.organisation)
+        services.membership_remove(membership=membership, actor=request.user)  # type: ignore[arg-type]
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema(
+    parameters=[
+        OpenApiParameter("organisation", str, description="The organisation's orgnr."),
+        OpenApiParameter("action", str, description="e.g. grant.revoked"),
+        OpenApiParameter("object_id", str),
+    ]
+)
+class AuditEventViewSet(viewsets.ReadOnlyModelViewSet[AuditEvent]):
+    """The audit trail. NHN staff read everything; an organisation's admins read its own."""
+
+    serializer_class = AuditEventSerializer
+
+    def get_queryset(self) -> QuerySet[AuditEvent]:
+        user = self.request.user
+        queryset = AuditEvent.objects.all()
+        if not Membership.objects.is_nhn_staff(user):
+            administered = Membership.objects.of_user(user).filter(role__in=ADMIN_ROLES)
+            queryset = queryset.filter(
+                Q(organisation_id__in=administered.values("organisation_id"))
+            )
+        params = self.request.query_params
+        if orgnr := params.get("organisation"):
+            queryset = queryset.filter(organisation_orgnr=orgnr)
+        if event_action := params.get("action"):
+            queryset = queryset.filter(action=event_action)
+        if object_id := params.get("object_id"):
+            queryset = queryset.filter(object_id=object_id)
+        return queryset.order_by("-occurred_at", "-id")

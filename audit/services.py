@@ -1,0 +1,46 @@
+"""The one way to write an audit event: every service function calls it in its transaction."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django.db import models
+
+from audit.context import current_request_id
+from audit.models import AuditEvent
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser, User
+
+SYSTEM = "system"
+
+
+def audit_event_record(
+    *,
+    actor: User | AnonymousUser | None,
+    action: str,
+    target: models.Model,
+    organisation: Any = None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    actor_label: str | None = None,
+) -> AuditEvent:
+    """Append one event. ``organisation`` is any object with ``pk`` and ``orgnr`` (or None).
+
+    ``actor`` None means the system did it (a periodic task, the reconciler); ``actor_label`` then
+    says which part of the system.
+    """
+    user = actor if actor is not None and actor.is_authenticated else None
+    label = actor_label or (user.get_username() if user is not None else SYSTEM)
+    return AuditEvent.objects.create(
+        actor=user,
+        actor_label=label,
+        organisation_id=getattr(organisation, "pk", None),
+        organisation_orgnr=getattr(organisation, "orgnr", "") or "",
+        action=action,
+        object_type=target._meta.label_lower,
+        object_id=str(target.pk),
+        before=before,
+        after=after,
+        request_id=current_request_id(),
+    )

@@ -1,0 +1,880 @@
+"""Writes of the ordering journey. Each function is the one path for its change: it checks the
+rule, writes the change and its audit events in one transaction, and leaves a provisioning job
+(the outbox) where the outside world must follow. Nothing here calls out.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Max, QuerySet
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from audit.services import audit_event_record
+from orders import policy
+from orders.models import (
+    WAITING_STATUSES,
+    AccessRequest,
+    AccessRequestItem,
+    Delegation,
+    Grant,
+    GrantStatus,
+    Instruction,
+    ItemStatus,
+    ProvisioningJob,
+    Service,
+)
+from portal.db import create_validated
+from portal.exceptions import Conflict
+from tenants.jwks import PublicKey, validate_jwks
+from tenants.models import ClientKey, Environment, OAuthClient, Organisation, Product
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+
+def _person(user: User | None) -> str:
+    if user is None:
+        return _("the system")
+    return user.get_full_name() or user.get_username()
+
+
+# --- The outbox ---------------------------------------------------------------------------------
+
+
+def provisioning_job_enqueue(
+    *, client: OAuthClient, reason: str, grant: Grant | None = None
+) -> ProvisioningJob:
+    """Write the durable job row in the caller's transaction.
+
+    The worker reads the client's desired state when it runs, so one pending job per client is
+    enough: a later change finds it and rides along (the latest state wins).
+    """
+    pending = ProvisioningJob.objects.filter(
+        client=client, status=ProvisioningJob.Status.PENDING
+    ).first()
+    if pending is not None:
+        return pending
+    return ProvisioningJob.objects.create(client=client, grant=grant, reason=reason)
+
+
+# --- Data-processing instructions ---------------------------------------------------------------
+
+INSTRUCTION_FIELDS = (
+    "subject_matter",
+    "duration",
+    "nature_and_purpose",
+    "personal_data_categories",
+    "data_subject_categories",
+    "sharing_scope",
+    "shared_with",
+    "retention",
+    "sub_processors_acknowledged",
+    "contact_name",
+    "contact_email",
+    "contact_phone",
+)
+
+
+def _instruction_snapshot(instruction: Instruction) -> dict[str, Any]:
+    data = {name: getattr(instruction, name) for name in INSTRUCTION_FIELDS}
+    data["services"] = sorted(s.code for s in instruction.services.all())
+    data["version"] = instruction.version
+    data["status"] = instruction.status
+    return data
+
+
+def _instruction_check(data: dict[str, Any]) -> None:
+    scope = data.get("sharing_scope", Instruction.SharingScope.KOMMUNE_ONLY)
+    shared_with = data.get("shared_with") or []
+    if scope == Instruction.SharingScope.NAMED_ORGANISATIONS and not shared_with:
+        raise ValidationError(
+            {"shared_with": _("Name the organisations (orgnr) that may share the data.")}
+        )
+    if scope == Instruction.SharingScope.KOMMUNE_ONLY and shared_with:
+        raise ValidationError(
+            {"shared_with": _("Data shared inside the kommune only names no other organisation.")}
+        )
+
+
+@transaction.atomic
+def instruction_create(
+    *, kommune: Organisation, actor: User, services: Sequence[Service], data: dict[str, Any]
+) -> Instruction:
+    """Start a new draft version of the kommune's instruction."""
+    if kommune.kind != Organisation.Kind.KOMMUNE:
+        raise ValidationError({"kommune": _("Only a kommune gives data-processing instructions.")})
+    _instruction_check(data)
+    # Lock the kommune: two drafts started together must not take the same version number.
+    Organisation.objects.select_for_update().filter(pk=kommune.pk).first()
+    last = Instruction.objects.filter(kommune=kommune).aggregate(v=Max("version"))["v"] or 0
+    instruction = Instruction(kommune=kommune, version=last + 1, created_by=actor, **data)
+    create_validated(instruction)
+    instruction.services.set(services)
+    audit_event_record(
+        actor=actor,
+        action="instruction.created",
+        target=instruction,
+        organisation=kommune,
+        after=_instruction_snapshot(instruction),
+    )
+    return instruction
+
+
+@transaction.atomic
+def instruction_update(
+    *,
+    instruction: Instruction,
+    actor: User,
+    services: Sequence[Service] | None,
+    data: dict[str, Any],
+) -> Instruction:
+    """Edit a draft; a signed instruction is immutable (Conflict)."""
+    instruction = Instruction.objects.select_for_update().get(pk=instruction.pk)
+    if instruction.signed_at is not None:
+        raise Conflict(
+            _("Version %(version)s is signed and cannot change; start a new version.")
+            % {"version": instruction.version}
+        )
+    before = _instruction_snapshot(instruction)
+    merged = {name: getattr(instruction, name) for name in INSTRUCTION_FIELDS} | data
+    _instruction_check(merged)
+    for name, value in data.items():
+        setattr(instruction, name, value)
+    instruction.full_clean()
+    instruction.save(update_fields=[*data.keys()] if data else None)
+    if services is not None:
+        instruction.services.set(services)
+    audit_event_record(
+        actor=actor,
+        action="instruction.updated",
+        target=instruction,
+        organisation=instruction.kommune,
+        before=before,
+        after=_instruction_snapshot(instruction),
+    )
+    return instruction
+
+
+@transaction.atomic
+def instruction_sign(*, instruction: Instruction, actor: User) -> Instruction:
+    """Sign a draft: it becomes the version in force and is immutable from now on.
+
+    The version it supersedes stays as history. Production grants of services this version no
+    longer covers are revoked; items that waited for an instruction go on.
+    """
+    instruction = (
+        Instruction.objects.select_for_update().select_related("kommune").get(pk=instruction.pk)
+    )
+    if instruction.signed_at is not None:
+        raise Conflict(
+            _("Version %(version)s was already signed by %(person)s at %(time)s.")
+            % {
+                "version": instruction.version,
+                "person": instruction.signed_by_name,
+                "time": timezone.localtime(instruction.signed_at).strftime("%Y-%m-%d %H:%M"),
+            }
+        )
+    newer = Instruction.objects.signed().filter(
+        kommune=instruction.kommune, version__gt=instruction.version
+    )
+    if newer.exists():
+        raise Conflict(_("A newer version is already signed; this draft is out of date."))
+    if not instruction.services.exists():
+        raise ValidationError({"services": _("An instruction covers at least one service.")})
+
+    now = timezone.now()
+    kommune = instruction.kommune
+    Instruction.objects.signed().filter(kommune=kommune, superseded_at__isnull=True).update(
+        superseded_at=now
+    )
+    instruction.signed_by = actor
+    instruction.signed_by_name = _person(actor)
+    instruction.signed_at = now
+    instruction.save(update_fields=["signed_by", "signed_by_name", "signed_at"])
+    audit_event_record(
+        actor=actor,
+        action="instruction.signed",
+        target=instruction,
+        organisation=kommune,
+        after=_instruction_snapshot(instruction),
+    )
+
+    covered = instruction.services.values("pk")
+    uncovered = (
+        Grant.objects.live()
+        .filter(kommune=kommune, client__environment=Environment.PRODUCTION)
+        .exclude(service__in=covered)
+    )
+    _grants_revoke(
+        uncovered,
+        actor=actor,
+        reason=_("Instruction version %(version)s no longer covers the service.")
+        % {"version": instruction.version},
+    )
+    _items_reevaluate(AccessRequestItem.objects.filter(request__kommune=kommune), actor=None)
+    return instruction
+
+
+# --- Delegations --------------------------------------------------------------------------------
+
+
+def _delegation_snapshot(delegation: Delegation) -> dict[str, Any]:
+    return {
+        "kommune": delegation.kommune.orgnr,
+        "vendor": delegation.vendor.orgnr,
+        "services": sorted(s.code for s in delegation.services.all()),
+        "valid_from": delegation.valid_from.isoformat(),
+        "valid_until": delegation.valid_until.isoformat() if delegation.valid_until else None,
+        "status": delegation.status,
+    }
+
+
+@transaction.atomic
+def delegation_create(
+    *,
+    kommune: Organisation,
+    vendor: Organisation,
+    services: Sequence[Service],
+    valid_from: datetime.date | None,
+    valid_until: datetime.date | None,
+    actor: User,
+) -> Delegation:
+    """Let the vendor's requests for these services be approved without asking the kommune."""
+    if kommune.kind != Organisation.Kind.KOMMUNE:
+        raise ValidationError({"kommune": _("Only a kommune delegates.")})
+    if vendor.kind != Organisation.Kind.VENDOR:
+        raise ValidationError({"vendor": _("Services are delegated to a vendor.")})
+    if not services:
+        raise ValidationError({"services": _("Delegate at least one service.")})
+    today = timezone.localdate()
+    start = valid_from or today
+    if valid_until is not None and valid_until < max(start, today):
+        raise ValidationError({"valid_until": _("The delegation would end before it is in force.")})
+    delegation = Delegation(
+        kommune=kommune, vendor=vendor, valid_from=start, valid_until=valid_until, created_by=actor
+    )
+    create_validated(delegation)
+    delegation.services.set(services)
+    audit_event_record(
+        actor=actor,
+        action="delegation.created",
+        target=delegation,
+        organisation=kommune,
+        after=_delegation_snapshot(delegation),
+    )
+    _items_reevaluate(
+        AccessRequestItem.objects.filter(request__kommune=kommune, request__client__vendor=vendor),
+        actor=None,
+    )
+    return delegation
+
+
+@transaction.atomic
+def delegation_revoke(*, delegation: Delegation, actor: User) -> Delegation:
+    """End the delegation now and revoke the grants that rest on it."""
+    delegation = (
+        Delegation.objects.select_for_update()
+        .select_related("kommune", "vendor")
+        .get(pk=delegation.pk)
+    )
+    if delegation.revoked_at is not None:
+        raise Conflict(
+            _("The delegation was already revoked at %(time)s.")
+            % {"time": timezone.localtime(delegation.revoked_at).strftime("%Y-%m-%d %H:%M")}
+        )
+    before = _delegation_snapshot(delegation)
+    delegation.revoked_at = timezone.now()
+    delegation.revoked_by = actor
+    delegation.save(update_fields=["revoked_at", "revoked_by"])
+    audit_event_record(
+        actor=actor,
+        action="delegation.revoked",
+        target=delegation,
+        organisation=delegation.kommune,
+        before=before,
+        after=_delegation_snapshot(delegation),
+    )
+    _grants_revoke(
+        Grant.objects.live().filter(delegation=delegation),
+        actor=actor,
+        reason=_("The delegation it rested on was revoked."),
+    )
+    return delegation
+
+
+@transaction.atomic
+def delegations_expire(*, today: datetime.date | None = None) -> int:
+    """Revoke the grants of delegations whose last day has passed (run by a periodic task)."""
+    day = today or timezone.localdate()
+    expired = list(
+        Delegation.objects.select_for_update()
+        .select_related("kommune", "vendor")
+        .filter(revoked_at__isnull=True, expired_at__isnull=True, valid_until__lt=day)
+    )
+    for delegation in expired:
+        delegation.expired_at = timezone.now()
+        delegation.save(update_fields=["expired_at"])
+        audit_event_record(
+            actor=None,
+            actor_label="system:delegation-expiry",
+            action="delegation.expired",
+            target=delegation,
+            organisation=delegation.kommune,
+            after=_delegation_snapshot(delegation),
+        )
+        _grants_revoke(
+            Grant.objects.live().filter(delegation=delegation),
+            actor=None,
+            reason=_("The delegation it rested on expired."),
+        )
+    return len(expired)
+
+
+# --- Clients and keys ---------------------------------------------------------------------------
+
+
+def _client_snapshot(client: OAuthClient) -> dict[str, Any]:
+    return {
+        "name": client.name,
+        "environment": client.environment,
+        "product": str(client.product_id) if client.product_id else None,
+        "kids": sorted(k.kid for k in client.keys.all()),
+        "removed": client.removed_at is not None,
+    }
+
+
+def _keys_store(client: OAuthClient, keys: list[PublicKey]) -> None:
+    ClientKey.objects.filter(client=client).delete()
+    ClientKey.objects.bulk_create(
+        ClientKey(
+            client=client,
+            kid=key.kid,
+            kty=key.kty,
+            alg=key.alg,
+            jwk=key.jwk,
+            expires_at=key.expires_at,
+        )
+        for key in keys
+    )
+
+
+@transaction.atomic
+def client_register(
+    *,
+    vendor: Organisation,
+    product: Product | None,
+    name: str,
+    environment: str,
+    jwks: Any,
+    actor: User,
+    purpose: str = OAuthClient.Purpose.FHIR,
+) -> OAuthClient:
+    """Register a vendor's client with its public keys and queue its registration at the
+    authorization server. Only public keys are accepted (ValidationError otherwise)."""
+    if purpose == OAuthClient.Purpose.FHIR:
+        if vendor.kind != Organisation.Kind.VENDOR:
+            raise ValidationError({"vendor": _("Only vendors register clients for the services.")})
+        if product is None:
+            raise ValidationError({"product": _("Name the product the client belongs to.")})
+    if product is not None and product.vendor_id != vendor.pk:
+        raise ValidationError({"product": _("The product belongs to another vendor.")})
+    keys = validate_jwks(jwks)
+    client = OAuthClient(
+        vendor=vendor,
+        product=product,
+        name=name.strip(),
+        environment=environment,
+        purpose=purpose,
+        created_by=actor,
+    )
+    create_validated(client)
+    _keys_store(client, keys)
+    audit_event_record(
+        actor=actor,
+        action="client.registered",
+        target=client,
+        organisation=vendor,
+        after=_client_snapshot(client),
+    )
+    provisioning_job_enqueue(client=client, reason="client.registered")
+    return client
+
+
+@transaction.atomic
+def client_jwks_rotate(*, client: OAuthClient, jwks: Any, actor: User) -> OAuthClient:
+    """Replace the client's key set (at least one key stays) and push it to the server."""
+    client = OAuthClient.objects.select_for_update().get(pk=client.pk)
+    if not client.is_active:
+        raise Conflict(_("The client was removed; its keys cannot change."))
+    keys = validate_jwks(jwks)
+    before = _client_snapshot(client)
+    _keys_store(client, keys)
+    client.save(update_fields=["updated_at"])
+    audit_event_record(
+        actor=actor,
+        action="client.keys_rotated",
+        target=client,
+        organisation=client.vendor,
+        before=before,
+        after=_client_snapshot(client),
+    )
+    provisioning_job_enqueue(client=client, reason="client.keys_rotated")
+    return client
+
+
+@transaction.atomic
+def client_remove(*, client: OAuthClient, actor: User) -> OAuthClient:
+    """Remove the client: its grants are revoked, its waiting items withdrawn, its registration
+    deleted at the authorization server."""
+    client = OAuthClient.objects.select_for_update().select_related("vendor").get(pk=client.pk)
+    if not client.is_active:
+        raise Conflict(_("The client was already removed."))
+    before = _client_snapshot(client)
+    client.removed_at = timezone.now()
+    client.save(update_fields=["removed_at", "updated_at"])
+    _grants_revoke(
+        Grant.objects.live().filter(client=client), actor=actor, reason=_("The client was removed.")
+    )
+    for item in AccessRequestItem.objects.select_for_update().filter(
+        request__client=client, status__in=WAITING_STATUSES
+    ):
+        _item_set(item, policy.Decision(ItemStatus.WITHDRAWN, "client_removed"), actor)
+    audit_event_record(
+        actor=actor,
+        action="client.removed",
+        target=client,
+        organisation=client.vendor,
+        before=before,
+        after=_client_snapshot(client),
+    )
+    provisioning_job_enqueue(client=client, reason="client.removed")
+    return client
+
+
+# --- Access requests ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ItemInput:
+    service: Service
+    access: str
+    service_codes: tuple[str, ...] = ()
+
+
+class _PolicyInputs:
+    """The instruction and delegations in force, read once per (kommune, vendor)."""
+
+    def __init__(self) -> None:
+        self._instructions: dict[Any, Instruction | None] = {}
+        self._delegations: dict[tuple[Any, Any], dict[Any, Delegation]] = {}
+
+    def instruction(self, kommune: Organisation) -> Instruction | None:
+        if kommune.pk not in self._instructions:
+            self._instructions[kommune.pk] = Instruction.objects.current_for(kommune)
+        return self._instructions[kommune.pk]
+
+    def delegation(
+        self, kommune: Organisation, vendor_id: Any, service: Service
+    ) -> Delegation | None:
+        key = (kommune.pk, vendor_id)
+        if key not in self._delegations:
+            by_service: dict[Any, Delegation] = {}
+            delegations = (
+                Delegation.objects.in_force()
+                .filter(kommune=kommune, vendor_id=vendor_id)
+                .prefetch_related("services")
+                .order_by("created_at")
+            )
+            for delegation in delegations:
+                for covered in delegation.services.all():
+                    by_service.setdefault(covered.pk, delegation)
+            self._delegations[key] = by_service
+        return self._delegations[key].get(service.pk)
+
+    def context(self, item: AccessRequestItem, request: AccessRequest) -> policy.Context:
+        client = request.client
+        product = client.product
+        return policy.Context(
+            service=item.service,
+            access=item.access,
+            system_type=product.system_type if product is not None else "",
+            environment=client.environment,
+            kommune=request.kommune,
+            vendor_name=client.vendor.name,
+            initiated_by=request.initiated_by,
+            instruction=self.instruction(request.kommune),
+            delegation=self.delegation(request.kommune, client.vendor_id, item.service),
+            kommune_approved=item.kommune_approved_by_id is not None,
+        )
+
+
+def _grant_for(item: AccessRequestItem, decision: policy.Decision, approver: User | None) -> Grant:
+    """The live grant for the item: the existing one if there is one (one grant, not two)."""
+    request = item.request
+    existing = (
+        Grant.objects.live()
+        .filter(
+            client=request.client,
+            kommune=request.kommune,
+            service=item.service,
+            access=item.access,
+        )
+        .first()
+    )
+    if existing is not None:
+        return existing
+    grant = Grant.objects.create(
+        client=request.client,
+        kommune=request.kommune,
+        service=item.service,
+        access=item.access,
+        scope=item.service.scope_for(item.access),
+        service_codes=item.service_codes,
+        instruction=decision.instruction,
+        delegation=decision.delegation,
+        approved_by=approver,
+        approved_automatically=approver is None or decision.delegation is not None,
+    )
+    audit_event_record(
+        actor=approver,
+        actor_label=None if approver else "system:policy",
+        action="grant.approved",
+        target=grant,
+        organisation=request.kommune,
+        after=_grant_snapshot(grant),
+    )
+    provisioning_job_enqueue(client=request.client, reason="grant.approved", grant=grant)
+    return grant
+
+
+def _item_set(
+    item: AccessRequestItem,
+    decision: policy.Decision,
+    actor: User | None,
+    *,
+    approver: User | None = None,
+) -> None:
+    """Store a decision on an item, making the grant when it is approved."""
+    item.status = decision.status
+    item.reason_code = decision.reason_code
+    item.reason_params = decision.reason_params
+    item.decided_at = timezone.now()
+    item.decided_by = actor
+    if decision.approved:
+        item.grant = _grant_for(item, decision, approver)
+    if item._state.adding:
+        item.save()
+    else:
+        item.save(
+            update_fields=[
+                "status",
+                "reason_code",
+                "reason_params",
+                "decided_at",
+                "decided_by",
+                "grant",
+                "kommune_approved_by",
+            ]
+        )
+
+
+ITEM_PREFETCH = ("request__client__product", "request__client__vendor", "request__kommune")
+
+
+def _items_reevaluate(items: QuerySet[AccessRequestItem], *, actor: User | None) -> int:
+    """Decide waiting items again after something they waited for changed. Returns how many
+    were granted."""
+    inputs = _PolicyInputs()
+    granted = 0
+    waiting = (
+        items.filter(status__in=WAITING_STATUSES)
+        .select_for_update(of=("self",))
+        .select_related("service", *ITEM_PREFETCH)
+        .order_by("request__created_at", "pk")
+    )
+    for item in waiting:
+        decision = policy.decide(inputs.context(item, item.request))
+        if (decision.status, decision.reason_code, decision.reason_params) == (
+            item.status,
+            item.reason_code,
+            item.reason_params,
+        ):
+            continue
+        _item_set(item, decision, actor, approver=item.kommune_approved_by)
+        granted += decision.approved
+    return granted
+
+
+@transaction.atomic
+def access_request_create(
+    *,
+    client: OAuthClient,
+    kommuner: Sequence[Organisation],
+    items: Sequence[ItemInput],
+    initiated_by: str,
+    actor: User,
+) -> list[AccessRequest]:
+    """Order access: one request per kommune, each item decided by the policy at once.
+
+    Approved items become grants (reusing a live one for the same client, kommune, service and
+    access); the others wait or are refused with their reason.
+    """
+    if not items:
+        raise ValidationError({"items": _("Ask for at least one service.")})
+    seen: set[tuple[Any, str]] = set()
+    for item_input in items:
+        key = (item_input.service.pk, item_input.access)
+        if key in seen:
+            raise ValidationError(
+                {
+                    "items": _("%(service)s %(access)s is listed twice.")
+                    % {"service": item_input.service.code, "access": item_input.access}
+                }
+            )
+        seen.add(key)
+    if len({k.pk for k in kommuner}) != len(kommuner):
+        raise ValidationError({"kommuner": _("A kommune is listed twice.")})
+    # Serialise grant decisions per client: two requests for the same item make one grant.
+    client = (
+        OAuthClient.objects.select_for_update()
+        .select_related("product", "vendor")
+        .get(pk=client.pk)
+    )
+    if not client.is_active:
+        raise Conflict(_("The client was removed."))
+    if client.purpose != OAuthClient.Purpose.FHIR:
+        raise ValidationError(
+            {"client": _("This client is for the portal's API, not the services.")}
+        )
+
+    inputs = _PolicyInputs()
+    created = []
+    for kommune in kommuner:
+        request = AccessRequest.objects.create(
+            client=client, kommune=kommune, initiated_by=initiated_by, requested_by=actor
+        )
+        for item_input in items:
+            item = AccessRequestItem(
+                request=request,
+                service=item_input.service,
+                access=item_input.access,
+                service_codes=list(item_input.service_codes),
+            )
+            decision = policy.decide(inputs.context(item, request))
+            _item_set(item, decision, actor=None if decision.approved else actor)
+        audit_event_record(
+            actor=actor,
+            action="access_request.created",
+            target=request,
+            organisation=kommune,
+            after=_request_snapshot(request),
+        )
+        created.append(request)
+    return created
+
+
+def _request_snapshot(request: AccessRequest) -> dict[str, Any]:
+    return {
+        "client": str(request.client_id),
+        "kommune": request.kommune.orgnr,
+        "initiated_by": request.initiated_by,
+        "items": [
+            {"service": i.service.code, "access": i.access, "status": i.status}
+            for i in request.items.select_related("service").order_by("service__position", "access")
+        ],
+    }
+
+
+def _items_of(request: AccessRequest, item_ids: Iterable[Any] | None) -> list[AccessRequestItem]:
+    items = list(
+        AccessRequestItem.objects.select_for_update(of=("self",))
+        .select_related("service", *ITEM_PREFETCH)
+        .filter(request=request)
+        .order_by("service__position", "access")
+    )
+    if item_ids is None:
+        return items
+    wanted = {str(i) for i in item_ids}
+    chosen = [item for item in items if str(item.pk) in wanted]
+    if len(chosen) != len(wanted):
+        raise ValidationError({"items": _("Some items are not part of this request.")})
+    return chosen
+
+
+@transaction.atomic
+def access_request_approve(
+    *, request: AccessRequest, actor: User, item_ids: Iterable[Any] | None = None
+) -> AccessRequest:
+    """A kommune admin approves items that wait for the kommune (all of them by default).
+
+    Approving an item that no longer waits is a Conflict, except that approving an approved item
+    again changes nothing. An item that still lacks a signed instruction cannot be approved.
+    """
+    OAuthClient.objects.select_for_update().filter(pk=request.client_id).first()
+    items = _items_of(request, item_ids)
+    todo = [i for i in items if i.status == ItemStatus.AWAITING_KOMMUNE]
+    if item_ids is not None:
+        stuck = [
+            i for i in items if i.status not in (ItemStatus.AWAITING_KOMMUNE, ItemStatus.APPROVED)
+        ]
+        if stuck:
+            raise Conflict(
+                _("These items do not wait for the kommune: %(items)s.")
+                % {"items": ", ".join(f"{i.service.code} {i.access} ({i.status})" for i in stuck)}
+            )
+    inputs = _PolicyInputs()
+    for item in todo:
+        item.kommune_approved_by = actor
+        decision = policy.decide(inputs.context(item, request))
+        if decision.reason_code == "instruction_missing":
+            raise Conflict(policy.reason_text(decision.reason_code, decision.reason_params))
+        _item_set(item, decision, actor, approver=actor)
+    if todo:
+        audit_event_record(
+            actor=actor,
+            action="access_request.approved",
+            target=request,
+            organisation=request.kommune,
+            after=_request_snapshot(request),
+        )
+    return request
+
+
+@transaction.atomic
+def access_request_reject(
+    *, request: AccessRequest, actor: User, item_ids: Iterable[Any] | None = None
+) -> AccessRequest:
+    """A kommune admin refuses items that wait for the kommune."""
+    items = _items_of(request, item_ids)
+    todo = [i for i in items if i.status in WAITING_STATUSES]
+    if item_ids is not None and len(todo) != len(items):
+        raise Conflict(_("Only items that still wait can be rejected."))
+    params = {"person": _person(actor), "kommune": request.kommune.name}
+    for item in todo:
+        _item_set(item, policy.Decision(ItemStatus.REJECTED, "rejected_by_kommune", params), actor)
+    if todo:
+        audit_event_record(
+            actor=actor,
+            action="access_request.rejected",
+            target=request,
+            organisation=request.kommune,
+            after=_request_snapshot(request),
+        )
+    return request
+
+
+@transaction.atomic
+def access_request_withdraw(
+    *, request: AccessRequest, actor: User, item_ids: Iterable[Any] | None = None
+) -> AccessRequest:
+    """The requester takes back items that still wait. Granted items are revoked, not withdrawn."""
+    items = _items_of(request, item_ids)
+    todo = [i for i in items if i.status in WAITING_STATUSES]
+    if item_ids is not None and len(todo) != len(items):
+        raise Conflict(_("Only items that still wait can be withdrawn; revoke a grant instead."))
+    for item in todo:
+        decision = policy.Decision(ItemStatus.WITHDRAWN, "withdrawn", {"person": _person(actor)})
+        _item_set(item, decision, actor)
+    if todo:
+        audit_event_record(
+            actor=actor,
+            action="access_request.withdrawn",
+            target=request,
+            organisation=request.kommune,
+            after=_request_snapshot(request),
+        )
+    return request
+
+
+@transaction.atomic
+def items_release_available() -> int:
+    """Grant items that waited for a service to open, now that it has (a periodic task)."""
+    return _items_reevaluate(
+        AccessRequestItem.objects.filter(status=ItemStatus.AWAITING_AVAILABILITY), actor=None
+    )
+
+
+# --- Grants -------------------------------------------------------------------------------------
+
+
+def _grant_snapshot(grant: Grant) -> dict[str, Any]:
+    return {
+        "client": str(grant.client_id),
+        "kommune": grant.kommune.orgnr,
+        "service": grant.service.code,
+        "access": grant.access,
+        "scope": grant.scope,
+        "status": grant.status,
+        "instruction_version": grant.instruction.version if grant.instruction else None,
+        "delegation": str(grant.delegation_id) if grant.delegation_id else None,
+        "revoke_reason": grant.revoke_reason,
+    }
+
+
+def _grants_revoke(grants: QuerySet[Grant], *, actor: User | None, reason: str) -> int:
+    """Move live grants to `revoking` and queue one job per client: the gateway entry goes
+    first, then the scope at the authorization server (done by the worker)."""
+    now = timezone.now()
+    clients: dict[Any, OAuthClient] = {}
+    count = 0
+    locked = grants.select_for_update(of=("self",)).select_related(
+        "client", "kommune", "service", "instruction"
+    )
+    for grant in locked:
+        before = _grant_snapshot(grant)
+        grant.status = GrantStatus.REVOKING
+        grant.status_changed_at = now
+        grant.revoked_at = now
+        grant.revoked_by = actor
+        grant.revoke_reason = reason[:300]
+        grant.save(
+            update_fields=[
+                "status",
+                "status_changed_at",
+                "revoked_at",
+                "revoked_by",
+                "revoke_reason",
+            ]
+        )
+        audit_event_record(
+            actor=actor,
+            actor_label=None if actor else "system:revocation",
+            action="grant.revoked",
+            target=grant,
+            organisation=grant.kommune,
+            before=before,
+            after=_grant_snapshot(grant),
+        )
+        clients[grant.client_id] = grant.client
+        count += 1
+    for client in clients.values():
+        provisioning_job_enqueue(client=client, reason="grant.revoked")
+    return count
+
+
+@transaction.atomic
+def grant_revoke(*, grant: Grant, actor: User, reason: str = "") -> Grant:
+    """Revoke one grant (a kommune admin of its kommune, or an NHN operator)."""
+    locked = Grant.objects.select_for_update().get(pk=grant.pk)
+    if locked.status in (GrantStatus.REVOKING, GrantStatus.REVOKED):
+        raise Conflict(
+            _("The grant was already revoked at %(time)s.")
+            % {
+                "time": timezone.localtime(locked.revoked_at or timezone.now()).strftime(
+                    "%Y-%m-%d %H:%M"
+                )
+            }
+        )
+    _grants_revoke(
+        Grant.objects.filter(pk=grant.pk),
+        actor=actor,
+        reason=reason or _("Revoked by %(person)s.") % {"person": _person(actor)},
+    )
+    return Grant.objects.get(pk=grant.pk)

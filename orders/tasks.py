@@ -1,0 +1,19 @@
+"""Periodic work of the ordering journey. Policy only: the logic is in ``orders.services``."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from orders import services
+
+
+@shared_task(name="orders.expire_delegations")
+def expire_delegations() -> int:
+    """Revoke the grants of delegations whose last day has passed."""
+    return services.delegations_expire()
+
+
+@shared_task(name="orders.release_available_items")
+def release_available_items() -> int:
+    """Grant items that waited for their service to open."""
+    return services.items_release_available()
