@@ -1,12 +1,22 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from rest_framework.test import APIClient
 
-from tenants.models import Organisation, Role
-from tests.factories import KommuneOrganisationFactory, MembershipFactory, OrganisationFactory
+from orders.models import Delegation, Instruction
+from tenants.models import OAuthClient, Organisation, Product, Role
+from tests.factories import (
+    ClientFactory,
+    DelegationFactory,
+    InstructionFactory,
+    KommuneOrganisationFactory,
+    MembershipFactory,
+    OrganisationFactory,
+    ProductFactory,
+)
 from tests.integration import (  # noqa: F401 - fixtures
     oidc_provider,
     oidc_settings,
@@ -36,17 +46,35 @@ def nhn(db: Any) -> Organisation:
 
 
 @pytest.fixture
-def people(kommune: Organisation, vendor: Organisation, nhn: Organisation) -> dict[str, Any]:
+def other_kommune(db: Any) -> Organisation:
+    return KommuneOrganisationFactory()
+
+
+@pytest.fixture
+def other_vendor(db: Any) -> Organisation:
+    return OrganisationFactory(kind=Organisation.Kind.VENDOR)
+
+
+@pytest.fixture
+def people(
+    kommune: Organisation,
+    vendor: Organisation,
+    nhn: Organisation,
+    other_kommune: Organisation,
+    other_vendor: Organisation,
+) -> dict[str, Any]:
     """One person per kind of access; the 'other' ones administer organisations of their own."""
     return {
         "kommune_admin": MembershipFactory(organisation=kommune, role=Role.KOMMUNE_ADMIN).user,
         "kommune_reader": MembershipFactory(organisation=kommune, role=Role.KOMMUNE_READER).user,
         "other_kommune_admin": MembershipFactory(
-            organisation=KommuneOrganisationFactory(), role=Role.KOMMUNE_ADMIN
+            organisation=other_kommune, role=Role.KOMMUNE_ADMIN
         ).user,
         "vendor_admin": MembershipFactory(organisation=vendor, role=Role.VENDOR_ADMIN).user,
         "vendor_developer": MembershipFactory(organisation=vendor, role=Role.VENDOR_DEVELOPER).user,
-        "other_vendor_admin": MembershipFactory(role=Role.VENDOR_ADMIN).user,
+        "other_vendor_admin": MembershipFactory(
+            organisation=other_vendor, role=Role.VENDOR_ADMIN
+        ).user,
         "nhn_operator": MembershipFactory(organisation=nhn, role=Role.NHN_OPERATOR).user,
         "nhn_auditor": MembershipFactory(organisation=nhn, role=Role.NHN_AUDITOR).user,
     }
@@ -59,3 +87,44 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return [
         f"database: {database['ENGINE']} {database['NAME']}; broker: {settings.CELERY_BROKER_URL}"
     ]
+
+
+@dataclass
+class World:
+    """A kommune and a VFT vendor ready to order: a signed instruction and a delegation covering
+    every service, a production client with a public key; the other kommune and vendor have
+    nothing to do with them."""
+
+    kommune: Organisation
+    vendor: Organisation
+    other_kommune: Organisation
+    other_vendor: Organisation
+    product: Product
+    client: OAuthClient
+    other_client: OAuthClient
+    instruction: Instruction
+    delegation: Delegation
+    people: dict[str, Any]
+
+
+@pytest.fixture
+def world(
+    people: dict[str, Any],
+    kommune: Organisation,
+    vendor: Organisation,
+    other_kommune: Organisation,
+    other_vendor: Organisation,
+) -> World:
+    product = ProductFactory(vendor=vendor, system_type=Product.SystemType.VFT)
+    return World(
+        kommune=kommune,
+        vendor=vendor,
+        other_kommune=other_kommune,
+        other_vendor=other_vendor,
+        product=product,
+        client=ClientFactory(product=product),
+        other_client=ClientFactory(product=ProductFactory(vendor=other_vendor)),
+        instruction=InstructionFactory(kommune=kommune),
+        delegation=DelegationFactory(kommune=kommune, vendor=vendor),
+        people=people,
+    )

@@ -8,8 +8,19 @@ import factory
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from tenants.models import Kommune, Membership, Organisation, Product, Role
+from orders.models import Delegation, Instruction, Service
+from tenants.models import (
+    ClientKey,
+    Environment,
+    Kommune,
+    Membership,
+    OAuthClient,
+    Organisation,
+    Product,
+    Role,
+)
 from tenants.validators import orgnr_check_digit
+from tests.keys import rsa_public_jwk
 
 
 def valid_orgnr(n: int) -> str:
@@ -82,3 +93,64 @@ class MembershipFactory(factory.django.DjangoModelFactory[Membership]):
         membership = super()._create(model_class, *args, **kwargs)
         organisation_permissions_sync(organisation=membership.organisation)
         return membership
+
+
+class ClientFactory(factory.django.DjangoModelFactory[OAuthClient]):
+    """A production FHIR client of a VFT product, with one public RSA key."""
+
+    class Meta:
+        model = OAuthClient
+
+    product = factory.SubFactory(ProductFactory)
+    vendor = factory.SelfAttribute("product.vendor")
+    name = factory.Sequence(lambda n: f"Client {n}")
+    environment = Environment.PRODUCTION
+
+    @factory.post_generation
+    def keys(self, create: bool, extracted: Any, **kwargs: Any) -> None:
+        if create:
+            ClientKey.objects.create(
+                client=self, kid="key-1", kty="RSA", alg="RS256", jwk=rsa_public_jwk()
+            )
+
+
+class InstructionFactory(factory.django.DjangoModelFactory[Instruction]):
+    """A signed instruction covering every service (pass ``services=[...]`` to narrow it)."""
+
+    class Meta:
+        model = Instruction
+
+    kommune = factory.SubFactory(KommuneOrganisationFactory)
+    version = factory.Sequence(lambda n: n + 1)
+    subject_matter = "Velferdsteknologi og pasientdata"
+    duration = "Til avtalen sies opp"
+    nature_and_purpose = "Innsamling og tilgjengeliggjøring av helsedata"
+    personal_data_categories = ["helseopplysninger"]
+    data_subject_categories = ["pasienter"]
+    retention = "Så lenge tjenesten ytes"
+    contact_name = "Kari Nordmann"
+    contact_email = "kari@kommune.example"
+    signed_by = factory.SubFactory(UserFactory)
+    signed_by_name = "Kari Nordmann"
+    signed_at = factory.LazyFunction(timezone.now)
+
+    @factory.post_generation
+    def services(self, create: bool, extracted: Any, **kwargs: Any) -> None:
+        if create:
+            self.services.set(extracted if extracted is not None else Service.objects.all())
+
+
+class DelegationFactory(factory.django.DjangoModelFactory[Delegation]):
+    """A delegation in force covering every service (pass ``services=[...]`` to narrow it)."""
+
+    class Meta:
+        model = Delegation
+
+    kommune = factory.SubFactory(KommuneOrganisationFactory)
+    vendor = factory.SubFactory(OrganisationFactory)
+    valid_from = factory.LazyFunction(timezone.localdate)
+
+    @factory.post_generation
+    def services(self, create: bool, extracted: Any, **kwargs: Any) -> None:
+        if create:
+            self.services.set(extracted if extracted is not None else Service.objects.all())
