@@ -1,4 +1,4 @@
-"""The ordering journey through the public API alone, on the demo organisations (README walkthrough)."""
+"""The ordering journey through the public API alone, on the demo organisations."""
 
 from __future__ import annotations
 
