@@ -350,6 +350,14 @@ def _client_snapshot(client: OAuthClient) -> dict[str, Any]:
     }
 
 
+def _public_keys(jwks: Any) -> list[PublicKey]:
+    """The validated keys; their problems are errors of the ``jwks`` field."""
+    try:
+        return validate_jwks(jwks)
+    except ValidationError as exc:
+        raise ValidationError({"jwks": exc.messages}) from None
+
+
 def _keys_store(client: OAuthClient, keys: list[PublicKey]) -> None:
     ClientKey.objects.filter(client=client).delete()
     ClientKey.objects.bulk_create(
@@ -385,7 +393,7 @@ def client_register(
             raise ValidationError({"product": _("Name the product the client belongs to.")})
     if product is not None and product.vendor_id != vendor.pk:
         raise ValidationError({"product": _("The product belongs to another vendor.")})
-    keys = validate_jwks(jwks)
+    keys = _public_keys(jwks)
     client = OAuthClient(
         vendor=vendor,
         product=product,
@@ -413,7 +421,7 @@ def client_jwks_rotate(*, client: OAuthClient, jwks: Any, actor: User) -> OAuthC
     client = OAuthClient.objects.select_for_update().get(pk=client.pk)
     if not client.is_active:
         raise Conflict(_("The client was removed; its keys cannot change."))
-    keys = validate_jwks(jwks)
+    keys = _public_keys(jwks)
     before = _client_snapshot(client)
     _keys_store(client, keys)
     client.save(update_fields=["updated_at"])
@@ -643,7 +651,7 @@ def access_request_create(
         raise ValidationError({"kommuner": _("A kommune is listed twice.")})
     # Serialise grant decisions per client: two requests for the same item make one grant.
     client = (
-        OAuthClient.objects.select_for_update()
+        OAuthClient.objects.select_for_update(of=("self",))
         .select_related("product", "vendor")
         .get(pk=client.pk)
     )

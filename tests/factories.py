@@ -100,6 +100,7 @@ class ClientFactory(factory.django.DjangoModelFactory[OAuthClient]):
 
     class Meta:
         model = OAuthClient
+        skip_postgeneration_save = True
 
     product = factory.SubFactory(ProductFactory)
     vendor = factory.SelfAttribute("product.vendor")
@@ -119,6 +120,7 @@ class InstructionFactory(factory.django.DjangoModelFactory[Instruction]):
 
     class Meta:
         model = Instruction
+        skip_postgeneration_save = True
 
     kommune = factory.SubFactory(KommuneOrganisationFactory)
     version = factory.Sequence(lambda n: n + 1)
@@ -145,6 +147,7 @@ class DelegationFactory(factory.django.DjangoModelFactory[Delegation]):
 
     class Meta:
         model = Delegation
+        skip_postgeneration_save = True
 
     kommune = factory.SubFactory(KommuneOrganisationFactory)
     vendor = factory.SubFactory(OrganisationFactory)

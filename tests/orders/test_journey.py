@@ -165,7 +165,7 @@ def test_the_ordering_journey_through_the_api_alone() -> None:
     )
     waiting = response.json()
     assert waiting["items"][0]["status"] == "awaiting_kommune"
-    assert "approve" in waiting["items"][0]["reason"]
+    assert "godkjenne" in waiting["items"][0]["reason"]  # bokmål first
     assert not Grant.objects.filter(kommune__orgnr=BERGEN).exists()
 
     approved = bergen.post(f"/api/v1/access-requests/{waiting['id']}/approve/", {}, format="json")
