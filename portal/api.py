@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -26,3 +29,15 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     elif isinstance(exc, Conflict):
         exc = ConflictError(detail=exc.message)
     return drf_exception_handler(exc, context)
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Django's own 400s (a body over DATA_UPLOAD_MAX_MEMORY_SIZE, a bad Host) as JSON."""
+    if request.path.startswith("/api/"):
+        message = (
+            "The request body is too large."
+            if isinstance(exception, RequestDataTooBig)
+            else "Bad request."
+        )
+        return JsonResponse({"detail": message}, status=400)
+    return defaults.bad_request(request, exception)

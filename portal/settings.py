@@ -196,6 +196,9 @@ if os.getenv("DJANGO_SECURE_PROXY_SSL_HEADER"):
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 
+# API bodies are small (a JWKS is at most 32 KiB); refuse anything far larger before parsing it.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
+
 # --- Tenancy ------------------------------------------------------------------------------------
 # NHN's synthetic test organisations (e.g. 314159265) fail the mod-11 check; test environments
 # switch the check off.

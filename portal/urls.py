@@ -34,6 +34,8 @@ router.register("access-requests", AccessRequestViewSet, basename="access-reques
 router.register("grants", GrantViewSet, basename="grant")
 router.register("audit-events", AuditEventViewSet, basename="audit-event")
 
+handler400 = "portal.api.bad_request"
+
 urlpatterns = [
     path("", include("tenants.urls")),
     path("", include("orders.urls")),

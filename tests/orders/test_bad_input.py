@@ -253,3 +253,14 @@ def test_two_approvals_of_the_same_item_at_the_same_moment_make_one_grant(world:
     assert sorted(statuses) == [200, 200]  # the second finds it approved: nothing to do
     assert Grant.objects.filter(client=world.client).count() == 1
     assert AccessRequestItem.objects.get(request=request).status == "approved"
+
+
+def test_an_oversized_body_is_a_json_400_and_stores_nothing(world: World) -> None:
+    body = '{"name": "x", "jwks": {"keys": []}, "padding": "' + "a" * 300_000 + '"}'
+    before = OAuthClient.objects.count()
+    response = as_(world, "vendor_admin").generic(
+        "POST", "/api/v1/clients/", body, content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert response.json() == {"detail": "The request body is too large."}
+    assert OAuthClient.objects.count() == before
