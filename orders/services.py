@@ -755,27 +755,47 @@ def access_request_approve(
     return request
 
 
-@transaction.atomic
-def access_request_reject(
-    *, request: AccessRequest, actor: User, item_ids: Iterable[Any] | None = None
+def _items_close(
+    *,
+    request: AccessRequest,
+    actor: User,
+    item_ids: Iterable[Any] | None,
+    decision: policy.Decision,
+    action: str,
+    refusal: str,
 ) -> AccessRequest:
-    """A kommune admin refuses items that wait for the kommune."""
+    """Give the items that still wait a final decision (rejected or withdrawn)."""
     items = _items_of(request, item_ids)
     todo = [i for i in items if i.status in WAITING_STATUSES]
     if item_ids is not None and len(todo) != len(items):
-        raise Conflict(_("Only items that still wait can be rejected."))
-    params = {"person": _person(actor), "kommune": request.kommune.name}
+        raise Conflict(refusal)
     for item in todo:
-        _item_set(item, policy.Decision(ItemStatus.REJECTED, "rejected_by_kommune", params), actor)
+        _item_set(item, decision, actor)
     if todo:
         audit_event_record(
             actor=actor,
-            action="access_request.rejected",
+            action=action,
             target=request,
             organisation=request.kommune,
             after=_request_snapshot(request),
         )
     return request
+
+
+@transaction.atomic
+def access_request_reject(
+    *, request: AccessRequest, actor: User, item_ids: Iterable[Any] | None = None
+) -> AccessRequest:
+    """A kommune admin refuses items that still wait."""
+    params = {"person": _person(actor), "kommune": request.kommune.name}
+    return _items_close(
+        request=request,
+        actor=actor,
+        item_ids=item_ids,
+        decision=policy.Decision(ItemStatus.REJECTED, "rejected_by_kommune", params),
+        action="access_request.rejected",
+        refusal=_("Only items that still wait can be rejected."),
+    )
 
 
 @transaction.atomic
@@ -783,22 +803,14 @@ def access_request_withdraw(
     *, request: AccessRequest, actor: User, item_ids: Iterable[Any] | None = None
 ) -> AccessRequest:
     """The requester takes back items that still wait. Granted items are revoked, not withdrawn."""
-    items = _items_of(request, item_ids)
-    todo = [i for i in items if i.status in WAITING_STATUSES]
-    if item_ids is not None and len(todo) != len(items):
-        raise Conflict(_("Only items that still wait can be withdrawn; revoke a grant instead."))
-    for item in todo:
-        decision = policy.Decision(ItemStatus.WITHDRAWN, "withdrawn", {"person": _person(actor)})
-        _item_set(item, decision, actor)
-    if todo:
-        audit_event_record(
-            actor=actor,
-            action="access_request.withdrawn",
-            target=request,
-            organisation=request.kommune,
-            after=_request_snapshot(request),
-        )
-    return request
+    return _items_close(
+        request=request,
+        actor=actor,
+        item_ids=item_ids,
+        decision=policy.Decision(ItemStatus.WITHDRAWN, "withdrawn", {"person": _person(actor)}),
+        action="access_request.withdrawn",
+        refusal=_("Only items that still wait can be withdrawn; revoke a grant instead."),
+    )
 
 
 @transaction.atomic

@@ -1,11 +1,12 @@
-"""API plumbing shared by every app: error translation."""
+"""API plumbing shared by every app: error translation and scoped lookups."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions, status
@@ -13,6 +14,8 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from portal.exceptions import Conflict
+
+M = TypeVar("M", bound=Model)
 
 
 class ConflictError(exceptions.APIException):
@@ -41,3 +44,12 @@ def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
         )
         return JsonResponse({"detail": message}, status=400)
     return defaults.bad_request(request, exception)
+
+
+def get_or_404(queryset: QuerySet[M], message: str, **lookup: Any) -> M:
+    """The one object of ``queryset`` (already scoped to the caller) matching ``lookup``, or a 404
+    that says what was not found."""
+    found = queryset.filter(**lookup).first()
+    if found is None:
+        raise exceptions.NotFound(message)
+    return found

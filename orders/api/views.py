@@ -39,6 +39,7 @@ from orders.models import (
     Instruction,
     Service,
 )
+from portal.api import get_or_404
 from tenants.models import ClientKey, Membership, OAuthClient, Organisation, Product, Role
 from tenants.permissions import is_admin_of, is_nhn_operator, require_admin, require_role
 
@@ -55,14 +56,6 @@ class ServiceViewSet(viewsets.ReadOnlyModelViewSet[Service]):
 
 
 # --- Helpers ------------------------------------------------------------------------------------
-
-
-def organisation_or_404(queryset: QuerySet[Organisation], orgnr: str, *, what: str) -> Organisation:
-    """Resolve an orgnr among what the caller may address; 404 names what was not found."""
-    found = queryset.filter(orgnr=orgnr).first()
-    if found is None:
-        raise NotFound(_("No %(what)s with orgnr %(orgnr)s.") % {"what": what, "orgnr": orgnr})
-    return found
 
 
 def uuid_param(request: Request, name: str) -> uuid.UUID | None:
@@ -140,10 +133,11 @@ class InstructionViewSet(
         data = InstructionInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         fields = dict(data.validated_data)
-        kommune = organisation_or_404(
+        orgnr = fields.pop("kommune")
+        kommune = get_or_404(
             Organisation.objects.visible_to(request.user).kommuner(),
-            fields.pop("kommune"),
-            what=_("kommune"),
+            _("No kommune with orgnr %(orgnr)s.") % {"orgnr": orgnr},
+            orgnr=orgnr,
         )
         require_admin(request.user, kommune)
         instruction = services.instruction_create(
@@ -217,16 +211,16 @@ class DelegationViewSet(
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         data = DelegationInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        kommune = organisation_or_404(
+        kommune = get_or_404(
             Organisation.objects.visible_to(request.user).kommuner(),
-            data.validated_data["kommune"],
-            what=_("kommune"),
+            _("No kommune with orgnr %(orgnr)s.") % {"orgnr": data.validated_data["kommune"]},
+            orgnr=data.validated_data["kommune"],
         )
         require_admin(request.user, kommune)
-        vendor = organisation_or_404(
+        vendor = get_or_404(
             Organisation.objects.filter(kind=Organisation.Kind.VENDOR),
-            data.validated_data["vendor"],
-            what=_("vendor"),
+            _("No vendor with orgnr %(orgnr)s.") % {"orgnr": data.validated_data["vendor"]},
+            orgnr=data.validated_data["vendor"],
         )
         delegation = services.delegation_create(
             kommune=kommune,

@@ -10,12 +10,13 @@ from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from audit.models import AuditEvent
+from portal.api import get_or_404
 from tenants import services
 from tenants.api.serializers import (
     AuditEventSerializer,
@@ -30,13 +31,6 @@ from tenants.api.serializers import (
 )
 from tenants.models import ADMIN_ROLES, Membership, Organisation, Product, Role
 from tenants.permissions import IsNhnOperator, is_nhn_operator, require_admin, require_role
-
-
-def _org_or_404(queryset: QuerySet[Organisation], orgnr: str) -> Organisation:
-    found = queryset.filter(orgnr=orgnr).first()
-    if found is None:
-        raise NotFound(_("No organisation with orgnr %(orgnr)s.") % {"orgnr": orgnr})
-    return found
 
 
 class OrganizationViewSet(
@@ -148,8 +142,10 @@ class ProductViewSet(
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         data = ProductInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        vendor = _org_or_404(
-            Organisation.objects.visible_to(request.user), data.validated_data["vendor"]
+        vendor = get_or_404(
+            Organisation.objects.visible_to(request.user),
+            _("No organisation with orgnr %(orgnr)s.") % {"orgnr": data.validated_data["vendor"]},
+            orgnr=data.validated_data["vendor"],
         )
         require_role(request.user, vendor, Role.VENDOR_ADMIN)
         product = services.product_register(
@@ -193,8 +189,11 @@ class MembershipViewSet(
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         data = MembershipInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        organisation = _org_or_404(
-            Organisation.objects.visible_to(request.user), data.validated_data["organisation"]
+        organisation = get_or_404(
+            Organisation.objects.visible_to(request.user),
+            _("No organisation with orgnr %(orgnr)s.")
+            % {"orgnr": data.validated_data["organisation"]},
+            orgnr=data.validated_data["organisation"],
         )
         self._require_manager(request, organisation)
         membership = services.membership_invite(
