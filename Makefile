@@ -10,6 +10,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV):$(PATH)
 run: bootstrap
 	$(VENV)/python manage.py migrate --no-input -v0
 	$(VENV)/python manage.py seed_demo
+	$(VENV)/python manage.py write_provider_scopes
 	$(VENV)/honcho start -f Procfile
 
 ## Install what is missing, start PostgreSQL and Redis, then lint, type-check and run every test.

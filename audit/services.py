@@ -19,16 +19,19 @@ def audit_event_record(
     *,
     actor: User | AnonymousUser | None,
     action: str,
-    target: models.Model,
+    target: models.Model | None = None,
     organisation: Any = None,
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
     actor_label: str | None = None,
+    object_type: str = "",
+    object_id: str = "",
 ) -> AuditEvent:
     """Append one event. ``organisation`` is any object with ``pk`` and ``orgnr`` (or None).
 
     ``actor`` None means the system did it (a periodic task, the reconciler); ``actor_label`` then
-    says which part of the system.
+    says which part of the system. Something that is no model (the gateway's map) is named by
+    ``object_type`` and ``object_id`` instead of ``target``.
     """
     user = actor if actor is not None and actor.is_authenticated else None
     label = actor_label or (user.get_username() if user is not None else SYSTEM)
@@ -38,8 +41,8 @@ def audit_event_record(
         organisation_id=getattr(organisation, "pk", None),
         organisation_orgnr=getattr(organisation, "orgnr", "") or "",
         action=action,
-        object_type=target._meta.label_lower,
-        object_id=str(target.pk),
+        object_type=target._meta.label_lower if target is not None else object_type,
+        object_id=str(target.pk) if target is not None else object_id,
         before=before,
         after=after,
         request_id=current_request_id(),

@@ -10,6 +10,10 @@
 //   OIDC_VAR_DIR                var/oidc (signing keys; kept so restarts keep them)
 //   TILGANG_VAR_DIR             var (secrets shared with Django are under var/secrets/)
 //   PORTAL_URL                  http://127.0.0.1:8000 (redirect and post-logout URIs of the portal)
+//   GATEWAY_AUDIENCE            http://127.0.0.1:8080 (audience of tokens for the FHIR gateway)
+//   PORTAL_API_AUDIENCE         ${PORTAL_URL}/api/ (audience of automation clients' tokens)
+//   OIDC_ACCESS_TOKEN_TTL       600 (seconds; client-credentials tokens)
+//   OIDC_SCOPES_FILE            var/oidc/scopes.txt (the catalogue's scopes, one per line)
 //   OIDC_RP_CLIENT_SECRET[_FILE], OIDC_INITIAL_ACCESS_TOKEN[_FILE]: as Django reads them.
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -17,7 +21,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import * as jose from 'jose';
-import Provider from 'oidc-provider';
+import Provider, { errors } from 'oidc-provider';
+
+import { fileAdapterFor } from './adapter.mjs';
 
 const projectDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const varDir = path.resolve(process.env.TILGANG_VAR_DIR || path.join(projectDir, 'var'));
@@ -63,7 +69,34 @@ async function signingKeys() {
 }
 
 const portalClientId = process.env.OIDC_RP_CLIENT_ID || 'portal';
-const gatewayAudience = process.env.GATEWAY_AUDIENCE || 'tilgang-gateway';
+const gatewayAudience = process.env.GATEWAY_AUDIENCE || 'http://127.0.0.1:8080';
+const portalApiAudience = process.env.PORTAL_API_AUDIENCE || `${portalUrl}/api/`;
+const PORTAL_API_SCOPE = 'tilgang:api';
+const accessTokenTtl = Number(process.env.OIDC_ACCESS_TOKEN_TTL || 600);
+
+// The services' scopes are data in the portal's catalogue: `manage.py write_provider_scopes`
+// writes them to this file (make run does, and the tests' fixture), one per line.
+const SERVICE_SCOPE = /^nhn:ksp\/[a-z0-9-]+\.(read|write)$/;
+function serviceScopes() {
+  const file = process.env.OIDC_SCOPES_FILE || path.join(oidcDir, 'scopes.txt');
+  if (!fs.existsSync(file)) return [];
+  return fs.readFileSync(file, 'utf8').split(/\s+/).filter((scope) => SERVICE_SCOPE.test(scope));
+}
+
+// The portal registers each client with software_id = its own id for the client. Deriving the
+// client_id from it makes registration idempotent: a registration repeated after a worker died
+// replaces itself instead of leaving a second client behind.
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+function clientIdFor(ctx) {
+  const softwareId = ctx.oidc.body?.software_id;
+  return typeof softwareId === 'string' && UUID.test(softwareId)
+    ? `tilgang-${softwareId}`
+    : randomBytes(16).toString('hex');
+}
+
+function isPortalApiClient(client) {
+  return Boolean(client?.scope?.split(' ').includes(PORTAL_API_SCOPE));
+}
 
 const configuration = {
   clients: [
@@ -79,7 +112,9 @@ const configuration = {
   ],
   jwks: await signingKeys(),
   cookies: { keys: [secret('OIDC_COOKIE_KEY')] },
-  scopes: ['openid', 'email', 'profile'],
+  adapter: fileAdapterFor(path.join(oidcDir, 'store')),
+  scopes: ['openid', 'email', 'profile', PORTAL_API_SCOPE, ...serviceScopes()],
+  extraClientMetadata: { properties: ['software_id'] },
   claims: {
     openid: ['sub'],
     email: ['email', 'email_verified'],
@@ -123,26 +158,50 @@ const configuration = {
   },
   features: {
     devInteractions: { enabled: development },
-    registration: { enabled: true, initialAccessToken: secret('OIDC_INITIAL_ACCESS_TOKEN') },
+    registration: {
+      enabled: true,
+      initialAccessToken: secret('OIDC_INITIAL_ACCESS_TOKEN'),
+      idFactory: clientIdFor,
+    },
     registrationManagement: { enabled: true, rotateRegistrationAccessToken: false },
     clientCredentials: { enabled: true },
     revocation: { enabled: true },
     resourceIndicators: {
       enabled: true,
-      // Client-credentials tokens are for the gateway without a `resource` parameter; the
-      // portal's own login keeps ordinary access tokens so that userinfo works.
-      defaultResource: (ctx, client) => (client?.clientId === portalClientId ? undefined : gatewayAudience),
+      // Client-credentials tokens are for the gateway without a `resource` parameter (or for the
+      // portal's API, for automation clients); the portal's own login keeps ordinary access
+      // tokens so that userinfo works.
+      defaultResource(ctx, client) {
+        if (client?.clientId === portalClientId) return undefined;
+        return isPortalApiClient(client) ? portalApiAudience : gatewayAudience;
+      },
       useGrantedResource: () => true,
-      getResourceServerInfo: (ctx, resourceIndicator, client) => ({
-        scope: client?.scope || '',
-        audience: gatewayAudience,
-        accessTokenFormat: 'jwt',
-        jwt: { sign: { alg: 'RS256' } },
-      }),
+      getResourceServerInfo(ctx, resourceIndicator, client) {
+        const scopes = (client?.scope || '').split(' ').filter(Boolean);
+        if (resourceIndicator === portalApiAudience && isPortalApiClient(client)) {
+          return { scope: PORTAL_API_SCOPE, audience: portalApiAudience, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'RS256' } } };
+        }
+        if (resourceIndicator === gatewayAudience && !isPortalApiClient(client)) {
+          return {
+            scope: scopes.filter((scope) => SERVICE_SCOPE.test(scope)).join(' '),
+            audience: gatewayAudience,
+            accessTokenFormat: 'jwt',
+            jwt: { sign: { alg: 'RS256' } },
+          };
+        }
+        throw new errors.InvalidTarget();
+      },
     },
   },
   pkce: { required: () => true },
-  ttl: { AccessToken: 600, ClientCredentials: 600, IdToken: 3600, Interaction: 600, Session: 86400, Grant: 86400 },
+  ttl: {
+    AccessToken: 600,
+    ClientCredentials: accessTokenTtl,
+    IdToken: 3600,
+    Interaction: 600,
+    Session: 86400,
+    Grant: 86400,
+  },
 };
 
 const provider = new Provider(issuer, configuration);

@@ -101,6 +101,11 @@ class Service(models.Model):
             else self.description_nb
         )
 
+    @property
+    def resource_type(self) -> str:
+        """The FHIR resource type in request paths (journaling's documents are Bundles)."""
+        return self.fhir_resource.split()[0]
+
     def scope_for(self, access: str) -> str:
         return self.read_scope if access == Access.READ else self.write_scope
 
@@ -511,6 +516,11 @@ class ProvisioningJob(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     next_attempt_at = models.DateTimeField(default=timezone.now)
+    # When its message was last published: the sweeper re-sends only jobs whose message is overdue.
+    sent_at = models.DateTimeField(null=True, blank=True)
+    coalesced_into = models.ForeignKey(
+        "self", models.SET_NULL, null=True, blank=True, related_name="coalesced"
+    )
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)

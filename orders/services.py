@@ -10,6 +10,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from celery import current_app
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Max, QuerySet
@@ -33,7 +35,8 @@ from orders.models import (
 from portal.db import create_validated
 from portal.exceptions import Conflict
 from tenants.jwks import PublicKey, validate_jwks
-from tenants.models import ClientKey, Environment, OAuthClient, Organisation, Product
+from tenants.models import ClientKey, Environment, Membership, OAuthClient, Organisation, Product
+from tenants.services import check_role, organisation_permissions_sync
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -51,17 +54,30 @@ def _person(user: User | None) -> str:
 def provisioning_job_enqueue(
     *, client: OAuthClient, reason: str, grant: Grant | None = None
 ) -> ProvisioningJob:
-    """Write the durable job row in the caller's transaction.
+    """Write the durable job row in the caller's transaction and send its task once it commits.
 
     The worker reads the client's desired state when it runs, so one pending job per client is
-    enough: a later change finds it and rides along (the latest state wins).
+    enough: a later change finds it and rides along (the latest state wins). If the message is
+    lost (a crash between COMMIT and publish), the sweeper sends it again.
     """
     pending = ProvisioningJob.objects.filter(
         client=client, status=ProvisioningJob.Status.PENDING
     ).first()
     if pending is not None:
         return pending
-    return ProvisioningJob.objects.create(client=client, grant=grant, reason=reason)
+    job = ProvisioningJob.objects.create(
+        client=client, grant=grant, reason=reason, sent_at=timezone.now()
+    )
+    provisioning_job_send_on_commit(job_id=job.pk)
+    return job
+
+
+PROVISIONING_TASK = "provisioning.run_job"
+
+
+def provisioning_job_send_on_commit(*, job_id: Any) -> None:
+    """Publish the job's task after COMMIT, by name: this layer never imports the workers."""
+    transaction.on_commit(lambda: current_app.send_task(PROVISIONING_TASK, args=[str(job_id)]))
 
 
 # --- Data-processing instructions ---------------------------------------------------------------
@@ -416,6 +432,50 @@ def client_register(
 
 
 @transaction.atomic
+def automation_client_register(
+    *, organisation: Organisation, name: str, role: str, jwks: Any, actor: User
+) -> OAuthClient:
+    """Register a client for the portal's own API (scope tilgang:api) that acts for the
+    organisation with ``role``, never above the actor's own. It holds the role through a service
+    account with a membership, so every permission check treats it like a person."""
+    check_role(organisation=organisation, role=role, actor=actor)
+    keys = _public_keys(jwks)
+    client = OAuthClient(
+        vendor=organisation,
+        product=None,
+        name=name.strip(),
+        environment=Environment.PRODUCTION,
+        purpose=OAuthClient.Purpose.PORTAL_API,
+        api_role=role,
+        created_by=actor,
+    )
+    create_validated(client)
+    account = get_user_model().objects.create_user(f"client:{client.pk}")
+    account.set_unusable_password()
+    account.save(update_fields=["password"])
+    Membership.objects.create(
+        organisation=organisation,
+        email=f"{client.pk}@clients.tilgang.invalid",
+        role=role,
+        user=account,
+        bound_at=timezone.now(),
+    )
+    OAuthClient.objects.filter(pk=client.pk).update(service_user=account)
+    client.service_user = account
+    organisation_permissions_sync(organisation=organisation)
+    _keys_store(client, keys)
+    audit_event_record(
+        actor=actor,
+        action="client.registered",
+        target=client,
+        organisation=organisation,
+        after={**_client_snapshot(client), "role": role, "purpose": client.purpose},
+    )
+    provisioning_job_enqueue(client=client, reason="client.registered")
+    return client
+
+
+@transaction.atomic
 def client_jwks_rotate(*, client: OAuthClient, jwks: Any, actor: User) -> OAuthClient:
     """Replace the client's key set (at least one key stays) and push it to the server."""
     client = OAuthClient.objects.select_for_update().get(pk=client.pk)
@@ -447,6 +507,10 @@ def client_remove(*, client: OAuthClient, actor: User) -> OAuthClient:
     before = _client_snapshot(client)
     client.removed_at = timezone.now()
     client.save(update_fields=["removed_at", "updated_at"])
+    if client.service_user_id is not None:  # an automation client's account loses its role
+        Membership.objects.filter(user_id=client.service_user_id).delete()
+        get_user_model().objects.filter(pk=client.service_user_id).update(is_active=False)
+        organisation_permissions_sync(organisation=client.vendor)
     _grants_revoke(
         Grant.objects.live().filter(client=client), actor=actor, reason=_("The client was removed.")
     )

@@ -16,6 +16,13 @@ app.autodiscover_tasks(["portal"])  # the project's own tasks; apps' tasks.py ar
 app.autodiscover_tasks()
 
 app.conf.beat_schedule = {
+    # A killed worker's job must be done within 30 s: leases are 15 s and the sweep runs often.
+    "provisioning-sweep": {"task": "provisioning.sweep", "schedule": 2.0},
+    "provisioning-write-gateway-files": {
+        "task": "provisioning.write_gateway_files",
+        "schedule": 5.0,
+    },
+    "provisioning-reconcile": {"task": "provisioning.reconcile", "schedule": 60.0},
     # Expiry and opening dates are days: a few minutes' delay is well inside their precision.
     "expire-delegations": {"task": "orders.expire_delegations", "schedule": 300.0},
     "release-available-items": {"task": "orders.release_available_items", "schedule": 300.0},

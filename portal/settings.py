@@ -84,6 +84,7 @@ INSTALLED_APPS = [
     "audit",
     "tenants",
     "orders",
+    "provisioning",
 ]
 
 MIDDLEWARE = [
@@ -171,6 +172,25 @@ OIDC_OP_LOGOUT_URL_METHOD = "tenants.auth.provider_logout_url"
 OIDC_IDENTITY_CLAIM = os.getenv("OIDC_IDENTITY_CLAIM", "email")
 OIDC_TIMEOUT = 10
 
+# --- Provisioning: the authorization server (RFC 7591/7592) and the gateway ---------------------
+OIDC_OP_REGISTRATION_ENDPOINT = os.getenv("OIDC_OP_REGISTRATION_ENDPOINT", f"{OIDC_OP_ISSUER}/reg")
+OIDC_INITIAL_ACCESS_TOKEN = env_secret("OIDC_INITIAL_ACCESS_TOKEN")
+# Encrypts the registration access tokens the portal keeps.
+TILGANG_ENCRYPTION_KEY = env_secret("TILGANG_ENCRYPTION_KEY")
+GATEWAY_URL = os.getenv("GATEWAY_URL", "http://127.0.0.1:8080").rstrip("/")
+GATEWAY_BIND = os.getenv("GATEWAY_BIND", "127.0.0.1:8080")
+GATEWAY_UPSTREAM = os.getenv("GATEWAY_UPSTREAM", "127.0.0.1:9081")
+GATEWAY_DIR = Path(os.getenv("GATEWAY_DIR", VAR_DIR / "gateway"))
+GATEWAY_AUDIENCE = os.getenv("GATEWAY_AUDIENCE", "http://127.0.0.1:8080")
+# Automation clients' tokens for the portal's own API carry this audience.
+PORTAL_API_AUDIENCE = os.getenv("PORTAL_API_AUDIENCE", f"{PORTAL_URL}/api/")
+PROVISIONING_HTTP_TIMEOUT = (2.0, 5.0)  # connect, read
+# A killed worker's job is taken over when its lease ends; the sweeper runs every 2 s, so such a
+# job is done within lease + 2 s + the job itself, well inside 30 s.
+PROVISIONING_LEASE_SECONDS = int(os.getenv("PROVISIONING_LEASE_SECONDS", "15"))
+PROVISIONING_MAX_ATTEMPTS = int(os.getenv("PROVISIONING_MAX_ATTEMPTS", "10"))
+PROVISIONING_BACKOFF_MAX_SECONDS = 60
+
 # --- Internationalisation: Norwegian bokmål first, English second ---------------------------------
 LANGUAGE_CODE = "nb"
 LANGUAGES = [("nb", _("Norwegian bokmål")), ("en", _("English"))]
@@ -207,6 +227,8 @@ TILGANG_STRICT_ORGNR = env_bool("TILGANG_STRICT_ORGNR", True)
 # --- REST API -----------------------------------------------------------------------------------
 REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        # First, so an unauthenticated call is answered 401 with a Bearer challenge.
+        "tenants.auth.AutomationTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

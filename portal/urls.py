@@ -15,6 +15,7 @@ from orders.api.views import (
     ServiceViewSet,
 )
 from portal.health import healthz, readyz
+from provisioning.api.views import ProvisioningJobViewSet
 from tenants.api.views import (
     AuditEventViewSet,
     MembershipViewSet,
@@ -33,6 +34,7 @@ router.register("clients", ClientViewSet, basename="client")
 router.register("access-requests", AccessRequestViewSet, basename="access-request")
 router.register("grants", GrantViewSet, basename="grant")
 router.register("audit-events", AuditEventViewSet, basename="audit-event")
+router.register("provisioning-jobs", ProvisioningJobViewSet, basename="provisioning-job")
 
 handler400 = "portal.api.bad_request"
 

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(postgresql redis-server gettext socat)
+APT_PACKAGES=(postgresql redis-server gettext socat haproxy)
 PYTHON=${PYTHON:-python3.11}
 
 missing=()

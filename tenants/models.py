@@ -341,6 +341,30 @@ class OAuthClient(models.Model):
     client_id = models.CharField(
         _("client_id at the authorization server"), max_length=200, blank=True, db_index=True
     )
+    # For automation clients of the portal's own API: the role they act with, and the account
+    # that holds it (a membership like a person's, so every permission check applies unchanged).
+    api_role = models.CharField(_("role"), max_length=20, choices=Role.choices, blank=True)
+    service_user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="automation_client",
+    )
+    # Written by the provisioning workers, shown in the API.
+    provisioning_status = models.CharField(
+        _("provisioning status"),
+        max_length=12,
+        choices=[
+            ("pending", _("Pending")),
+            ("provisioned", _("Provisioned")),
+            ("failed", _("Failed")),
+        ],
+        default="pending",
+    )
+    provisioning_attempts = models.PositiveIntegerField(default=0)
+    provisioning_error = models.TextField(blank=True)
+    provisioned_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
     )

@@ -126,7 +126,7 @@ def actor_rank(*, actor: User | None, organisation: Organisation) -> int:
     return max((ROLE_RANK[m.role] for m in roles), default=0)
 
 
-def _check_role(*, organisation: Organisation, role: str, actor: User | None) -> None:
+def check_role(*, organisation: Organisation, role: str, actor: User | None) -> None:
     if role not in ROLES_BY_KIND[organisation.kind]:
         raise ValidationError(
             {
@@ -159,7 +159,7 @@ def membership_invite(
     membership of the same person, and PermissionDenied for a role above the actor's own.
     """
     email = normalize_email(email)
-    _check_role(organisation=organisation, role=role, actor=actor)
+    check_role(organisation=organisation, role=role, actor=actor)
     membership = Membership(organisation=organisation, email=email, role=role)
     user = get_user_model().objects.filter(username=email).first()
     if user is not None:
@@ -192,7 +192,7 @@ def membership_role_change(*, membership: Membership, role: str, actor: User | N
         Membership.objects.select_for_update().select_related("organisation").get(pk=membership.pk)
     )
     organisation = membership.organisation
-    _check_role(organisation=organisation, role=role, actor=actor)
+    check_role(organisation=organisation, role=role, actor=actor)
     if ROLE_RANK[membership.role] > actor_rank(actor=actor, organisation=organisation):
         raise PermissionDenied(_("You cannot change the role of someone ranked above you."))
     if membership.role == role:

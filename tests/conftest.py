@@ -23,6 +23,7 @@ from tests.integration import (  # noqa: F401 - fixtures
     redis_server,
     start_worker,
 )
+from tests.provisioning.stack import stack  # noqa: F401 - fixture
 
 
 @pytest.fixture

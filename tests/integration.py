@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -18,17 +20,86 @@ from tests.components import (
     free_port,
     port_open,
     process,
+    stop,
     wait_until,
 )
 
 OIDC_TEST_CLIENT_SECRET = "test-only-portal-secret"  # noqa: S105 - a throwaway provider's secret
 
 
-@dataclass(frozen=True)
+GATEWAY_AUDIENCE = "http://gateway.tilgang.test"
+PORTAL_API_AUDIENCE = "http://testserver/api/"
+
+
+def catalogue_scopes() -> list[str]:
+    """The catalogue's scopes, as its data migration writes them (the test database is not up
+    when the session's provider starts)."""
+    import importlib
+
+    migration = importlib.import_module("orders.migrations.0002_fill_services")
+    return [
+        f"nhn:ksp/{row[0]}.{access}" for row in migration.SERVICES for access in ("read", "write")
+    ]
+
+
 class Provider:
-    issuer: str
-    var_dir: Path
-    proc: subprocess.Popen[bytes]
+    """The project's oidc-provider, run by Node on a loopback port; restartable in place."""
+
+    def __init__(self, var_dir: Path, initial_access_token: str) -> None:
+        self.var_dir = var_dir
+        self.port = free_port()
+        self.issuer = f"http://127.0.0.1:{self.port}"
+        self.initial_access_token = initial_access_token
+        scopes = var_dir / "scopes.txt"
+        scopes.write_text("\n".join(catalogue_scopes()))
+        self.env = {
+            "OIDC_ISSUER": self.issuer,
+            "TILGANG_VAR_DIR": str(var_dir),
+            "OIDC_RP_CLIENT_SECRET": OIDC_TEST_CLIENT_SECRET,
+            "OIDC_INITIAL_ACCESS_TOKEN": initial_access_token,
+            "OIDC_SCOPES_FILE": str(scopes),
+            # The Django test client's host.
+            "OIDC_RP_REDIRECT_URIS": "http://testserver/oidc/callback/",
+            "PORTAL_URL": "http://testserver",
+            "GATEWAY_AUDIENCE": GATEWAY_AUDIENCE,
+            "PORTAL_API_AUDIENCE": PORTAL_API_AUDIENCE,
+        }
+        self._stack = ExitStack()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        self.starts += 1
+        log = self.var_dir / f"provider-{self.starts}.log"
+        args = [str(NODE), str(PROJECT_DIR / "oidc" / "provider.mjs")]
+        self.proc = self._stack.enter_context(process(args, log=log, env=self.env))
+        wait_until(lambda: port_open(self.port), timeout=20, what="oidc-provider", log=log)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop(self.proc)
+            wait_until(lambda: not port_open(self.port), timeout=10, what="provider stopped")
+
+    def pause(self) -> None:
+        """Freeze the process: calls to it hang (as a stuck server's would) until resume()."""
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGCONT)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def close(self) -> None:
+        self._stack.close()
+
+    def registrations(self) -> int:
+        """How many clients the provider has registered (its persistent store)."""
+        store = self.var_dir / "oidc" / "store" / "Client"
+        return len(list(store.glob("*.json"))) if store.exists() else 0
 
     def discovery(self) -> dict[str, object]:
         response = requests.get(f"{self.issuer}/.well-known/openid-configuration", timeout=5)
@@ -40,21 +111,14 @@ class Provider:
 @pytest.fixture(scope="session")
 def oidc_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provider]:
     """The project's oidc-provider config, run by Node on a free loopback port."""
-    var_dir = tmp_path_factory.mktemp("oidc-var")
-    port = free_port()
-    issuer = f"http://127.0.0.1:{port}"
-    log = var_dir / "provider.log"
-    env = {
-        "OIDC_ISSUER": issuer,
-        "TILGANG_VAR_DIR": str(var_dir),
-        "OIDC_RP_CLIENT_SECRET": OIDC_TEST_CLIENT_SECRET,
-        # The Django test client's host.
-        "OIDC_RP_REDIRECT_URIS": "http://testserver/oidc/callback/",
-        "PORTAL_URL": "http://testserver",
-    }
-    with process([str(NODE), str(PROJECT_DIR / "oidc" / "provider.mjs")], log=log, env=env) as proc:
-        wait_until(lambda: port_open(port), timeout=20, what="oidc-provider", log=log)
-        yield Provider(issuer=issuer, var_dir=var_dir, proc=proc)
+    from django.conf import settings
+
+    provider = Provider(tmp_path_factory.mktemp("oidc-var"), settings.OIDC_INITIAL_ACCESS_TOKEN)
+    provider.start()
+    try:
+        yield provider
+    finally:
+        provider.close()
 
 
 @pytest.fixture
@@ -67,8 +131,11 @@ def oidc_settings(settings: pytest.FixtureRequest, oidc_provider: Provider) -> P
     settings.OIDC_OP_USER_ENDPOINT = f"{issuer}/me"
     settings.OIDC_OP_JWKS_ENDPOINT = f"{issuer}/jwks"
     settings.OIDC_OP_END_SESSION_ENDPOINT = f"{issuer}/session/end"
+    settings.OIDC_OP_REGISTRATION_ENDPOINT = f"{issuer}/reg"
     settings.OIDC_RP_CLIENT_SECRET = OIDC_TEST_CLIENT_SECRET
     settings.PORTAL_URL = "http://testserver"
+    settings.PORTAL_API_AUDIENCE = PORTAL_API_AUDIENCE
+    settings.GATEWAY_AUDIENCE = GATEWAY_AUDIENCE
     return oidc_provider
 
 

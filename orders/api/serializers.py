@@ -16,7 +16,7 @@ from orders.models import (
     Service,
 )
 from orders.policy import reason_text
-from tenants.models import ClientKey, Environment, OAuthClient
+from tenants.models import ClientKey, Environment, OAuthClient, Role
 from tenants.validators import validate_orgnr
 
 
@@ -190,11 +190,21 @@ class ClientKeySerializer(serializers.ModelSerializer[ClientKey]):
         read_only_fields = fields
 
 
+class ProvisioningSerializer(serializers.Serializer[Any]):
+    """Where the client stands at the authorization server and the gateway."""
+
+    status = serializers.CharField(source="provisioning_status")
+    attempts = serializers.IntegerField(source="provisioning_attempts")
+    last_error = serializers.CharField(source="provisioning_error")
+    provisioned_at = serializers.DateTimeField(allow_null=True)
+
+
 class ClientSerializer(serializers.ModelSerializer[OAuthClient]):
     vendor = serializers.CharField(source="vendor.orgnr")
     product = serializers.UUIDField(source="product_id", allow_null=True)
     keys = ClientKeySerializer(many=True)
     status = serializers.SerializerMethodField()
+    provisioning = ProvisioningSerializer(source="*")
 
     class Meta:
         model = OAuthClient
@@ -206,7 +216,9 @@ class ClientSerializer(serializers.ModelSerializer[OAuthClient]):
             "product",
             "environment",
             "purpose",
+            "api_role",
             "status",
+            "provisioning",
             "keys",
             "created_at",
             "removed_at",
@@ -221,9 +233,28 @@ class ClientSerializer(serializers.ModelSerializer[OAuthClient]):
 
 class ClientInputSerializer(serializers.Serializer[Any]):
     name = serializers.CharField(max_length=200)
-    product = serializers.UUIDField()
-    environment = serializers.ChoiceField(choices=Environment.choices)
+    purpose = serializers.ChoiceField(choices=OAuthClient.Purpose.choices, default="fhir")
+    product = serializers.UUIDField(required=False, help_text="For the FHIR services.")
+    environment = serializers.ChoiceField(choices=Environment.choices, default="production")
+    organisation = serializers.CharField(
+        max_length=9, required=False, help_text="For an automation client: whose API it uses."
+    )
+    role = serializers.ChoiceField(
+        choices=Role.choices, required=False, help_text="For an automation client: its role."
+    )
     jwks = serializers.JSONField(help_text='The public keys, as a JWKS: {"keys": [...]}.')
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs["purpose"] == OAuthClient.Purpose.FHIR:
+            if "product" not in attrs:
+                raise serializers.ValidationError({"product": "Name the client's product."})
+        else:
+            missing = [f for f in ("organisation", "role") if f not in attrs]
+            if missing:
+                raise serializers.ValidationError(
+                    {f: "An automation client names its organisation and role." for f in missing}
+                )
+        return attrs
 
 
 # --- Access requests ----------------------------------------------------------------------------
@@ -321,6 +352,7 @@ class GrantSerializer(serializers.ModelSerializer[Grant]):
     approved_by = serializers.CharField(
         source="approved_by.username", allow_null=True, default=None
     )
+    provisioning = ProvisioningSerializer(source="client")
 
     class Meta:
         model = Grant
@@ -342,6 +374,7 @@ class GrantSerializer(serializers.ModelSerializer[Grant]):
             "status_changed_at",
             "revoked_at",
             "revoke_reason",
+            "provisioning",
         ]
         read_only_fields = fields
 

@@ -284,6 +284,22 @@ class ClientViewSet(
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         data = ClientInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        if data.validated_data["purpose"] == OAuthClient.Purpose.PORTAL_API:
+            organisation = get_or_404(
+                Organisation.objects.visible_to(request.user),
+                _("No organisation with orgnr %(orgnr)s.")
+                % {"orgnr": data.validated_data["organisation"]},
+                orgnr=data.validated_data["organisation"],
+            )
+            require_admin(request.user, organisation)
+            client = services.automation_client_register(
+                organisation=organisation,
+                name=data.validated_data["name"],
+                role=data.validated_data["role"],
+                jwks=data.validated_data["jwks"],
+                actor=request.user,  # type: ignore[arg-type]
+            )
+            return Response(ClientSerializer(client).data, status=status.HTTP_201_CREATED)
         product = (
             Product.objects.filter(vendor__in=Organisation.objects.visible_to(request.user))
             .select_related("vendor")

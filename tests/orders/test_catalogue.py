@@ -91,4 +91,6 @@ def test_one_service_is_named_by_its_code(api_client: APIClient, people: dict[st
 
 
 def test_the_catalogue_is_not_for_anonymous_callers(api_client: APIClient) -> None:
-    assert api_client.get(reverse("service-list")).status_code == 403
+    response = api_client.get(reverse("service-list"))
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"].startswith("Bearer")

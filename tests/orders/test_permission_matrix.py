@@ -57,7 +57,7 @@ MATRIX: list[Row] = [
             "other_vendor_admin": 200,
             "nhn_auditor": 200,
             "nhn_operator": 200,
-            "anonymous": 403,
+            "anonymous": 401,
         },
     ),
     (
@@ -70,7 +70,7 @@ MATRIX: list[Row] = [
             "other_vendor_admin": 404,
             "nhn_auditor": 200,
             "nhn_operator": 200,
-            "anonymous": 403,
+            "anonymous": 401,
         },
     ),
     (
@@ -83,7 +83,7 @@ MATRIX: list[Row] = [
             "other_vendor_admin": 403,
             "nhn_auditor": 403,
             "nhn_operator": 201,
-            "anonymous": 403,
+            "anonymous": 401,
         },
     ),
     (
@@ -96,7 +96,7 @@ MATRIX: list[Row] = [
             "other_vendor_admin": 404,
             "nhn_auditor": 403,
             "nhn_operator": 403,
-            "anonymous": 403,
+            "anonymous": 401,
         },
     ),
     (
@@ -109,7 +109,7 @@ MATRIX: list[Row] = [
             "other_vendor_admin": 200,
             "nhn_auditor": 200,
             "nhn_operator": 200,
-            "anonymous": 403,
+            "anonymous": 401,
         },
     ),
     (
@@ -122,7 +122,7 @@ MATRIX: list[Row] = [
             "other_vendor_admin": 404,
             "nhn_auditor": 403,
             "nhn_operator": 403,
-            "anonymous": 403,
+            "anonymous": 401,
         },
     ),
     (
@@ -135,7 +135,7 @@ MATRIX: list[Row] = [
             "other_vendor_admin": 200,
             "nhn_auditor": 200,
             "nhn_operator": 200,
-            "anonymous": 403,
+            "anonymous": 401,
         },
     ),
     (
@@ -148,7 +148,7 @@ MATRIX: list[Row] = [
             "other_vendor_admin": 404,
             "nhn_auditor": 403,
             "nhn_operator": 201,
-            "anonymous": 403,
+            "anonymous": 401,
         },
     ),
     (
@@ -161,7 +161,7 @@ MATRIX: list[Row] = [
             "other_vendor_admin": 404,
             "nhn_auditor": 200,
             "nhn_operator": 200,
-            "anonymous": 403,
+            "anonymous": 401,
         },
     ),
     (
@@ -174,7 +174,7 @@ MATRIX: list[Row] = [
             "other_vendor_admin": 404,
             "nhn_auditor": 403,
             "nhn_operator": 403,
-            "anonymous": 403,
+            "anonymous": 401,
         },
     ),
     (
@@ -187,7 +187,7 @@ MATRIX: list[Row] = [
             "other_vendor_admin": 404,
             "nhn_auditor": 403,
             "nhn_operator": 403,
-            "anonymous": 403,
+            "anonymous": 401,
         },
     ),
     (
@@ -200,7 +200,7 @@ MATRIX: list[Row] = [
             "other_vendor_admin": 404,
             "nhn_auditor": 200,
             "nhn_operator": 200,
-            "anonymous": 403,
+            "anonymous": 401,
         },
     ),
     (
@@ -213,7 +213,7 @@ MATRIX: list[Row] = [
             "other_vendor_admin": 404,
             "nhn_auditor": 403,
             "nhn_operator": 403,
-            "anonymous": 403,
+            "anonymous": 401,
         },
     ),
     (
@@ -226,7 +226,7 @@ MATRIX: list[Row] = [
             "other_vendor_admin": 404,
             "nhn_auditor": 403,
             "nhn_operator": 403,
-            "anonymous": 403,
+            "anonymous": 401,
         },
     ),
     (
@@ -239,7 +239,7 @@ MATRIX: list[Row] = [
             "other_vendor_admin": 404,
             "nhn_auditor": 200,
             "nhn_operator": 200,
-            "anonymous": 403,
+            "anonymous": 401,
         },
     ),
     (
@@ -252,7 +252,7 @@ MATRIX: list[Row] = [
             "other_vendor_admin": 404,
             "nhn_auditor": 403,
             "nhn_operator": 403,
-            "anonymous": 403,
+            "anonymous": 401,
         },
     ),
     (
@@ -265,7 +265,7 @@ MATRIX: list[Row] = [
             "other_vendor_admin": 404,
             "nhn_auditor": 403,
             "nhn_operator": 403,
-            "anonymous": 403,
+            "anonymous": 401,
         },
     ),
     (
@@ -278,7 +278,7 @@ MATRIX: list[Row] = [
             "other_vendor_admin": 404,
             "nhn_auditor": 403,
             "nhn_operator": 204,
-            "anonymous": 403,
+            "anonymous": 401,
         },
     ),
     (
@@ -291,7 +291,7 @@ MATRIX: list[Row] = [
             "other_vendor_admin": 404,
             "nhn_auditor": 403,
             "nhn_operator": 403,
-            "anonymous": 403,
+            "anonymous": 401,
         },
     ),
     (
@@ -304,7 +304,7 @@ MATRIX: list[Row] = [
             "other_vendor_admin": 404,
             "nhn_auditor": 200,
             "nhn_operator": 200,
-            "anonymous": 403,
+            "anonymous": 401,
         },
     ),
     (
@@ -317,7 +317,7 @@ MATRIX: list[Row] = [
             "other_vendor_admin": 404,
             "nhn_auditor": 403,
             "nhn_operator": 403,
-            "anonymous": 403,
+            "anonymous": 401,
         },
     ),
     (
@@ -330,7 +330,7 @@ MATRIX: list[Row] = [
             "other_vendor_admin": 404,
             "nhn_auditor": 403,
             "nhn_operator": 403,
-            "anonymous": 403,
+            "anonymous": 401,
         },
     ),
     (
@@ -343,7 +343,7 @@ MATRIX: list[Row] = [
             "other_vendor_admin": 404,
             "nhn_auditor": 403,
             "nhn_operator": 403,
-            "anonymous": 403,
+            "anonymous": 401,
         },
     ),
     (
@@ -356,7 +356,7 @@ MATRIX: list[Row] = [
             "other_vendor_admin": 404,
             "nhn_auditor": 200,
             "nhn_operator": 200,
-            "anonymous": 403,
+            "anonymous": 401,
         },
     ),
     (
@@ -369,7 +369,7 @@ MATRIX: list[Row] = [
             "other_vendor_admin": 404,
             "nhn_auditor": 403,
             "nhn_operator": 200,
-            "anonymous": 403,
+            "anonymous": 401,
         },
     ),
     (
@@ -382,7 +382,7 @@ MATRIX: list[Row] = [
             "other_vendor_admin": 200,
             "nhn_auditor": 200,
             "nhn_operator": 200,
-            "anonymous": 403,
+            "anonymous": 401,
         },
     ),
 ]
@@ -584,7 +584,7 @@ def test_permission_matrix(
         f"{body_of(response)}"
     )
     after = snapshot()
-    if expected in (403, 404):
+    if expected in (401, 403, 404):
         assert after == before, f"{method} {path} as {persona} was denied but changed the database"
     elif method != "GET":
         assert after[0] > before[0], f"{method} {path} as {persona} wrote no audit event"

@@ -22,7 +22,7 @@ from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
 from orders import services
-from orders.models import Grant, Service
+from orders.models import Grant, ProvisioningJob, Service
 from portal.urls import router
 from tenants.models import ROLES_BY_KIND, ClientKey, Environment, Organisation, Product
 from tests.conftest import World
@@ -212,6 +212,12 @@ def add_grants(world: World, n: int) -> None:
     assert Grant.objects.count() == before + len(items) * len(kommuner)
 
 
+def add_provisioning_jobs(world: World, n: int) -> None:
+    for _ in range(n):
+        client = ClientFactory(product=world.product)
+        ProvisioningJob.objects.create(client=client, reason="client.registered", status="done")
+
+
 def add_audit_events(world: World, n: int) -> None:
     user = world.people["nhn_operator"]
     AuditEvent.objects.bulk_create(
@@ -324,6 +330,7 @@ CASES = [
     Case("access-requests", add_access_requests),
     Case("grants", add_grants),
     Case("audit-events", add_audit_events),
+    Case("provisioning-jobs", add_provisioning_jobs),
     Case(
         "access-requests",
         add_access_requests,

@@ -61,8 +61,8 @@ def test_outsiders_get_404_for_another_organisation(
 
 
 def test_anonymous_callers_are_refused(api_client: APIClient, kommune: Organisation) -> None:
-    assert api_client.get(reverse("organization-list")).status_code == 403
-    assert api_client.get(reverse("organization-detail", args=[kommune.orgnr])).status_code == 403
+    assert api_client.get(reverse("organization-list")).status_code == 401
+    assert api_client.get(reverse("organization-detail", args=[kommune.orgnr])).status_code == 401
 
 
 def test_the_list_costs_the_same_queries_for_10_or_200_organisations(

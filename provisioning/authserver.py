@@ -1,0 +1,132 @@
+"""The authorization-server adapter: OAuth 2.0 Dynamic Client Registration.
+
+RFC 7591 registers a client with the initial access token; RFC 7592 reads, updates and deletes it
+with the registration access token the server returned. Transient failures (no answer, 5xx, 429)
+raise ``AuthServerUnavailable`` and are retried; a 4xx is the server refusing what we sent
+(``AuthServerRejected``): retrying would only repeat it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from django.conf import settings
+
+
+class AuthServerUnavailable(Exception):
+    """The server did not answer, or answered 5xx/429: try again later."""
+
+
+class AuthServerRejected(Exception):
+    """The server refused the request (4xx); the message is its own error text."""
+
+
+class RegistrationGone(AuthServerRejected):
+    """The registration no longer exists, or its access token is no longer valid (401/404)."""
+
+
+@dataclass(frozen=True)
+class Registration:
+    client_id: str
+    registration_client_uri: str
+    registration_access_token: str
+    metadata: dict[str, Any]
+
+
+def client_metadata(
+    *, software_id: str, name: str, jwks: dict[str, Any], scopes: list[str]
+) -> dict[str, Any]:
+    """What the portal registers: client credentials with private_key_jwt, the vendor's public
+    keys, and the union of the scopes its grants need."""
+    metadata: dict[str, Any] = {
+        "software_id": software_id,
+        "client_name": name,
+        "grant_types": ["client_credentials"],
+        "response_types": [],
+        "redirect_uris": [],
+        "token_endpoint_auth_method": "private_key_jwt",
+        "token_endpoint_auth_signing_alg": "RS256",
+        "jwks": jwks,
+    }
+    if scopes:
+        metadata["scope"] = " ".join(sorted(set(scopes)))
+    return metadata
+
+
+class AuthServerClient:
+    def __init__(
+        self,
+        *,
+        registration_endpoint: str | None = None,
+        initial_access_token: str | None = None,
+        timeout: tuple[float, float] | None = None,
+    ) -> None:
+        self.registration_endpoint = registration_endpoint or settings.OIDC_OP_REGISTRATION_ENDPOINT
+        self.initial_access_token = initial_access_token or settings.OIDC_INITIAL_ACCESS_TOKEN
+        self.timeout = timeout or settings.PROVISIONING_HTTP_TIMEOUT
+        self.session = requests.Session()
+
+    def _call(self, method: str, url: str, token: str, body: Any = None) -> requests.Response:
+        try:
+            response = self.session.request(
+                method,
+                url,
+                json=body,
+                headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+                timeout=self.timeout,
+            )
+        except requests.RequestException as exc:
+            raise AuthServerUnavailable(
+                f"{method} {url}: no answer ({type(exc).__name__})"
+            ) from None
+        if response.status_code >= 500 or response.status_code == 429:
+            raise AuthServerUnavailable(f"{method} {url}: HTTP {response.status_code}")
+        if response.status_code in (401, 404) and method != "POST":
+            raise RegistrationGone(f"{method} {url}: HTTP {response.status_code}")
+        if response.status_code >= 400:
+            raise AuthServerRejected(f"HTTP {response.status_code}: {_error_text(response)}")
+        return response
+
+    def register(self, metadata: dict[str, Any]) -> Registration:
+        body = self._call("POST", self.registration_endpoint, self.initial_access_token, metadata)
+        return _registration(body.json())
+
+    def read(self, uri: str, token: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", uri, token).json()
+        return result
+
+    def update(
+        self, uri: str, token: str, client_id: str, metadata: dict[str, Any]
+    ) -> Registration:
+        # RFC 7592 2.2: the whole metadata, with the client_id, replaces what is registered.
+        body = self._call("PUT", uri, token, {**metadata, "client_id": client_id})
+        registration = _registration(body.json())
+        if not registration.registration_access_token:
+            return Registration(client_id, uri, token, registration.metadata)
+        return registration
+
+    def delete(self, uri: str, token: str) -> None:
+        with contextlib.suppress(RegistrationGone):  # already gone: what we wanted
+            self._call("DELETE", uri, token)
+
+
+def _error_text(response: requests.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:300]
+    error = body.get("error", "")
+    description = body.get("error_description", "")
+    return f"{error}: {description}".strip(": ")[:300]
+
+
+def _registration(body: dict[str, Any]) -> Registration:
+    return Registration(
+        client_id=body["client_id"],
+        registration_client_uri=body.get("registration_client_uri", ""),
+        registration_access_token=body.get("registration_access_token", ""),
+        metadata=body,
+    )

@@ -1,0 +1,520 @@
+"""The adapter to the API gateway: HAProxy 2.6 in front of the FHIR services.
+
+The gateway lets a request through when ``<environment>|<client_id>|<orgnr>|<service>|<access>``
+is in its grants map (see ``gateway/haproxy.cfg.template``). The workers keep that map in line
+with the database through HAProxy's runtime API (a unix socket, level admin), and write the map
+files and signing keys the configuration reads.
+
+Run HAProxy as ``haproxy -W -db -f <directory>/haproxy.cfg -S <directory>/master.sock,mode,600``:
+``-W`` is master-worker mode, ``-S`` the master CLI that :meth:`HAProxyGateway.reload` uses.
+
+Two HAProxy facts shape this module:
+
+* A runtime map change lives only in the running worker's memory. A reload or restart re-reads
+  the map FILES, so whatever should survive one must be in the files too
+  (:meth:`HAProxyGateway.write_map_files`) before it happens.
+* ``jwt_verify`` needs each key's PEM path as a literal known at startup, so a new or removed
+  signing key means a new configuration file and a reload (:meth:`HAProxyGateway.write_config`,
+  then :meth:`HAProxyGateway.reload`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import os
+import re
+import socket
+import string
+import tempfile
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+TEMPLATE = Path(__file__).resolve().parent.parent / "gateway" / "haproxy.cfg.template"
+
+ENVIRONMENTS = ("production", "test")
+ACCESSES = ("read", "write")
+ALGORITHMS = ("RS256", "ES256")
+MIN_RSA_BITS = 2048
+
+# What may appear in a map key, a runtime API command line and the configuration unquoted.
+# The runtime API splits on spaces and ';' and unescapes '\'; a map file line is "<key> <value>"
+# and '#' starts a comment; '|' separates the key's fields; quotes would be taken by the
+# configuration parser.
+_TOKEN = re.compile(r"[!-~]+")
+_TOKEN_FORBIDDEN = set("|;\\#'\"")
+_ORGNR = re.compile(r"[0-9]{9}")
+_SERVICE = re.compile(r"[A-Za-z0-9_-]+")
+_RESOURCE_TYPE = re.compile(r"[A-Za-z]+")
+_KID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
+_PATH = re.compile(r"[A-Za-z0-9_./@+:=-]+")
+_QUOTED_VALUE = re.compile(r"[!-&(-~]+")  # printable, no space, no single quote
+_ADDRESS = re.compile(r"[A-Za-z0-9_.:*-]*:[0-9]{1,5}")  # HAProxy's address:port
+
+_UNIX_PATH_MAX = 107
+# HAProxy drops, silently, a runtime API payload that does not fit its 16 KiB buffer.
+_PAYLOAD_BYTES = 12_000
+_KEY_NOT_FOUND = "Key not found."
+
+
+class GatewayUnavailable(Exception):
+    """The gateway cannot be reached now (socket missing, refused, timed out): retry later."""
+
+
+class GatewayError(Exception):
+    """HAProxy answered a command with an error: retrying the same command will not help."""
+
+
+def _check_token(name: str, value: str) -> None:
+    if not _TOKEN.fullmatch(value) or _TOKEN_FORBIDDEN.intersection(value) or len(value) > 255:
+        raise ValueError(f"{name} {value!r} has characters the gateway cannot carry")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One grant as the gateway sees it. Validated, because its key goes into a map file line
+    and a runtime API command: an unchecked ``;`` or space would be a second command."""
+
+    environment: str
+    client_id: str
+    kommune: str
+    service: str
+    access: str
+
+    def __post_init__(self) -> None:
+        if self.environment not in ENVIRONMENTS:
+            raise ValueError(f"environment must be one of {ENVIRONMENTS}, not {self.environment!r}")
+        if self.access not in ACCESSES:
+            raise ValueError(f"access must be one of {ACCESSES}, not {self.access!r}")
+        if not _ORGNR.fullmatch(self.kommune):
+            raise ValueError(f"kommune must be a 9-digit orgnr, not {self.kommune!r}")
+        if not _SERVICE.fullmatch(self.service):
+            raise ValueError(f"service code {self.service!r} is not a slug")
+        _check_token("client_id", self.client_id)
+
+    @property
+    def key(self) -> str:
+        """The grants map key the gateway builds from the token, the path and the method."""
+        return "|".join((self.environment, self.client_id, self.kommune, self.service, self.access))
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """A public key of the authorization server, as the gateway verifies tokens with it."""
+
+    kid: str
+    alg: str
+    pem: bytes
+
+    def __post_init__(self) -> None:
+        if not _KID.fullmatch(self.kid):
+            raise ValueError(f"kid {self.kid!r} cannot name a file and a configuration literal")
+        if self.alg not in ALGORITHMS:
+            raise ValueError(f"alg must be one of {ALGORITHMS}: HAProxy 2.6 has no PS*")
+        if not self.pem.startswith(b"-----BEGIN PUBLIC KEY-----"):
+            raise ValueError("pem must be a public key in PEM (SubjectPublicKeyInfo)")
+
+
+def _b64url_int(value: Any) -> int:
+    if not isinstance(value, str):
+        raise ValueError("not a base64url string")
+    raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    return int.from_bytes(raw, "big")
+
+
+def _public_key(jwk: dict[str, Any]) -> tuple[str, rsa.RSAPublicKey | ec.EllipticCurvePublicKey]:
+    """The algorithm and key of a JWK the gateway can use; ValueError for any other."""
+    kty, alg = jwk.get("kty"), jwk.get("alg")
+    if kty == "RSA" and alg in (None, "RS256"):
+        key = rsa.RSAPublicNumbers(
+            _b64url_int(jwk.get("e")), _b64url_int(jwk.get("n"))
+        ).public_key()
+        if key.key_size < MIN_RSA_BITS:
+            raise ValueError("RSA key too short")
+        return "RS256", key
+    if kty == "EC" and jwk.get("crv") == "P-256" and alg in (None, "ES256"):
+        numbers = ec.EllipticCurvePublicNumbers(
+            _b64url_int(jwk.get("x")), _b64url_int(jwk.get("y")), ec.SECP256R1()
+        )
+        return "ES256", numbers.public_key()  # checks the point is on the curve
+    raise ValueError(f"unsupported key type {kty!r} / alg {alg!r}")
+
+
+def signing_keys_from_jwks(jwks: dict[str, Any]) -> list[SigningKey]:
+    """The keys of a JWKS the gateway can verify tokens with: RSA (RS256 or no alg, at least
+    2048 bits) and EC P-256 (ES256 or no alg) signature keys with a usable kid. Everything else
+    (PS*, other curves, encryption keys, malformed keys, a repeated kid) is skipped, not fatal:
+    one odd key must not stop the rotation of the others."""
+    keys: list[SigningKey] = []
+    seen: set[str] = set()
+    for jwk in jwks.get("keys", []):
+        if not isinstance(jwk, dict) or jwk.get("use") not in (None, "sig"):
+            continue
+        kid = jwk.get("kid")
+        if not isinstance(kid, str) or not _KID.fullmatch(kid) or kid in seen:
+            continue
+        try:
+            alg, public_key = _public_key(jwk)
+        except (ValueError, TypeError, binascii.Error):
+            continue
+        pem = public_key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        keys.append(SigningKey(kid=kid, alg=alg, pem=pem))
+        seen.add(kid)
+    return keys
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    """Where the gateway's files live and what it checks. Paths are absolute in the rendered
+    configuration: HAProxy names a map by the path it was loaded from, and the runtime API
+    commands must use the same name."""
+
+    directory: Path
+    bind: str
+    upstream: str
+    issuer: str
+    audience: str
+
+    def __post_init__(self) -> None:
+        for name in ("bind", "upstream"):
+            if not _ADDRESS.fullmatch(getattr(self, name)):
+                raise ValueError(f"{name} must be host:port")
+        for name in ("issuer", "audience"):
+            if not _QUOTED_VALUE.fullmatch(getattr(self, name)):
+                raise ValueError(f"{name} must be printable, without spaces or single quotes")
+        if not _PATH.fullmatch(str(self.root)):
+            raise ValueError(f"directory {self.root} has characters HAProxy's parsers would take")
+        for sock in (self.runtime_socket, self.master_socket):
+            if len(str(sock).encode()) > _UNIX_PATH_MAX:
+                raise ValueError(f"{sock} is too long for a unix socket")
+
+    @property
+    def root(self) -> Path:
+        return Path(os.path.abspath(self.directory))
+
+    @property
+    def config_file(self) -> Path:
+        return self.root / "haproxy.cfg"
+
+    @property
+    def grants_map(self) -> Path:
+        return self.root / "maps" / "grants.map"
+
+    @property
+    def resources_map(self) -> Path:
+        return self.root / "maps" / "resources.map"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.root / "keys"
+
+    @property
+    def runtime_socket(self) -> Path:
+        return self.root / "runtime.sock"
+
+    @property
+    def master_socket(self) -> Path:
+        return self.root / "master.sock"
+
+
+@dataclass(frozen=True)
+class _Master:
+    """The master process as ``show proc`` tells it: how often it reloaded, and how many of
+    the latest reloads failed in a row (0 once one succeeds)."""
+
+    reloads: int
+    failed: int
+
+
+def _write_if_changed(path: Path, content: bytes, mode: int = 0o644) -> bool:
+    """Replace ``path`` atomically (temporary file in the same directory, then rename), so
+    HAProxy never reads half a file; leave it alone when the content is already right."""
+    try:
+        if path.read_bytes() == content:
+            return False
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(content)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return True
+
+
+def _batches(lines: Iterable[str], limit: int = _PAYLOAD_BYTES) -> Iterator[str]:
+    batch: list[str] = []
+    size = 0
+    for line in lines:
+        if batch and size + len(line) > limit:
+            yield "".join(batch)
+            batch, size = [], 0
+        batch.append(line)
+        size += len(line)
+    if batch:
+        yield "".join(batch)
+
+
+class HAProxyGateway:
+    """HAProxy's files and sockets, for the provisioning workers.
+
+    Each call opens the socket afresh (no state to go stale across a reload). A missing or
+    refusing socket, or a timeout, raises :class:`GatewayUnavailable`; an error answer raises
+    :class:`GatewayError` with HAProxy's text (commands carry map keys, never a token).
+    """
+
+    def __init__(
+        self, config: GatewayConfig, *, timeout: float = 2.0, template: Path = TEMPLATE
+    ) -> None:
+        self.config = config
+        self.timeout = timeout
+        self.template = template
+
+    # -- files ------------------------------------------------------------------------------
+
+    def render(self, keys: list[SigningKey]) -> str:
+        """The configuration text for these signing keys."""
+        config = self.config
+        kids = [key.kid for key in keys]
+        if len(set(kids)) != len(kids):
+            raise ValueError("two signing keys with the same kid")
+        rules = [
+            "    http-request set-var(txn.signature_ok) "
+            f'var(txn.bearer),jwt_verify(txn.alg,"{config.keys_dir / f"{key.kid}.pem"}") '
+            f"if {{ var(txn.kid) -m str {key.kid} }} {{ var(txn.alg) -m str {key.alg} }}"
+            for key in keys
+        ] or ["    # No signing keys: every token is refused."]
+        return string.Template(self.template.read_text()).substitute(
+            runtime_socket=config.runtime_socket,
+            bind=config.bind,
+            upstream=config.upstream,
+            grants_map=config.grants_map,
+            resources_map=config.resources_map,
+            issuer=config.issuer,
+            audience=config.audience,
+            jwt_rules="\n".join(rules),
+        )
+
+    def write_config(self, keys: list[SigningKey]) -> bool:
+        """Write the keys' PEM files and the configuration; remove the PEMs of keys that are
+        gone; create empty map files when missing (HAProxy refuses to start without them).
+        Returns whether anything changed, that is whether a :meth:`reload` is needed: the
+        running worker verifies with the keys it loaded at startup only."""
+        config = self.config
+        text = self.render(keys)  # validates before anything is written
+        changed = False
+        config.keys_dir.mkdir(parents=True, exist_ok=True)
+        for key in keys:
+            changed |= _write_if_changed(config.keys_dir / f"{key.kid}.pem", key.pem)
+        for map_file in (config.grants_map, config.resources_map):
+            if not map_file.exists():
+                changed |= _write_if_changed(map_file, b"")
+        changed |= _write_if_changed(config.config_file, text.encode())
+        # Only now that no configuration names them: a restart in between must find every file.
+        wanted = {f"{key.kid}.pem" for key in keys}
+        for pem in config.keys_dir.glob("*.pem"):
+            if pem.name not in wanted:
+                pem.unlink()
+                changed = True
+        return changed
+
+    def write_map_files(self, entries: Iterable[Entry], resources: dict[str, str]) -> bool:
+        """Rewrite the map files a reload or restart loads, atomically and only when their
+        content differs. Runtime changes never reach these files by themselves: without this,
+        a reload silently drops every grant added since the files were last written."""
+        _check_resources(resources)
+        grants = "".join(f"{key} 1\n" for key in sorted({entry.key for entry in entries}))
+        types = "".join(f"{name} {code}\n" for name, code in sorted(resources.items()))
+        wrote = _write_if_changed(self.config.grants_map, grants.encode())
+        return _write_if_changed(self.config.resources_map, types.encode()) or wrote
+
+    # -- runtime API: grants ----------------------------------------------------------------
+
+    def upsert(self, entry: Entry) -> None:
+        """Make ``entry`` pass, idempotently. HAProxy's ``add map`` happily adds a second
+        entry with the same key, so this deletes then adds, in one exchange of a few hundred
+        bytes whatever the map size: a retried or repeated call never leaves duplicates.
+        (HAProxy runs the two commands one after the other, so a request evaluated by another
+        thread in the microseconds between them can see an existing entry missing.)"""
+        grants = self.config.grants_map
+        answer = self._runtime(f"del map {grants} {entry.key};add map {grants} {entry.key} 1\n")
+        _expect_empty(answer, allowed={_KEY_NOT_FOUND})
+
+    def remove(self, entry: Entry) -> None:
+        """Stop ``entry`` passing at once; removing a missing entry is not an error."""
+        answer = self._runtime(f"del map {self.config.grants_map} {entry.key}\n")
+        _expect_empty(answer, allowed={_KEY_NOT_FOUND})
+
+    def entries(self) -> set[str]:
+        """The keys in the running grants map."""
+        return {key for key, _ in self._show_map(self.config.grants_map)}
+
+    def replace_all(self, entries: Iterable[Entry]) -> None:
+        """Swap the whole grants map for ``entries`` atomically: requests see the old map until
+        the commit, then the new one, never a half-loaded one. The new version is loaded in
+        batches (HAProxy ignores a payload over its 16 KiB buffer), 30,000 entries in ~0.1 s.
+        The commit drops every entry of the older version, including one that an
+        :meth:`upsert` added while this ran: compute ``entries`` to include those."""
+        self._replace_map(
+            self.config.grants_map, (f"{key} 1\n" for key in {e.key for e in entries})
+        )
+
+    # -- runtime API: resource types --------------------------------------------------------
+
+    def resources(self) -> dict[str, str]:
+        """The running resources map: FHIR ResourceType → service code."""
+        return dict(self._show_map(self.config.resources_map))
+
+    def set_resources(self, mapping: dict[str, str]) -> None:
+        """Replace the running resources map atomically."""
+        _check_resources(mapping)
+        lines = (f"{name} {code}\n" for name, code in mapping.items())
+        self._replace_map(self.config.resources_map, lines)
+
+    # -- processes --------------------------------------------------------------------------
+
+    def reload(self, *, wait: float = 10.0) -> None:
+        """Have the master start a new worker on the files as they are now (keys, maps,
+        configuration) and wait, at most ``wait`` seconds, until that worker answers on the
+        runtime socket. The old worker finishes its requests and exits (at most 5 s later).
+        Runtime-only map entries are gone afterwards: write the map files first.
+
+        Raises :class:`GatewayError` when HAProxy rejected the new configuration (the old
+        worker then keeps serving) and :class:`GatewayUnavailable` when it cannot be asked or
+        does not finish in time."""
+        # Just after a start the master may refuse for a few milliseconds after the worker
+        # already answers: a short grace, not the whole wait, for a gateway that is down.
+        grace = time.monotonic() + min(wait, 1.0)
+        while True:
+            try:
+                before = self._master_process()
+                break
+            except GatewayUnavailable:
+                if time.monotonic() >= grace:
+                    raise
+                time.sleep(0.05)
+        old_pid = self._worker_pid()
+        self._command(self.config.master_socket, "reload\n")
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+            try:
+                master = self._master_process()
+                if master.reloads <= before.reloads:
+                    continue
+                if master.failed > 0:
+                    raise GatewayError(
+                        "HAProxy rejected the new configuration (see its log); "
+                        "the previous worker keeps serving"
+                    )
+                pid = self._worker_pid()
+            except GatewayUnavailable:
+                continue  # the master re-executes itself; its socket comes back
+            if pid is not None and pid != old_pid:
+                return
+        raise GatewayUnavailable(f"HAProxy did not finish reloading within {wait} s")
+
+    def is_running(self) -> bool:
+        """Whether a worker answers on the runtime socket."""
+        return self._worker_pid() is not None
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _worker_pid(self) -> int | None:
+        try:
+            answer = self._runtime("show info\n")
+        except GatewayUnavailable:
+            return None
+        match = re.search(r"^Pid: (\d+)$", answer, re.MULTILINE)
+        return int(match.group(1)) if match else None
+
+    def _master_process(self) -> _Master:
+        answer = self._command(self.config.master_socket, "show proc\n")
+        for line in answer.splitlines():
+            match = re.match(r"\d+\s+master\s+(\d+)(?:\s+\[failed: (\d+)\])?", line)
+            if match:
+                return _Master(reloads=int(match.group(1)), failed=int(match.group(2) or 0))
+        raise GatewayError(f"unexpected answer to 'show proc': {answer[:200]!r}")
+
+    def _show_map(self, map_file: Path) -> Iterator[tuple[str, str]]:
+        answer = self._runtime(f"show map {map_file}\n")
+        for line in answer.splitlines():
+            if not line:
+                continue
+            parts = line.split(" ", 2)
+            if len(parts) != 3 or not parts[0].startswith("0x"):
+                raise GatewayError(f"HAProxy: {line[:200]}")
+            yield parts[1], parts[2]
+
+    def _replace_map(self, map_file: Path, lines: Iterable[str]) -> None:
+        answer = self._runtime(f"prepare map {map_file}\n")
+        match = re.match(r"New version created: (\d+)", answer)
+        if not match:
+            raise GatewayError(f"HAProxy: {answer.strip()[:200]}")
+        version = match.group(1)
+        try:
+            for batch in _batches(lines):
+                # The payload form: one command, the lines, a blank line. HAProxy answers an
+                # oversized payload with nothing at all, hence the size limit of a batch.
+                answer = self._runtime(f"add map @{version} {map_file} <<\n{batch}\n")
+                _expect_empty(answer)
+            _expect_empty(self._runtime(f"commit map @{version} {map_file}\n"))
+        except BaseException:
+            # Drop the uncommitted version; the running map was never touched.
+            with contextlib.suppress(GatewayUnavailable, GatewayError):
+                self._runtime(f"clear map @{version} {map_file}\n")
+            raise
+
+    def _runtime(self, command: str) -> str:
+        return self._command(self.config.runtime_socket, command)
+
+    def _command(self, path: Path, command: str) -> str:
+        """Send ``command`` (one line, or a payload), read the answer until HAProxy closes."""
+        chunks: list[bytes] = []
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(self.timeout)
+                sock.connect(str(path))
+                sock.sendall(command.encode())
+                # The master CLI keeps the connection open until the client closes its side.
+                sock.shutdown(socket.SHUT_WR)
+                while chunk := sock.recv(65536):
+                    chunks.append(chunk)
+        except OSError as exc:  # missing, refused, reset, timed out
+            name = command.split(" ", 2)[:2]
+            raise GatewayUnavailable(f"{path.name}: {' '.join(name).strip()}: {exc}") from exc
+        return b"".join(chunks).decode(errors="replace")
+
+
+def _expect_empty(answer: str, *, allowed: set[str] | None = None) -> None:
+    """Commands that change a map answer an empty line each when they succeed. No answer at
+    all means HAProxy closed without running them."""
+    if not answer:
+        raise GatewayUnavailable("HAProxy closed the runtime socket without answering")
+    errors = [line for line in answer.splitlines() if line and line not in (allowed or set())]
+    if errors:
+        raise GatewayError(f"HAProxy: {' / '.join(errors)[:500]}")
+
+
+def _check_resources(mapping: dict[str, str]) -> None:
+    for name, code in mapping.items():
+        if not _RESOURCE_TYPE.fullmatch(name):
+            raise ValueError(f"{name!r} is not a FHIR resource type")
+        if not _SERVICE.fullmatch(code):
+            raise ValueError(f"service code {code!r} is not a slug")

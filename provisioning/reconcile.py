@@ -1,0 +1,212 @@
+"""The reconciler: compare the desired state in the database with the authorization server's
+registrations and the gateway's maps and keys, heal every difference, and record each heal as an
+audit event. Run by beat, by `manage.py reconcile`, and after a gateway restart."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from audit.services import audit_event_record
+from orders.models import Grant, GrantStatus, Service
+from provisioning.authserver import (
+    AuthServerClient,
+    AuthServerUnavailable,
+    RegistrationGone,
+)
+from provisioning.gateway import Entry, GatewayUnavailable, signing_keys_from_jwks
+from provisioning.models import ClientRegistration
+from provisioning.runner import client_sync, entry_for, gateway
+from tenants.models import OAuthClient
+
+logger = logging.getLogger(__name__)
+ACTOR = "system:reconciler"
+
+
+@dataclass
+class Report:
+    heals: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    clients_checked: int = 0
+    entries: int = 0
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "heals": len(self.heals),
+            "errors": len(self.errors),
+            "clients_checked": self.clients_checked,
+            "entries": self.entries,
+        }
+
+
+def desired_entries() -> list[Entry]:
+    """Every grant that should pass the gateway: active ones, and those being provisioned (so a
+    full sync never undoes a worker's fresh entry)."""
+    grants = (
+        Grant.objects.filter(
+            status__in=(GrantStatus.ACTIVE, GrantStatus.PROVISIONING),
+            client__removed_at__isnull=True,
+            client__registration__isnull=False,
+        )
+        .select_related("kommune", "service", "client__registration")
+        .only(
+            "access",
+            "kommune__orgnr",
+            "service__code",
+            "client__environment",
+            "client__registration__server_client_id",
+        )
+    )
+    return [
+        entry_for(
+            grant,
+            environment=grant.client.environment,
+            client_id=grant.client.registration.server_client_id,
+        )
+        for grant in grants.iterator(chunk_size=5000)
+    ]
+
+
+def resource_map() -> dict[str, str]:
+    return {service.resource_type: service.code for service in Service.objects.all()}
+
+
+def gateway_files_write() -> bool:
+    """Rewrite the map files a reload reads, only when they differ from the desired state."""
+    try:
+        return gateway().write_map_files(desired_entries(), resource_map())
+    except GatewayUnavailable:
+        return False
+
+
+def _heal(
+    report: Report, action: str, detail: dict[str, Any], target: Any = None, **kw: Any
+) -> None:
+    report.heals.append(action)
+    audit_event_record(
+        actor=None, actor_label=ACTOR, action=action, target=target, after=detail, **kw
+    )
+    logger.info("reconciler healed %s: %s", action, detail)
+
+
+def reconcile(*, authserver: AuthServerClient | None = None) -> Report:
+    report = Report()
+    try:
+        _gateway(report)
+    except GatewayUnavailable as exc:
+        report.errors.append(f"gateway: {exc}")
+    _authorization_server(report, authserver or AuthServerClient())
+    return report
+
+
+def _gateway(report: Report) -> None:
+    gw = gateway()
+    response = requests.get(
+        settings.OIDC_OP_JWKS_ENDPOINT, timeout=settings.PROVISIONING_HTTP_TIMEOUT
+    )
+    response.raise_for_status()
+    if gw.write_config(signing_keys_from_jwks(response.json())):
+        gw.reload()
+        _heal(
+            report,
+            "reconcile.gateway_keys",
+            {"reloaded": True},
+            object_type="gateway",
+            object_id="keys",
+        )
+    wanted_resources = resource_map()
+    if gw.resources() != wanted_resources:
+        gw.set_resources(wanted_resources)
+        _heal(
+            report,
+            "reconcile.gateway_resources",
+            {"resources": len(wanted_resources)},
+            object_type="gateway",
+            object_id="resources.map",
+        )
+    desired = {entry.key: entry for entry in desired_entries()}
+    actual = gw.entries()
+    report.entries = len(desired)
+    if set(desired) != actual:
+        gw.replace_all(desired.values())
+        # A commit drops entries a worker added while the new version was being filled: add
+        # back whatever the database wants that the swap lost.
+        fresh = {entry.key: entry for entry in desired_entries()}
+        for key in set(fresh) - gw.entries():
+            gw.upsert(fresh[key])
+        _heal(
+            report,
+            "reconcile.gateway_grants",
+            {"added": len(set(desired) - actual), "removed": len(actual - set(desired))},
+            object_type="gateway",
+            object_id="grants.map",
+        )
+    gw.write_map_files(desired.values(), wanted_resources)
+
+
+def _authorization_server(report: Report, server: AuthServerClient) -> None:
+    """Every client that should be registered is, with the right scopes and keys; removed
+    clients are not."""
+    clients = (
+        OAuthClient.objects.filter(Q(removed_at__isnull=True) | Q(registration__isnull=False))
+        .select_related("registration", "vendor")
+        .prefetch_related("keys")
+    )
+    for client in clients:
+        report.clients_checked += 1
+        try:
+            drift = _registration_drift(client, server)
+            if drift:
+                client_sync(client_id=client.pk, authserver=server)
+                _heal(
+                    report,
+                    "reconcile.registration",
+                    {"drift": drift},
+                    target=client,
+                    organisation=client.vendor,
+                )
+        except (AuthServerUnavailable, GatewayUnavailable) as exc:
+            report.errors.append(f"{client.pk}: {exc}")
+        except Exception as exc:  # one client's problem must not stop the others
+            logger.exception("reconciling client %s", client.pk)
+            report.errors.append(f"{client.pk}: {type(exc).__name__}")
+
+
+def _registration_drift(client: OAuthClient, server: AuthServerClient) -> str:
+    registration: ClientRegistration | None = getattr(client, "registration", None)
+    if client.removed_at is not None:
+        return "registered though removed" if registration is not None else ""
+    if registration is None:
+        return "not registered" if client.keys.all() else ""
+    try:
+        actual = server.read(
+            registration.registration_client_uri, registration.registration_access_token
+        )
+    except RegistrationGone:
+        registration.metadata_hash = ""  # force the sync to register again
+        registration.save(update_fields=["metadata_hash", "updated_at"])
+        return "registration missing at the server"
+    live = Grant.objects.filter(
+        client=client, status__in=(GrantStatus.ACTIVE, GrantStatus.PROVISIONING)
+    ).values_list("scope", flat=True)
+    wanted_scopes = (
+        {"tilgang:api"} if client.purpose == OAuthClient.Purpose.PORTAL_API else set(live)
+    )
+    if set(actual.get("scope", "").split()) != wanted_scopes:
+        registration.metadata_hash = ""
+        registration.save(update_fields=["metadata_hash", "updated_at"])
+        return "scope differs"
+    actual_kids = {key.get("kid") for key in actual.get("jwks", {}).get("keys", [])}
+    now = timezone.now()
+    valid = {k.kid for k in client.keys.all() if k.expires_at is None or k.expires_at > now}
+    if actual_kids != valid:
+        registration.metadata_hash = ""
+        registration.save(update_fields=["metadata_hash", "updated_at"])
+        return "keys differ"
+    return ""

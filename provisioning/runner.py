@@ -1,0 +1,426 @@
+"""Running provisioning jobs: claim, bring one client's outside state in line, release.
+
+A job names a client, not a change: the worker reads the client's desired state from the database
+when it runs, so a job done twice changes nothing and jobs for one client coalesce (the latest
+state wins). Jobs of one client never run at the same time: a claim takes the client's row lock
+and refuses while another job of that client holds a live lease. Nothing external is called
+inside a database transaction.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import logging
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from audit.services import audit_event_record
+from orders.models import Grant, GrantStatus, ProvisioningJob
+from orders.services import provisioning_job_send_on_commit
+from provisioning.authserver import (
+    AuthServerClient,
+    AuthServerRejected,
+    AuthServerUnavailable,
+    RegistrationGone,
+    client_metadata,
+)
+from provisioning.gateway import Entry, GatewayError, GatewayUnavailable, HAProxyGateway
+from provisioning.models import ClientRegistration
+from provisioning.settings import gateway_config
+from tenants.models import OAuthClient
+
+logger = logging.getLogger(__name__)
+
+Job = ProvisioningJob
+TRANSIENT = (AuthServerUnavailable, GatewayUnavailable)
+PERMANENT = (AuthServerRejected, GatewayError)
+PORTAL_API_SCOPE = "tilgang:api"
+# A task delivered a little before its retry time (clock skew, jitter) may still claim the job.
+EARLY_TOLERANCE = datetime.timedelta(seconds=1)
+
+
+def lease() -> datetime.timedelta:
+    return datetime.timedelta(seconds=settings.PROVISIONING_LEASE_SECONDS)
+
+
+def backoff(attempts: int) -> float:
+    """Exponential backoff with full jitter: about 1, 2, 4, ... s, at most the configured cap."""
+    ceiling = min(settings.PROVISIONING_BACKOFF_MAX_SECONDS, 2 ** max(attempts - 1, 0))
+    return float(ceiling) * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not a secret
+
+
+# --- Claim and release --------------------------------------------------------------------------
+
+
+def job_claim(*, job_id: Any) -> ProvisioningJob | None:
+    """Take the job for this worker with a lease; None when it is not ours to run (done, not due,
+    held by a live lease, or another job of the same client is running)."""
+    client_id = Job.objects.filter(pk=job_id).values_list("client_id", flat=True).first()
+    if client_id is None:
+        return None
+    now = timezone.now()
+    with transaction.atomic():
+        # The client's row lock serialises claims of its jobs (lock order: client, then job).
+        OAuthClient.objects.select_for_update().filter(pk=client_id).first()
+        job = Job.objects.select_for_update().get(pk=job_id)
+        due = job.status == Job.Status.PENDING and job.next_attempt_at <= now + EARLY_TOLERANCE
+        abandoned = job.status == Job.Status.RUNNING and (
+            job.lease_expires_at is None or job.lease_expires_at < now
+        )
+        if not (due or abandoned):
+            return None
+        busy = (
+            Job.objects.filter(
+                client_id=client_id, status=Job.Status.RUNNING, lease_expires_at__gte=now
+            )
+            .exclude(pk=job.pk)
+            .exists()
+        )
+        if busy:
+            return None
+        job.status = Job.Status.RUNNING
+        job.attempts += 1
+        job.lease_expires_at = now + lease()
+        job.save(update_fields=["status", "attempts", "lease_expires_at", "updated_at"])
+        # Changes committed before this claim are all read by this run: their jobs ride along.
+        Job.objects.filter(client_id=client_id, status=Job.Status.PENDING).exclude(
+            pk=job.pk
+        ).update(status=Job.Status.DONE, finished_at=now, coalesced_into=job, updated_at=now)
+    return job
+
+
+def _release(job: ProvisioningJob, **fields: Any) -> None:
+    fields["updated_at"] = timezone.now()
+    Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(**fields)
+
+
+def _client_status(client_id: Any, status: str, error: str, attempts: int) -> None:
+    now = timezone.now()
+    values: dict[str, Any] = {
+        "provisioning_status": status,
+        "provisioning_error": error,
+        "provisioning_attempts": attempts,
+    }
+    if status == "provisioned":
+        values["provisioned_at"] = now
+    OAuthClient.objects.filter(pk=client_id).update(**values)
+
+
+@dataclass
+class Outcome:
+    """What the task should do next: nothing, or try again in ``retry_in`` seconds."""
+
+    status: str
+    retry_in: float | None = None
+
+
+def job_run(*, job_id: Any) -> Outcome:
+    """Claim and run one job; transient failures come back with a delay, permanent ones fail."""
+    job = job_claim(job_id=job_id)
+    if job is None:
+        return Outcome("skipped")
+    try:
+        client_sync(client_id=job.client_id)
+    except TRANSIENT as exc:
+        error = str(exc)
+        if job.attempts >= settings.PROVISIONING_MAX_ATTEMPTS:
+            message = f"Gave up after {job.attempts} attempts. Last error: {error}"
+            _fail(job, message)
+            return Outcome("failed")
+        delay = backoff(job.attempts)
+        _release(
+            job,
+            status=Job.Status.PENDING,
+            last_error=error,
+            next_attempt_at=timezone.now() + datetime.timedelta(seconds=delay),
+            lease_expires_at=None,
+            sent_at=timezone.now(),
+        )
+        _client_status(job.client_id, "pending", error, job.attempts)
+        logger.info("provisioning job %s: transient failure, retry in %.1fs", job.pk, delay)
+        return Outcome("retry", retry_in=delay)
+    except PERMANENT as exc:
+        _fail(job, str(exc))
+        return Outcome("failed")
+    now = timezone.now()
+    _release(job, status=Job.Status.DONE, finished_at=now, last_error="", lease_expires_at=None)
+    _client_status(job.client_id, "provisioned", "", job.attempts)
+    _kick_pending(job.client_id)
+    return Outcome("done")
+
+
+def _fail(job: ProvisioningJob, message: str) -> None:
+    """A failure a person must look at: the job, the client and its unfinished grants say why."""
+    now = timezone.now()
+    with transaction.atomic():
+        _release(job, status=Job.Status.FAILED, finished_at=now, last_error=message)
+        _client_status(job.client_id, "failed", message, job.attempts)
+        stuck = Grant.objects.filter(client_id=job.client_id, status=GrantStatus.PROVISIONING)
+        for grant in stuck.select_related("kommune"):
+            audit_event_record(
+                actor=None,
+                actor_label="system:provisioning",
+                action="grant.failed",
+                target=grant,
+                organisation=grant.kommune,
+                after={"status": GrantStatus.FAILED, "error": message},
+            )
+        stuck.update(status=GrantStatus.FAILED, status_changed_at=now)
+    logger.warning("provisioning job %s failed: %s", job.pk, message)
+    _kick_pending(job.client_id)
+
+
+def _kick_pending(client_id: Any) -> None:
+    """A job that arrived while this one ran was refused its claim; send it now."""
+    with transaction.atomic():
+        for pending in Job.objects.filter(
+            client_id=client_id, status=Job.Status.PENDING, next_attempt_at__lte=timezone.now()
+        ):
+            provisioning_job_send_on_commit(job_id=pending.pk)
+
+
+@transaction.atomic
+def job_retry(*, job: ProvisioningJob, actor: Any) -> ProvisioningJob:
+    """An NHN operator sends a failed job again (after fixing its cause)."""
+    from portal.exceptions import Conflict
+
+    job = Job.objects.select_for_update().select_related("client__vendor").get(pk=job.pk)
+    if job.status != Job.Status.FAILED:
+        raise Conflict(f"Only failed jobs are retried; this one is {job.status}.")
+    now = timezone.now()
+    job.status = Job.Status.PENDING
+    job.attempts = 0
+    job.next_attempt_at = now
+    job.sent_at = now
+    job.finished_at = None
+    job.save(
+        update_fields=[
+            "status",
+            "attempts",
+            "next_attempt_at",
+            "sent_at",
+            "finished_at",
+            "updated_at",
+        ]
+    )
+    audit_event_record(
+        actor=actor,
+        action="provisioning_job.retried",
+        target=job,
+        organisation=job.client.vendor,
+        before={"status": "failed", "error": job.last_error},
+        after={"status": "pending"},
+    )
+    provisioning_job_send_on_commit(job_id=job.pk)
+    return job
+
+
+def jobs_sweep() -> int:
+    """Send again what is due but was not delivered: jobs whose worker died (lease ended) and
+    pending jobs whose message was lost. Run by beat every few seconds."""
+    now = timezone.now()
+    Job.objects.filter(status=Job.Status.RUNNING, lease_expires_at__lt=now).update(
+        status=Job.Status.PENDING, next_attempt_at=now, sent_at=None, updated_at=now
+    )
+    overdue = now - datetime.timedelta(seconds=10)
+    due = Job.objects.filter(
+        Q(sent_at__isnull=True) | Q(sent_at__lt=overdue),
+        status=Job.Status.PENDING,
+        next_attempt_at__lte=now,
+    ).order_by("next_attempt_at")[:500]
+    ids = list(due.values_list("pk", flat=True))
+    with transaction.atomic():
+        Job.objects.filter(pk__in=ids).update(sent_at=now)
+        for job_id in ids:
+            provisioning_job_send_on_commit(job_id=job_id)
+    return len(ids)
+
+
+# --- One client's sync --------------------------------------------------------------------------
+
+
+@dataclass
+class ClientState:
+    client: OAuthClient
+    keys: list[dict[str, Any]]
+    new: list[Grant] = field(default_factory=list)  # to add at the gateway
+    live: list[Grant] = field(default_factory=list)  # every grant that should work
+    revoking: list[Grant] = field(default_factory=list)
+    registration: ClientRegistration | None = None
+
+    @property
+    def wanted(self) -> bool:
+        return self.client.removed_at is None and bool(self.keys)
+
+    @property
+    def scopes(self) -> list[str]:
+        if self.client.purpose == OAuthClient.Purpose.PORTAL_API:
+            return [PORTAL_API_SCOPE]
+        return sorted({grant.scope for grant in self.live})
+
+
+def _state(client_id: Any) -> ClientState:
+    now = timezone.now()
+    with transaction.atomic():
+        client = OAuthClient.objects.select_for_update().get(pk=client_id)
+        Grant.objects.filter(
+            client=client, status__in=(GrantStatus.PENDING, GrantStatus.FAILED)
+        ).update(status=GrantStatus.PROVISIONING, status_changed_at=now)
+        grants = list(
+            Grant.objects.filter(
+                client=client,
+                status__in=(GrantStatus.PROVISIONING, GrantStatus.ACTIVE, GrantStatus.REVOKING),
+            ).select_related("kommune", "service")
+        )
+        keys = [
+            key.jwk for key in client.keys.all() if key.expires_at is None or key.expires_at > now
+        ]
+        registration = ClientRegistration.objects.filter(client=client).first()
+    state = ClientState(client=client, keys=keys, registration=registration)
+    for grant in grants:
+        if grant.status == GrantStatus.REVOKING:
+            state.revoking.append(grant)
+        else:
+            state.live.append(grant)
+            if grant.status == GrantStatus.PROVISIONING:
+                state.new.append(grant)
+    return state
+
+
+def entry_for(grant: Grant, *, environment: str, client_id: str) -> Entry:
+    return Entry(
+        environment=environment,
+        client_id=client_id,
+        kommune=grant.kommune.orgnr,
+        service=grant.service.code,
+        access=grant.access,
+    )
+
+
+def metadata_hash(metadata: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(metadata, sort_keys=True).encode()).hexdigest()
+
+
+def gateway() -> HAProxyGateway:
+    return HAProxyGateway(gateway_config())
+
+
+def client_sync(*, client_id: Any, authserver: AuthServerClient | None = None) -> None:
+    """Bring one client's registration and gateway entries in line with the database.
+
+    Revocation order: the gateway entries go first (denial at once), then the scope at the
+    authorization server is narrowed. New grants: the scope is widened first, then the entries
+    are added, so a grant is never open at the gateway for a token that cannot carry its scope.
+    """
+    state = _state(client_id)
+    client = state.client
+    server = authserver or AuthServerClient()
+    gw = gateway()
+    server_client_id = state.registration.server_client_id if state.registration else ""
+
+    # 1. Close what is being revoked (or everything, for a removed client) at the gateway.
+    closing = state.revoking + ([] if state.wanted else state.live)
+    if server_client_id:
+        for grant in closing:
+            gw.remove(entry_for(grant, environment=client.environment, client_id=server_client_id))
+
+    # 2. The registration at the authorization server.
+    if not state.wanted:
+        if state.registration is not None:
+            server.delete(
+                state.registration.registration_client_uri,
+                state.registration.registration_access_token,
+            )
+            state.registration.delete()
+    else:
+        server_client_id = _register_or_update(state, server)
+
+    # 3. Open the new grants at the gateway.
+    if state.wanted:
+        for grant in state.new:
+            gw.upsert(entry_for(grant, environment=client.environment, client_id=server_client_id))
+
+    _record(state, closing)
+
+
+def _register_or_update(state: ClientState, server: AuthServerClient) -> str:
+    client = state.client
+    metadata = client_metadata(
+        software_id=str(client.pk),
+        name=client.name,
+        jwks={"keys": state.keys},
+        scopes=state.scopes,
+    )
+    digest = metadata_hash(metadata)
+    registration = state.registration
+    if registration is not None and registration.metadata_hash == digest:
+        return registration.server_client_id
+    if registration is not None:
+        try:
+            result = server.update(
+                registration.registration_client_uri,
+                registration.registration_access_token,
+                registration.server_client_id,
+                metadata,
+            )
+        except RegistrationGone:
+            # Deleted behind our back: register again (the server keeps the same client_id).
+            result = server.register(metadata)
+    else:
+        result = server.register(metadata)
+    with transaction.atomic():
+        registration, _ = ClientRegistration.objects.get_or_create(
+            client=client,
+            defaults={"server_client_id": result.client_id},
+        )
+        registration.server_client_id = result.client_id
+        registration.registration_client_uri = result.registration_client_uri
+        if result.registration_access_token:
+            registration.registration_access_token = result.registration_access_token
+        registration.metadata_hash = digest
+        registration.save()
+        if client.client_id != result.client_id:
+            OAuthClient.objects.filter(pk=client.pk).update(client_id=result.client_id)
+    state.registration = registration
+    return result.client_id
+
+
+def _record(state: ClientState, closed: list[Grant]) -> None:
+    """The outside world now matches: the new grants are active, the revoked ones revoked."""
+    now = timezone.now()
+    with transaction.atomic():
+        for grant, old, new, action in [
+            *[
+                (g, GrantStatus.PROVISIONING, GrantStatus.ACTIVE, "grant.activated")
+                for g in state.new
+            ],
+            *[
+                (g, GrantStatus.REVOKING, GrantStatus.REVOKED, "grant.revoked_everywhere")
+                for g in state.revoking
+            ],
+        ]:
+            # A grant revoked while this job ran keeps `revoking`: the next job closes it.
+            if Grant.objects.filter(pk=grant.pk, status=old).update(
+                status=new, status_changed_at=now
+            ):
+                audit_event_record(
+                    actor=None,
+                    actor_label="system:provisioning",
+                    action=action,
+                    target=grant,
+                    organisation=grant.kommune,
+                    before={"status": old},
+                    after={"status": new, "scope": grant.scope},
+                )
+        if not state.wanted:
+            Grant.objects.filter(pk__in=[g.pk for g in closed], status=GrantStatus.REVOKING).update(
+                status=GrantStatus.REVOKED, status_changed_at=now
+            )

@@ -1,0 +1,40 @@
+"""Celery tasks of the provisioning workers: policy only (retries, schedules); the logic is in
+``provisioning.runner`` and ``provisioning.reconcile``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Task, shared_task
+
+from provisioning import reconcile, runner
+
+
+@shared_task(name="provisioning.run_job", bind=True, acks_late=True, max_retries=None)
+def run_job(self: Task[Any, Any], job_id: str) -> str:
+    """Run one provisioning job. acks_late is safe: the job is idempotent and claimed atomically.
+    A transient failure comes back with a delay (exponential backoff with jitter, capped); the job
+    row counts the attempts and fails for good after the configured maximum."""
+    outcome = runner.job_run(job_id=job_id)
+    if outcome.retry_in is not None:
+        raise self.retry(countdown=outcome.retry_in)
+    return outcome.status
+
+
+@shared_task(name="provisioning.sweep", ignore_result=True)
+def sweep() -> int:
+    """Re-send jobs whose message was lost or whose worker died."""
+    return runner.jobs_sweep()
+
+
+@shared_task(name="provisioning.reconcile", ignore_result=True)
+def reconcile_all() -> dict[str, int]:
+    """Compare the desired state with the authorization server and the gateway; heal drift."""
+    return reconcile.reconcile().counts()
+
+
+@shared_task(name="provisioning.write_gateway_files", ignore_result=True)
+def write_gateway_files() -> bool:
+    """Rewrite the gateway's map files (read on reload) when they differ from the desired state.
+    Coalesced: one rewrite every few seconds however many changes came in between."""
+    return reconcile.gateway_files_write()

@@ -1,0 +1,223 @@
+"""A real HAProxy gateway for a test: its own directory, free port and echo upstream.
+
+Import the fixtures into a test module: ``from tests.provisioning.gateway_fixtures import
+gateway, rsa_signing_key  # noqa: F401``. A missing ``haproxy`` fails the test; nothing skips.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from provisioning.gateway import Entry, GatewayConfig, HAProxyGateway, SigningKey
+from tests.components import PROJECT_DIR, free_port, port_open, process, stop, wait_until
+from tests.keys import rsa_private_key
+
+HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
+ISSUER = "http://issuer.test"
+AUDIENCE = "http://gateway.test"
+RESOURCES = {
+    "Patient": "patient",
+    "Observation": "observation",
+    "CarePlan": "care-plan",
+    "Bundle": "journaling",
+}
+KOMMUNE = "123456789"
+OTHER_KOMMUNE = "987654321"
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    """A private key the test signs with, and its public half as the gateway knows it."""
+
+    kid: str
+    private_key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+
+    @property
+    def alg(self) -> str:
+        return "ES256" if isinstance(self.private_key, ec.EllipticCurvePrivateKey) else "RS256"
+
+    @property
+    def public_pem(self) -> bytes:
+        return self.private_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+
+    @property
+    def signing_key(self) -> SigningKey:
+        return SigningKey(kid=self.kid, alg=self.alg, pem=self.public_pem)
+
+
+def rsa_key_pair(kid: str, seed: int) -> KeyPair:
+    return KeyPair(kid=kid, private_key=rsa_private_key(seed))
+
+
+def ec_key_pair(kid: str) -> KeyPair:
+    return KeyPair(kid=kid, private_key=ec.generate_private_key(ec.SECP256R1()))
+
+
+def socket_answers(path: Path) -> bool:
+    """Whether something accepts connections on the unix socket ``path``."""
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(str(path)) == 0
+
+
+def _b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+@dataclass
+class Gateway:
+    """A running HAProxy with its adapter, and a way to mint access tokens for it."""
+
+    config: GatewayConfig
+    adapter: HAProxyGateway
+    key: KeyPair
+    log: Path
+    stack: ExitStack
+    proc: subprocess.Popen[bytes] = field(init=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.config.bind}"
+
+    def start(self) -> None:
+        args = [HAPROXY, "-W", "-db", "-f", str(self.config.config_file)]
+        args += ["-S", f"{self.config.master_socket},mode,600"]
+        self.proc = self.stack.enter_context(process(args, log=self.log))
+        port = int(self.config.bind.rsplit(":", 1)[1])
+        wait_until(
+            lambda: (
+                port_open(port)
+                and self.adapter.is_running()
+                and socket_answers(self.config.master_socket)
+            ),
+            timeout=10,
+            what="haproxy",
+            log=self.log,
+        )
+
+    def stop(self) -> None:
+        stop(self.proc)
+
+    def restart(self) -> None:
+        """Stop HAProxy and start it again: everything comes back from the files."""
+        self.stop()
+        self.start()
+
+    def mint(
+        self,
+        client_id: str,
+        /,
+        *,
+        key: KeyPair | None = None,
+        kid: str | None = None,
+        exp_in: int = 300,
+        aud: str | list[str] | None = None,
+        iss: str | None = None,
+        alg: str = "RS256",
+        **claims: Any,
+    ) -> str:
+        """An access token for ``client_id``. ``alg="HS256"`` signs with the public key's PEM
+        as the HMAC secret (the classic algorithm-confusion forgery); ``alg="none"`` signs
+        nothing. A claim given as None is left out."""
+        key = key or self.key
+        now = int(time.time())
+        payload: dict[str, Any] = {
+            "iss": iss or self.config.issuer,
+            "aud": aud or self.config.audience,
+            "sub": client_id,
+            "client_id": client_id,
+            "iat": now,
+            "exp": now + exp_in,
+            **claims,
+        }
+        payload = {name: value for name, value in payload.items() if value is not None}
+        headers = {"kid": kid or key.kid}
+        if alg == "HS256":
+            header = {"alg": "HS256", "typ": "JWT", **headers}
+            signing_input = ".".join(
+                _b64url(json.dumps(part, separators=(",", ":")).encode())
+                for part in (header, payload)
+            )
+            signature = hmac.new(key.public_pem, signing_input.encode(), hashlib.sha256)
+            return f"{signing_input}.{_b64url(signature.digest())}"
+        if alg == "none":
+            return jwt.encode(payload, "", algorithm="none", headers=headers)
+        return jwt.encode(payload, key.private_key, algorithm=alg, headers=headers)
+
+    def grant(
+        self,
+        client_id: str,
+        *,
+        kommune: str = KOMMUNE,
+        service: str = "patient",
+        access: str = "read",
+        environment: str = "production",
+    ) -> Entry:
+        """Add a grant at the running gateway and return it."""
+        entry = Entry(
+            environment=environment,
+            client_id=client_id,
+            kommune=kommune,
+            service=service,
+            access=access,
+        )
+        self.adapter.upsert(entry)
+        return entry
+
+
+@pytest.fixture(scope="session")
+def rsa_signing_key() -> KeyPair:
+    """The authorization server's 2048-bit RSA signing key and its kid."""
+    return rsa_key_pair("as-key-1", seed=2101)
+
+
+@pytest.fixture
+def gateway(tmp_path: Path, rsa_signing_key: KeyPair) -> Iterator[Gateway]:
+    """HAProxy on a free port in front of ``gateway/echo.py``, trusting ``rsa_signing_key``,
+    with the resources map Patient, Observation, CarePlan and Bundle in its map file."""
+    directory = tmp_path / "gw"
+    config = GatewayConfig(
+        directory=directory,
+        bind=f"127.0.0.1:{free_port()}",
+        upstream=f"127.0.0.1:{free_port()}",
+        issuer=ISSUER,
+        audience=AUDIENCE,
+    )
+    adapter = HAProxyGateway(config)
+    adapter.write_config([rsa_signing_key.signing_key])
+    adapter.write_map_files([], RESOURCES)
+    with ExitStack() as stack:
+        echo_port = int(config.upstream.rsplit(":", 1)[1])
+        echo_log = tmp_path / "echo.log"
+        echo = [sys.executable, str(PROJECT_DIR / "gateway" / "echo.py"), "--port", str(echo_port)]
+        stack.enter_context(process(echo, log=echo_log))
+        wait_until(lambda: port_open(echo_port), timeout=10, what="echo upstream", log=echo_log)
+        gw = Gateway(
+            config=config,
+            adapter=adapter,
+            key=rsa_signing_key,
+            log=tmp_path / "haproxy.log",
+            stack=stack,
+        )
+        gw.start()
+        yield gw

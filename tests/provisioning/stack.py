@@ -1,0 +1,206 @@
+"""The whole provisioning stack on loopback for integration tests: PostgreSQL (the test
+database), the broker the tests use, real Celery worker (and beat) processes, the project's
+oidc-provider, a real HAProxy rendered from the project's template, and the echo upstream."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from django.db import connection
+from provisioning.gateway import HAProxyGateway, signing_keys_from_jwks
+
+from provisioning.reconcile import resource_map
+from provisioning.settings import gateway_config
+from tests.components import PROJECT_DIR, VENV_BIN, free_port, port_open, process, stop, wait_until
+from tests.integration import Provider
+
+HAPROXY = "/usr/sbin/haproxy"
+
+
+def database_url() -> str:
+    """The test database, for the worker processes (they must see what the test commits)."""
+    db = connection.settings_dict
+    assert db["ENGINE"] == "django.db.backends.postgresql", (
+        "integration tests share the test database with worker processes: run them on "
+        "PostgreSQL (make test)"
+    )
+    return f"postgresql://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+def private_pem(key: rsa.RSAPrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+@dataclass
+class Stack:
+    provider: Provider
+    tmp: Path
+    gateway: HAProxyGateway
+    gateway_url: str
+    env: dict[str, str]
+    stack: ExitStack
+    haproxy: subprocess.Popen[bytes] | None = None
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    starts: int = 0
+
+    # --- processes ---------------------------------------------------------------------------
+
+    def start_haproxy(self) -> None:
+        self.starts += 1
+        cfg = self.gateway.config
+        log = self.tmp / f"haproxy-{self.starts}.log"
+        args = [HAPROXY, "-W", "-db", "-f", str(cfg.config_file), "-S", str(cfg.master_socket)]
+        self.haproxy = self.stack.enter_context(process(args, log=log))
+        port = int(cfg.bind.rsplit(":", 1)[1])
+        wait_until(lambda: port_open(port), timeout=15, what="haproxy", log=log)
+        wait_until(self.gateway.is_running, timeout=15, what="haproxy runtime API", log=log)
+
+    def stop_haproxy(self) -> None:
+        if self.haproxy is not None:
+            stop(self.haproxy)
+
+    def start_worker(self, name: str = "worker") -> subprocess.Popen[bytes]:
+        log = self.tmp / f"{name}-{len(self.workers)}.log"
+        args = [str(VENV_BIN / "celery"), "-A", "portal", "worker", "--loglevel=INFO"]
+        args += ["--concurrency=2", f"--hostname={name}{len(self.workers)}@%h", "--without-gossip"]
+        worker = self.stack.enter_context(process(args, log=log, env=self.env))
+        wait_until(lambda: "ready." in log.read_text(), timeout=60, what=name, log=log)
+        self.workers.append(worker)
+        return worker
+
+    def kill_worker(self, worker: subprocess.Popen[bytes]) -> None:
+        """SIGKILL, as a crash: no warm shutdown, no message acknowledged."""
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=10)
+
+    def start_beat(self) -> subprocess.Popen[bytes]:
+        log = self.tmp / "beat.log"
+        schedule = self.tmp / "celerybeat-schedule"
+        args = [
+            str(VENV_BIN / "celery"),
+            "-A",
+            "portal",
+            "beat",
+            "--loglevel=INFO",
+            "-s",
+            str(schedule),
+        ]
+        beat = self.stack.enter_context(process(args, log=log, env=self.env))
+        wait_until(lambda: "beat: Starting" in log.read_text(), timeout=30, what="beat", log=log)
+        return beat
+
+    # --- the vendor's side -------------------------------------------------------------------
+
+    def token(
+        self,
+        client_id: str,
+        key: rsa.RSAPrivateKey,
+        *,
+        kid: str = "key-1",
+        scope: str | None = None,
+    ) -> requests.Response:
+        """Client credentials with a private_key_jwt assertion, as a vendor's system does it."""
+        now = int(time.time())
+        token_endpoint = f"{self.provider.issuer}/token"
+        assertion = jwt.encode(
+            {
+                "iss": client_id,
+                "sub": client_id,
+                "aud": token_endpoint,
+                "jti": str(uuid.uuid4()),
+                "iat": now,
+                "exp": now + 60,
+            },
+            private_pem(key),
+            algorithm="RS256",
+            headers={"kid": kid},
+        )
+        data = {
+            "grant_type": "client_credentials",
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": assertion,
+        }
+        if scope:
+            data["scope"] = scope
+        return requests.post(token_endpoint, data=data, timeout=10)
+
+    def access_token(self, client_id: str, key: rsa.RSAPrivateKey, **kw: Any) -> str:
+        response = self.token(client_id, key, **kw)
+        assert response.status_code == 200, response.text
+        token: str = response.json()["access_token"]
+        return token
+
+    def call(self, path: str, token: str | None, method: str = "GET") -> requests.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return requests.request(method, f"{self.gateway_url}{path}", headers=headers, timeout=10)
+
+
+def wait_for(check: Callable[[], Any], *, timeout: float, what: str) -> Any:
+    """Poll until ``check`` returns something truthy (a generous deadline, not a measurement)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.1)
+    raise AssertionError(f"{what}: not within {timeout} s")
+
+
+@pytest.fixture
+def stack(settings: Any, oidc_settings: Provider, tmp_path: Path) -> Iterator[Stack]:
+    echo_port, gateway_port = free_port(), free_port()
+    settings.GATEWAY_DIR = tmp_path / "gateway"
+    settings.GATEWAY_BIND = f"127.0.0.1:{gateway_port}"
+    settings.GATEWAY_UPSTREAM = f"127.0.0.1:{echo_port}"
+    settings.GATEWAY_URL = f"http://127.0.0.1:{gateway_port}"
+    env = {
+        "DJANGO_DEBUG": "1",
+        "DATABASE_URL": database_url(),
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "TILGANG_VAR_DIR": str(settings.VAR_DIR),  # the same development secrets as this process
+        "OIDC_OP_ISSUER": oidc_settings.issuer,
+        "OIDC_INITIAL_ACCESS_TOKEN": settings.OIDC_INITIAL_ACCESS_TOKEN,
+        "GATEWAY_DIR": str(settings.GATEWAY_DIR),
+        "GATEWAY_BIND": settings.GATEWAY_BIND,
+        "GATEWAY_UPSTREAM": settings.GATEWAY_UPSTREAM,
+        "GATEWAY_AUDIENCE": settings.GATEWAY_AUDIENCE,
+        "PORTAL_URL": settings.PORTAL_URL,
+        "PORTAL_API_AUDIENCE": settings.PORTAL_API_AUDIENCE,
+        "PROVISIONING_LEASE_SECONDS": str(settings.PROVISIONING_LEASE_SECONDS),
+        "PYTHONUNBUFFERED": "1",
+    }
+    with ExitStack() as exits:
+        log = tmp_path / "echo.log"
+        echo = [str(VENV_BIN / "python"), str(PROJECT_DIR / "gateway" / "echo.py")]
+        exits.enter_context(process([*echo, "--port", str(echo_port)], log=log))
+        wait_until(lambda: port_open(echo_port), timeout=10, what="echo upstream", log=log)
+        gw = HAProxyGateway(gateway_config())
+        jwks = requests.get(f"{oidc_settings.issuer}/jwks", timeout=5).json()
+        gw.write_config(signing_keys_from_jwks(jwks))
+        gw.write_map_files([], resource_map())
+        result = Stack(
+            provider=oidc_settings,
+            tmp=tmp_path,
+            gateway=gw,
+            gateway_url=settings.GATEWAY_URL,
+            env=env,
+            stack=exits,
+        )
+        result.start_haproxy()
+        yield result

@@ -1,0 +1,152 @@
+"""Automation clients: scripts and vendor pipelines use the portal's API with bearer tokens."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from rest_framework.test import APIClient
+
+from orders.models import GrantStatus
+from tenants.models import OAuthClient, Role
+from tests.components import PROJECT_DIR, VENV_BIN
+from tests.factories import MembershipFactory
+from tests.keys import jwks, rsa_private_key, rsa_public_jwk
+from tests.provisioning.stack import Stack, private_pem, wait_for
+from tests.provisioning.test_provisioning import Vendor, active
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
+
+
+def register_automation_client(admin: Any, orgnr: str, role: str) -> dict[str, Any]:
+    api = APIClient()
+    api.force_authenticate(admin)
+    response = api.post(
+        "/api/v1/clients/",
+        {
+            "name": "Pipeline",
+            "purpose": "portal_api",
+            "organisation": orgnr,
+            "role": role,
+            "jwks": jwks(rsa_public_jwk("pipeline-1", seed=2)),
+        },
+        format="json",
+    )
+    assert response.status_code == 201, response.json()
+    return dict(response.json())
+
+
+def test_the_readme_api_example_runs_with_an_automation_client(
+    stack: Stack, live_server: Any, tmp_path: Path
+) -> None:
+    stack.start_worker()
+    vendor = Vendor()
+    [grant] = vendor.order("patient.read")
+    wait_for(lambda: active(grant), timeout=30, what="grant active")
+    registered = register_automation_client(
+        vendor.kommune_admin, vendor.kommune.orgnr, "kommune_reader"
+    )
+    client = OAuthClient.objects.get(pk=registered["id"])
+    wait_for(lambda: OAuthClient.objects.get(pk=client.pk).client_id, timeout=30, what="registered")
+    client.refresh_from_db()
+    key = tmp_path / "pipeline.pem"
+    key.write_bytes(private_pem(rsa_private_key(2)))
+
+    result = subprocess.run(
+        [
+            str(VENV_BIN / "python"),
+            str(PROJECT_DIR / "scripts" / "api_example.py"),
+            "--client-id",
+            client.client_id,
+            "--key",
+            str(key),
+            "--kid",
+            "pipeline-1",
+            "--issuer",
+            stack.provider.issuer,
+            "--portal",
+            live_server.url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert f"{vendor.kommune.orgnr} nhn:ksp/patient.read {GrantStatus.ACTIVE}" in result.stdout
+    assert "1 grants" in result.stdout
+
+
+def test_an_automation_client_acts_with_its_role_and_no_more(
+    stack: Stack, live_server: Any
+) -> None:
+    stack.start_worker()
+    vendor = Vendor()
+    registered = register_automation_client(
+        vendor.kommune_admin, vendor.kommune.orgnr, "kommune_reader"
+    )
+    client_id = wait_for(
+        lambda: OAuthClient.objects.get(pk=registered["id"]).client_id,
+        timeout=30,
+        what="registered",
+    )
+    token = stack.access_token(client_id, rsa_private_key(2), kid="pipeline-1")
+    bearer = {"Authorization": f"Bearer {token}"}
+
+    def api(method: str, path: str, **kw: Any) -> requests.Response:
+        return requests.request(
+            method, f"{live_server.url}{path}", headers=bearer, timeout=10, **kw
+        )
+
+    seen = api("GET", f"/api/v1/organizations/{vendor.kommune.orgnr}/")
+    assert seen.status_code == 200
+    assert seen.json()["my_roles"] == [Role.KOMMUNE_READER]
+    refused = api(
+        "POST",
+        "/api/v1/delegations/",
+        json={
+            "kommune": vendor.kommune.orgnr,
+            "vendor": vendor.vendor.orgnr,
+            "services": ["patient"],
+        },
+    )
+    assert refused.status_code == 403
+    assert api("GET", f"/api/v1/organizations/{vendor.vendor.orgnr}/").status_code == 404
+    # The token of a gateway client, a forged token, or none: 401.
+    bad = requests.get(
+        f"{live_server.url}/api/v1/grants/", headers={"Authorization": "Bearer x.y.z"}, timeout=10
+    )
+    assert bad.status_code == 401
+    assert requests.get(f"{live_server.url}/api/v1/grants/", timeout=10).status_code == 401
+
+
+def test_only_admins_register_automation_clients_and_only_with_roles_they_may_give() -> None:
+    vendor = Vendor()
+    reader = MembershipFactory(organisation=vendor.kommune, role=Role.KOMMUNE_READER).user
+
+    def register(person: Any, role: str) -> int:
+        api = APIClient()
+        api.force_authenticate(person)
+        return api.post(
+            "/api/v1/clients/",
+            {
+                "name": "Pipeline",
+                "purpose": "portal_api",
+                "organisation": vendor.kommune.orgnr,
+                "role": role,
+                "jwks": jwks(rsa_public_jwk("k", seed=2)),
+            },
+            format="json",
+        ).status_code
+
+    assert register(reader, "kommune_reader") == 403
+    assert register(vendor.kommune_admin, "nhn_operator") == 400
+    assert not OAuthClient.objects.filter(purpose="portal_api").exists()
+    assert register(vendor.kommune_admin, "kommune_admin") == 201
