@@ -11,6 +11,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
+from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -231,10 +232,21 @@ class MembershipViewSet(
         OpenApiParameter("object_id", str),
     ]
 )
+class AuditEventPagination(CursorPagination):
+    """A cursor, not an offset: paging through a million events costs no COUNT(*) and stays
+    stable while new events arrive."""
+
+    ordering = ("-occurred_at", "-id")
+    page_size = 100
+    page_size_query_param = "limit"
+    max_page_size = 500
+
+
 class AuditEventViewSet(viewsets.ReadOnlyModelViewSet[AuditEvent]):
     """The audit trail. NHN staff read everything; an organisation's admins read its own."""
 
     serializer_class = AuditEventSerializer
+    pagination_class = AuditEventPagination
 
     def get_queryset(self) -> QuerySet[AuditEvent]:
         user = self.request.user

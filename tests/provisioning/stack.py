@@ -21,8 +21,8 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.db import connection
-from provisioning.gateway import HAProxyGateway, signing_keys_from_jwks
 
+from provisioning.gateway import HAProxyGateway, signing_keys_from_jwks
 from provisioning.reconcile import resource_map
 from provisioning.settings import gateway_config
 from tests.components import PROJECT_DIR, VENV_BIN, free_port, port_open, process, stop, wait_until
