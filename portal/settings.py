@@ -143,6 +143,8 @@ AUTHENTICATION_BACKENDS = [
     "tenants.auth.MembershipOIDCBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
+# Anonymous visitors hold no object permissions; without this guardian creates an AnonymousUser row.
+ANONYMOUS_USER_NAME = None  # django-guardian reads this name
 LOGIN_URL = "oidc_authentication_init"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/"

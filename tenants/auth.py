@@ -16,6 +16,7 @@ from django.core.exceptions import SuspiciousOperation
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
@@ -160,3 +161,19 @@ class AutomationTokenAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="tilgang"'
+
+
+class AutomationTokenScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
+    """How the OpenAPI document describes automation clients' bearer tokens."""
+
+    target_class = "tenants.auth.AutomationTokenAuthentication"
+    name = "automationClientToken"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": "A client-credentials access token of an automation client "
+            "(private_key_jwt at the authorization server, audience: the portal's API).",
+        }

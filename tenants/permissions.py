@@ -61,3 +61,12 @@ class IsNhnOperator(BasePermission):
 
     def has_permission(self, request: Request, view: Any) -> bool:
         return is_nhn_operator(request.user)
+
+
+class IsNhnStaff(BasePermission):
+    """The caller is an NHN operator or auditor."""
+
+    message = "Only NHN staff may see this."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return Membership.objects.is_nhn_staff(request.user)

@@ -54,3 +54,14 @@ def validate_kommunenummer(value: str) -> None:
             code="kommunenummer_format",
             params={"value": value},
         )
+
+
+def orgnr_from(number: int) -> str:
+    """The first valid organisation number at or after the eight digits of ``number`` (for demo,
+    test and benchmark data)."""
+    base = number
+    while True:
+        check = orgnr_check_digit(f"{base:08d}")
+        if check is not None:
+            return f"{base:08d}{check}"
+        base += 1

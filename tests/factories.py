@@ -19,18 +19,13 @@ from tenants.models import (
     Product,
     Role,
 )
-from tenants.validators import orgnr_check_digit
+from tenants.validators import orgnr_from
 from tests.keys import rsa_public_jwk
 
 
 def valid_orgnr(n: int) -> str:
     """The n-th nine-digit organisation number (from 920000000 up) with a valid check digit."""
-    base = 92000000 + n
-    while True:
-        check = orgnr_check_digit(str(base))
-        if check is not None:
-            return f"{base}{check}"
-        base += 1
+    return orgnr_from(92000000 + n)
 
 
 class UserFactory(factory.django.DjangoModelFactory[User]):

@@ -10,14 +10,14 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from orders.models import ProvisioningJob
 from provisioning import runner
 from provisioning.api.serializers import ProvisioningJobSerializer
-from tenants.models import Membership
-from tenants.permissions import is_nhn_operator
+from tenants.permissions import IsNhnStaff, is_nhn_operator
 
 
 @extend_schema(
@@ -30,10 +30,9 @@ class ProvisioningJobViewSet(viewsets.ReadOnlyModelViewSet[ProvisioningJob]):
     """Provisioning jobs (the outbox). NHN staff read them; NHN operators retry failed ones."""
 
     serializer_class = ProvisioningJobSerializer
+    permission_classes = [IsAuthenticated, IsNhnStaff]
 
     def get_queryset(self) -> QuerySet[ProvisioningJob]:
-        if not Membership.objects.is_nhn_staff(self.request.user):
-            raise PermissionDenied("Only NHN staff see the provisioning queue.")
         queryset = ProvisioningJob.objects.select_related("client__vendor").order_by("-created_at")
         params = self.request.query_params
         if job_status := params.get("status"):

@@ -225,13 +225,6 @@ class MembershipViewSet(
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-@extend_schema(
-    parameters=[
-        OpenApiParameter("organisation", str, description="The organisation's orgnr."),
-        OpenApiParameter("action", str, description="e.g. grant.revoked"),
-        OpenApiParameter("object_id", str),
-    ]
-)
 class AuditEventPagination(CursorPagination):
     """A cursor, not an offset: paging through a million events costs no COUNT(*) and stays
     stable while new events arrive."""
@@ -242,6 +235,13 @@ class AuditEventPagination(CursorPagination):
     max_page_size = 500
 
 
+@extend_schema(
+    parameters=[
+        OpenApiParameter("organisation", str, description="The organisation's orgnr."),
+        OpenApiParameter("action", str, description="e.g. grant.revoked"),
+        OpenApiParameter("object_id", str),
+    ]
+)
 class AuditEventViewSet(viewsets.ReadOnlyModelViewSet[AuditEvent]):
     """The audit trail. NHN staff read everything; an organisation's admins read its own."""
 

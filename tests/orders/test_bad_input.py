@@ -221,7 +221,7 @@ def test_a_delegation_that_ends_before_it_starts_is_refused(world: World) -> Non
     assert "valid_until" in response.json()
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_two_approvals_of_the_same_item_at_the_same_moment_make_one_grant(world: World) -> None:
     world.delegation.services.set(Service.objects.none())
     [request] = services.access_request_create(

@@ -13,6 +13,8 @@ PRODUCTION_LIKE = {
     "DJANGO_SECRET_KEY": "x7Lq2v9PzR4mT8wK1nB6cF3hJ5dS0gA2eY7uI9oP4lZ6xC1vB8nM3qW5rT0yU2iO",
     "DJANGO_ALLOWED_HOSTS": "tilgang.nhn.example",
     "OIDC_RP_CLIENT_SECRET": "from-the-secret-store",
+    "OIDC_INITIAL_ACCESS_TOKEN": "from-the-secret-store-too",
+    "TILGANG_ENCRYPTION_KEY": "and-one-more-from-the-secret-store",
     "OIDC_OP_ISSUER": "https://login.nhn.example",
     "DATABASE_URL": "postgresql://tilgang@127.0.0.1:5432/tilgang",
     "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0",

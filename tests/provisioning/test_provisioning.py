@@ -392,3 +392,19 @@ def test_test_and_production_are_separated_end_to_end(stack: Stack) -> None:
     assert stack.call(fhir(testing.kommune, "Patient/1"), test_token).status_code == 403
     assert stack.call(fhir(production.kommune, "Patient/1"), prod_token).status_code == 200
     assert stack.call(fhir(production.kommune, "Patient/1", "test"), prod_token).status_code == 403
+
+
+def test_the_map_files_follow_the_database_in_the_background_coalesced(stack: Stack) -> None:
+    from provisioning.reconcile import gateway_files_write
+
+    stack.start_worker()
+    vendor = Vendor()
+    first, second = vendor.order("patient.read", "care-plan.read")
+    wait_for(lambda: active(first) and active(second), timeout=DEADLINE, what="active")
+
+    assert gateway_files_write() is True  # both changes in one rewrite
+    assert gateway_files_write() is False  # nothing changed since
+    written = stack.gateway.config.grants_map.read_text()
+    client_id = vendor.client_id()
+    assert f"production|{client_id}|{vendor.kommune.orgnr}|patient|read" in written
+    assert f"production|{client_id}|{vendor.kommune.orgnr}|care-plan|read" in written

@@ -1,0 +1,1 @@
+"""`make bench`: the product's promise in figures, measured against the real stack on loopback."""
