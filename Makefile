@@ -4,7 +4,7 @@ SHELL := /bin/bash
 VENV := .venv/bin
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV):$(PATH)
 
-.PHONY: run test bootstrap services lint typecheck migrations-check pytest clean
+.PHONY: run test bench bench-quick bootstrap services lint typecheck migrations-check pytest clean
 
 ## Run the portal with demo data: web on :8000, Celery worker and beat, the local OpenID provider.
 run: bootstrap
@@ -18,6 +18,14 @@ test: bootstrap
 	eval "$$(scripts/services.sh)"; \
 	export DJANGO_DEBUG=1; \
 	$(MAKE) --no-print-directory lint typecheck migrations-check pytest
+
+## The benchmark at national scale (figures, not a test): var/bench/results.json and a table.
+bench: bootstrap
+	eval "$$(scripts/services.sh)"; $(VENV)/python -m bench.run --scale full
+
+## The same on smaller numbers, under two minutes, for everyday use.
+bench-quick: bootstrap
+	eval "$$(scripts/services.sh)"; $(VENV)/python -m bench.run --scale quick --output var/bench/results-quick.json
 
 bootstrap:
 	@scripts/bootstrap.sh

@@ -286,3 +286,9 @@ def timed(label: str, timings: dict[str, float], fn: Any, *args: Any, **kwargs: 
     result = fn(*args, **kwargs)
     timings[label] = round(time.perf_counter() - started, 2)
     return result
+
+
+def analyze() -> None:
+    """Fresh planner statistics after the bulk load, as autovacuum would give them in time."""
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE")

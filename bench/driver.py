@@ -1,0 +1,499 @@
+"""The benchmark's measuring side, run by `bench/run.py` inside the stack it started:
+`python -m bench.driver --scale quick --output FILE`. It seeds national data, then times the
+product's promises through the real web server, workers, authorization server and gateway."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import django
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+django.setup()
+
+import jwt  # noqa: E402
+import requests  # noqa: E402
+from cryptography.hazmat.primitives import serialization  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
+from django.conf import settings  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.test import Client  # noqa: E402
+from django.test.utils import CaptureQueriesContext, setup_test_environment  # noqa: E402
+
+from bench import seed  # noqa: E402
+from bench.scale import SCALES, Scale  # noqa: E402
+from orders import services  # noqa: E402
+from orders.models import Grant, GrantStatus, ProvisioningJob  # noqa: E402
+from provisioning.authserver import AuthServerClient, client_metadata  # noqa: E402
+from provisioning.gateway import Entry  # noqa: E402
+from provisioning.reconcile import desired_entries, reconcile  # noqa: E402
+from provisioning.runner import gateway  # noqa: E402
+from tenants.models import OAuthClient, Organisation, Role  # noqa: E402
+
+DEADLINE = 60.0
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {
+        "n": len(values),
+        "p50": percentile(values, 0.5),
+        "p95": percentile(values, 0.95),
+        "max": max(values) if values else float("nan"),
+    }
+
+
+class Vendor:
+    """The vendor's systems: tokens by private_key_jwt, calls to the gateway and the API."""
+
+    def __init__(self, key: rsa.RSAPrivateKey, kid: str) -> None:
+        # The key object, not its PEM: PyJWT would parse and check a PEM on every assertion
+        # (tens of milliseconds), which is the vendor's cost, not the portal's.
+        self.key = key
+        self.kid = kid
+        self.token_endpoint = f"{settings.OIDC_OP_ISSUER}/token"
+        self.gateway = settings.GATEWAY_URL
+        self.web = os.environ["BENCH_WEB_URL"]
+        self.http = requests.Session()
+
+    def token(self, client_id: str) -> str:
+        now = int(time.time())
+        assertion = jwt.encode(
+            {
+                "iss": client_id,
+                "sub": client_id,
+                "aud": self.token_endpoint,
+                "jti": str(uuid.uuid4()),
+                "iat": now,
+                "exp": now + 60,
+            },
+            self.key,
+            algorithm="RS256",
+            headers={"kid": self.kid},
+        )
+        response = requests.post(
+            self.token_endpoint,
+            data={
+                "grant_type": "client_credentials",
+                "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                "client_assertion": assertion,
+            },
+            timeout=10,
+        )
+        response.raise_for_status()
+        token: str = response.json()["access_token"]
+        return token
+
+    def fhir(self, token: str, kommune: str, resource: str, method: str) -> int:
+        response = requests.request(
+            method,
+            f"{self.gateway}/{kommune}/fhir/{resource}",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        return response.status_code
+
+    def api(self, token: str, method: str, path: str, body: Any = None) -> requests.Response:
+        return requests.request(
+            method,
+            f"{self.web}{path}",
+            json=body,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=120,
+        )
+
+
+def wait_registered(*clients: OAuthClient) -> list[str]:
+    ids = []
+    for client in clients:
+        deadline = time.monotonic() + DEADLINE
+        while not OAuthClient.objects.get(pk=client.pk).client_id:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"client {client.name} was not provisioned in {DEADLINE} s")
+            time.sleep(0.05)
+        ids.append(OAuthClient.objects.get(pk=client.pk).client_id)
+    return ids
+
+
+RESOURCE = {"patient": "Patient/1", "observation": "Observation"}
+#: Where onboarding time goes (ms): the API call, then until the gateway's first 200.
+ONBOARDING_PARTS: dict[str, list[float]] = {}
+METHOD = {"read": "GET", "write": "POST"}
+
+
+def onboard(
+    parts: dict[str, list[float]] | None,
+    vendor: Vendor,
+    api_token: str,
+    client: OAuthClient,
+    client_id: str,
+    kommune: str,
+    code: str,
+    access: str,
+) -> float:
+    """Seconds from submitting the order to the first 200 from the gateway with a fresh token."""
+    started = time.perf_counter()
+    response = vendor.api(
+        api_token,
+        "POST",
+        "/api/v1/access-requests/",
+        {
+            "client": str(client.pk),
+            "kommune": kommune,
+            "items": [{"service": code, "access": access}],
+        },
+    )
+    if response.status_code != 201 or response.json()["items"][0]["status"] != "approved":
+        raise SystemExit(f"order refused: {response.status_code} {response.text[:300]}")
+    submitted = time.perf_counter()
+    tries = 0
+    while True:
+        tries += 1
+        token = vendor.token(client_id)
+        if vendor.fhir(token, kommune, RESOURCE[code], METHOD[access]) == 200:
+            done = time.perf_counter()
+            if parts is not None:
+                parts.setdefault("submit_api", []).append((submitted - started) * 1000)
+                parts.setdefault("until_200", []).append((done - submitted) * 1000)
+                parts.setdefault("tries", []).append(tries)
+            return done - started
+        if time.perf_counter() - started > DEADLINE:
+            raise SystemExit(f"onboarding {kommune} {code}: no 200 within {DEADLINE} s")
+
+
+class Floor:
+    """The same external work without the portal: one RFC 7592 update, one map add, one token,
+    one gateway call."""
+
+    def __init__(self, vendor: Vendor, public_jwk: dict[str, Any]) -> None:
+        self.vendor = vendor
+        self.server = AuthServerClient()
+        self.software_id = str(uuid.uuid4())
+        self.jwks = {"keys": [public_jwk]}
+        self.registration = self.server.register(self._metadata(0))
+        self.gw = gateway()
+        self.parts: dict[str, list[float]] = {}
+
+    def _metadata(self, i: int) -> dict[str, Any]:
+        scopes = ["nhn:ksp/patient.read"] + (["nhn:ksp/care-plan.read"] if i % 2 else [])
+        return client_metadata(
+            software_id=self.software_id, name="floor", jwks=self.jwks, scopes=scopes
+        )
+
+    def once(self, i: int, kommune: str) -> float:
+        started = time.perf_counter()
+        reg = self.registration
+        self.server.update(
+            reg.registration_client_uri,
+            reg.registration_access_token,
+            reg.client_id,
+            self._metadata(i),
+        )
+        t_update = time.perf_counter()
+        self.gw.upsert(Entry("production", reg.client_id, kommune, "patient", "read"))
+        t_map = time.perf_counter()
+        token = self.vendor.token(reg.client_id)
+        t_token = time.perf_counter()
+        status = self.vendor.fhir(token, kommune, "Patient/1", "GET")
+        elapsed = time.perf_counter() - started
+        for part, seconds in (
+            ("rfc7592_update", t_update - started),
+            ("map_add", t_map - t_update),
+            ("token", t_token - t_map),
+            ("gateway_call", started + elapsed - t_token),
+        ):
+            self.parts.setdefault(part, []).append(seconds * 1000)
+        if status != 200:
+            raise SystemExit(f"floor call answered {status}")
+        return elapsed
+
+
+def revoke(vendor: Vendor, operator_token: str, grant: Grant, client_id: str) -> float:
+    """Seconds from `revoke` to the gateway's 403 for a token issued before."""
+    token = vendor.token(client_id)
+    kommune = grant.kommune.orgnr
+    started = time.perf_counter()
+    response = vendor.api(operator_token, "POST", f"/api/v1/grants/{grant.pk}/revoke/", {})
+    if response.status_code != 200:
+        raise SystemExit(f"revoke answered {response.status_code}: {response.text[:300]}")
+    while vendor.fhir(token, kommune, "Patient/1", "GET") != 403:
+        if time.perf_counter() - started > DEADLINE:
+            raise SystemExit("revocation: no 403 within the deadline")
+    return time.perf_counter() - started
+
+
+def bulk(
+    vendor: Vendor, api_token: str, client: OAuthClient, kommuner: list[Organisation]
+) -> float:
+    """Seconds until all grants of one order for two services in every kommune are active."""
+    started = time.perf_counter()
+    response = vendor.api(
+        api_token,
+        "POST",
+        "/api/v1/access-requests/",
+        {
+            "client": str(client.pk),
+            "kommuner": [k.orgnr for k in kommuner],
+            "items": [
+                {"service": "patient", "access": "read"},
+                {"service": "observation", "access": "write"},
+            ],
+        },
+    )
+    if response.status_code != 201:
+        raise SystemExit(f"bulk order answered {response.status_code}: {response.text[:300]}")
+    wanted = 2 * len(kommuner)
+    while Grant.objects.filter(client=client, status=GrantStatus.ACTIVE).count() < wanted:
+        if time.perf_counter() - started > 300:
+            raise SystemExit("bulk onboarding did not finish within 300 s")
+        time.sleep(0.05)
+    return time.perf_counter() - started
+
+
+def push_cost(samples: int) -> float:
+    """Milliseconds for one change pushed to the gateway (add, then its removal)."""
+    gw = gateway()
+    times = []
+    for i in range(samples):
+        entry = Entry("production", f"push-{i}", "000000000", "patient", "read")
+        started = time.perf_counter()
+        gw.upsert(entry)
+        times.append(time.perf_counter() - started)
+        gw.remove(entry)
+    return statistics.median(times) * 1000
+
+
+def api_latency(world: seed.World, samples: int) -> dict[str, dict[str, float]]:
+    """p50/p95 (ms) and queries per request of the main lists and pages, in-process."""
+    setup_test_environment()
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
+    k0 = world.kommuner[0].orgnr
+    cases = [
+        (world.auditor, "/api/v1/grants/"),
+        (world.auditor, "/api/v1/access-requests/"),
+        (world.auditor, "/api/v1/clients/"),
+        (world.auditor, "/api/v1/organizations/"),
+        (world.auditor, "/api/v1/memberships/"),
+        (world.auditor, "/api/v1/instructions/"),
+        (world.auditor, "/api/v1/delegations/"),
+        (world.auditor, "/api/v1/audit-events/"),
+        (world.auditor, "/api/v1/provisioning-jobs/"),
+        (world.kommune_admin, f"/api/v1/grants/?kommune={k0}"),
+        (world.kommune_admin, "/api/v1/access-requests/"),
+        (world.vendor_admin, "/api/v1/grants/"),
+        (world.vendor_admin, "/api/v1/clients/"),
+        (world.kommune_admin, "/"),
+        (world.kommune_admin, "/services/"),
+    ]
+    results = {}
+    for user, path in cases:
+        client = Client(HTTP_ACCEPT="application/json")
+        client.force_login(user)
+        client.get(path)  # warm
+        times, queries = [], 0
+        for _ in range(samples):
+            with CaptureQueriesContext(connection) as captured:
+                started = time.perf_counter()
+                response = client.get(path)
+                times.append((time.perf_counter() - started) * 1000)
+            if response.status_code != 200:
+                raise SystemExit(f"{path} answered {response.status_code}")
+            queries = max(queries, len(captured.captured_queries))
+        label = f"{user.username.split('@')[0]} {path}"
+        results[label] = {**summary(times), "queries": queries}
+    return results
+
+
+def run(scale: Scale, key: rsa.RSAPrivateKey) -> dict[str, Any]:
+    public = key.public_key().public_numbers()
+
+    def b64(n: int) -> str:
+        import base64
+
+        raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    public_jwk = {
+        "kty": "RSA",
+        "kid": "bench-1",
+        "alg": "RS256",
+        "use": "sig",
+        "n": b64(public.n),
+        "e": b64(public.e),
+    }
+    seeding: dict[str, float] = {}
+    world = seed.timed("organisations_and_grants", seeding, seed.organisations, scale, public_jwk)
+    seed.timed("registrations", seeding, seed.registrations)
+    total_entries = len(desired_entries())
+    seed.timed("gateway_1k", seeding, seed.gateway_entries, limit=min(1000, total_entries))
+    push_1k = push_cost(scale.push_samples)
+    seed.timed("gateway_all", seeding, seed.gateway_entries)
+    push_all = push_cost(scale.push_samples)
+    seed.timed("audit_events", seeding, seed.audit_trail, scale.audit_events, world.kommuner)
+    seed.timed("analyze", seeding, seed.analyze)
+    seeding["total"] = round(sum(seeding.values()), 2)
+    print(f"seeded in {seeding['total']} s: {seeding}", flush=True)
+
+    jwks = {"keys": [public_jwk]}
+    onboarding_client = services.client_register(
+        vendor=world.bench_vendor,
+        product=world.bench_product,
+        name="Bench onboarding",
+        environment="production",
+        jwks=jwks,
+        actor=world.vendor_admin,
+    )
+    bulk_client = services.client_register(
+        vendor=world.bench_vendor,
+        product=world.bench_product,
+        name="Bench bulk",
+        environment="production",
+        jwks=jwks,
+        actor=world.vendor_admin,
+    )
+    pipeline = services.automation_client_register(
+        organisation=world.bench_vendor,
+        name="Bench pipeline",
+        role=Role.VENDOR_ADMIN,
+        jwks=jwks,
+        actor=world.vendor_admin,
+    )
+    operations = services.automation_client_register(
+        organisation=world.nhn,
+        name="Bench operations",
+        role=Role.NHN_OPERATOR,
+        jwks=jwks,
+        actor=world.operator,
+    )
+    onboarding_id, _, pipeline_id, operations_id = wait_registered(
+        onboarding_client, bulk_client, pipeline, operations
+    )
+    vendor = Vendor(key, "bench-1")
+    api_token, operator_token = vendor.token(pipeline_id), vendor.token(operations_id)
+    floor = Floor(vendor, public_jwk)
+
+    kommuner = [k.orgnr for k in world.kommuner]
+    onboarding, floors = [], []
+    for i in range(scale.onboardings):
+        kommune = kommuner[i % len(kommuner)]
+        onboarding.append(
+            onboard(
+                ONBOARDING_PARTS,
+                vendor,
+                api_token,
+                onboarding_client,
+                onboarding_id,
+                kommune,
+                "patient",
+                "read",
+            )
+        )
+        floors.append(floor.once(i, kommune))
+
+    def concurrent(i: int) -> float:
+        kommune = kommuner[i % len(kommuner)]
+        return onboard(
+            None,
+            vendor,
+            api_token,
+            onboarding_client,
+            onboarding_id,
+            kommune,
+            "observation",
+            "write",
+        )
+
+    job_ms = [
+        (finished - created).total_seconds() * 1000
+        for created, finished in ProvisioningJob.objects.filter(
+            client=onboarding_client, status="done", finished_at__isnull=False
+        ).values_list("created_at", "finished_at")
+        if finished is not None
+    ]
+    ONBOARDING_PARTS["job_commit_to_done"] = job_ms
+
+    with ThreadPoolExecutor(scale.at_once) as pool:
+        concurrent_times = list(pool.map(concurrent, range(scale.concurrent)))
+
+    grants = list(
+        Grant.objects.filter(
+            client=onboarding_client, service__code="patient", status=GrantStatus.ACTIVE
+        )
+        .select_related("kommune")
+        .order_by("created_at")[: scale.revocations]
+    )
+    revocations = [revoke(vendor, operator_token, g, onboarding_id) for g in grants]
+
+    bulk_seconds = bulk(vendor, api_token, bulk_client, world.kommuner[: scale.bulk_kommuner])
+
+    started = time.perf_counter()
+    report = reconcile()
+    reconcile_seconds = time.perf_counter() - started
+    api = api_latency(world, scale.api_samples)
+
+    onboarding_s = summary(onboarding)
+    floor_s = summary(floors)
+    return {
+        "scale": scale.name,
+        "seeding_s": seeding,
+        "counts": {
+            "kommuner": len(world.kommuner),
+            "clients": OAuthClient.objects.count(),
+            "grants": Grant.objects.count(),
+            "gateway_entries_seeded": total_entries,
+            "audit_events": scale.audit_events,
+        },
+        "onboarding_p50_s": onboarding_s["p50"],
+        "onboarding_p95_s": onboarding_s["p95"],
+        "onboarding_max_s": onboarding_s["max"],
+        "onboarding_concurrent_p50_s": summary(concurrent_times)["p50"],
+        "onboarding_concurrent_p95_s": summary(concurrent_times)["p95"],
+        "floor_p50_s": floor_s["p50"],
+        "floor_p95_s": floor_s["p95"],
+        "floor_parts_p50_ms": {k: percentile(v, 0.5) for k, v in floor.parts.items()},
+        "onboarding_parts_p50_ms": {k: percentile(v, 0.5) for k, v in ONBOARDING_PARTS.items()},
+        "overhead_ratio": onboarding_s["p50"] / floor_s["p50"],
+        "revocation_p50_s": summary(revocations)["p50"],
+        "revocation_p95_s": summary(revocations)["p95"],
+        "bulk_714_s": bulk_seconds,
+        "bulk_grants": 2 * min(scale.bulk_kommuner, len(world.kommuner)),
+        "api_p95_ms": max(v["p95"] for v in api.values()),
+        "max_queries_per_request": max(int(v["queries"]) for v in api.values()),
+        "api": api,
+        "reconcile_30k_s": reconcile_seconds,
+        "reconcile_heals": len(report.heals),
+        "reconcile_errors": report.errors[:5],
+        "push_one_1k_ms": push_1k,
+        "push_one_30k_ms": push_all,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--scale", choices=sorted(SCALES), default="quick")
+    parser.add_argument("--output", type=Path, required=True)
+    parser.add_argument("--key", type=Path, required=True, help="the vendors' private key (PEM)")
+    args = parser.parse_args()
+    key = serialization.load_pem_private_key(args.key.read_bytes(), password=None)
+    assert isinstance(key, rsa.RSAPrivateKey)
+    results = run(SCALES[args.scale], key)
+    args.output.write_text(json.dumps(results, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()

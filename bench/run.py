@@ -1,0 +1,340 @@
+"""`make bench`: start the real stack on loopback (a fresh PostgreSQL database, Redis, two Celery
+worker processes, gunicorn, the local authorization server, HAProxy and the echo upstream), run
+the driver, read the processes' peak memory, and print the figures against their targets.
+
+    python -m bench.run --scale full|quick|tiny [--output var/bench/results.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import redis
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+NODE = ROOT / "node_modules" / ".bin" / "node"
+
+#: The result keys, fixed (README), with their targets (None: reported, no target).
+TARGETS: dict[str, tuple[str, float | None]] = {
+    "onboarding_p50_s": ("<=", None),
+    "onboarding_p95_s": ("<=", 0.100),
+    "onboarding_concurrent_p95_s": ("<=", None),
+    "floor_p50_s": ("<=", None),
+    "overhead_ratio": ("<=", 2.0),
+    "revocation_p50_s": ("<=", None),
+    "revocation_p95_s": ("<=", 0.050),
+    "bulk_714_s": ("<=", 30.0),
+    "api_p95_ms": ("<=", 100.0),
+    "max_queries_per_request": ("<=", None),
+    "reconcile_30k_s": ("<=", 10.0),
+    "push_one_1k_ms": ("<=", None),
+    "push_one_30k_ms": ("<=", None),
+    "web_peak_rss_mb": ("<=", None),
+    "worker_peak_rss_mb": ("<=", None),
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_port(port: int, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            sock.settimeout(0.2)
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise SystemExit(f"{what} did not listen on {port} within {timeout} s")
+
+
+class Processes:
+    def __init__(self, logs: Path) -> None:
+        self.logs = logs
+        self.running: dict[str, list[subprocess.Popen[bytes]]] = {}
+
+    def start(self, role: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        log = (self.logs / f"{role}-{len(self.running.get(role, []))}.log").open("wb")
+        proc = subprocess.Popen(
+            args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        self.running.setdefault(role, []).append(proc)
+        return proc
+
+    def stop_all(self) -> None:
+        for procs in self.running.values():
+            for proc in procs:
+                if proc.poll() is None:
+                    os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for procs in self.running.values():
+            for proc in procs:
+                try:
+                    proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+
+    def peak_rss_mb(self, role: str) -> float:
+        """The largest peak resident set (VmHWM) of any process of the role, children included."""
+        peaks = [0]
+        for proc in self.running.get(role, []):
+            for pid in [proc.pid, *descendants(proc.pid)]:
+                peaks.append(vm_hwm_kb(pid))
+        return max(peaks) / 1024
+
+
+def descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def vm_hwm_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+@contextmanager
+def database(name: str) -> Iterator[str]:
+    admin = os.environ.get(
+        "BENCH_DATABASE_ADMIN_URL", "postgresql://tilgang:tilgang@127.0.0.1:5432/postgres"
+    )
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = admin.rsplit("/", 1)[0]
+    yield f"{base}/{name}"
+
+
+def run(scale: str, output: Path) -> dict[str, Any]:
+    run_dir = ROOT / "var" / "bench" / f"run-{scale}"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    (run_dir / "logs").mkdir(parents=True)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key_file = run_dir / "vendor-key.pem"
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    ports = {name: free_port() for name in ("provider", "gateway", "echo", "web")}
+    broker = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/2")
+    redis.Redis.from_url(broker).flushdb()
+
+    with database(f"tilgang_bench_{scale}") as database_url:
+        issuer = f"http://127.0.0.1:{ports['provider']}"
+        web = f"http://127.0.0.1:{ports['web']}"
+        env = {
+            **os.environ,
+            # Production-like: no DEBUG (it keeps every query in memory), secrets given.
+            "DJANGO_DEBUG": "0",
+            "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+            "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
+            "DJANGO_SECURE_SSL_REDIRECT": "0",
+            "DJANGO_SESSION_COOKIE_SECURE": "0",
+            "DJANGO_CSRF_COOKIE_SECURE": "0",
+            "DJANGO_SECURE_HSTS_SECONDS": "0",
+            "DJANGO_LOG_LEVEL": "WARNING",
+            "OIDC_RP_CLIENT_SECRET": secrets.token_urlsafe(32),
+            "OIDC_INITIAL_ACCESS_TOKEN": secrets.token_urlsafe(32),
+            "OIDC_COOKIE_KEY": secrets.token_urlsafe(32),
+            "TILGANG_ENCRYPTION_KEY": secrets.token_urlsafe(32),
+            "TILGANG_VAR_DIR": str(run_dir),
+            "DATABASE_URL": database_url,
+            "DATABASE_CONN_MAX_AGE": "600",
+            "CELERY_BROKER_URL": broker,
+            "OIDC_OP_ISSUER": issuer,
+            "OIDC_ISSUER": issuer,
+            "PORTAL_URL": web,
+            "GATEWAY_URL": f"http://127.0.0.1:{ports['gateway']}",
+            "GATEWAY_BIND": f"127.0.0.1:{ports['gateway']}",
+            "GATEWAY_UPSTREAM": f"127.0.0.1:{ports['echo']}",
+            "GATEWAY_DIR": str(run_dir / "gateway"),
+            "BENCH_WEB_URL": web,
+            "PYTHONUNBUFFERED": "1",
+        }
+        procs = Processes(run_dir / "logs")
+        python = str(BIN / "python")
+        try:
+            subprocess.run([python, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+            subprocess.run(
+                [python, "manage.py", "write_provider_scopes"],
+                cwd=ROOT,
+                env=env,
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+            procs.start("provider", [str(NODE), "oidc/provider.mjs"], env)
+            wait_port(ports["provider"], "the authorization server")
+            procs.start("echo", [python, "gateway/echo.py", "--port", str(ports["echo"])], env)
+            subprocess.run(
+                [python, "manage.py", "gateway_config"],
+                cwd=ROOT,
+                env=env,
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+            cfg = run_dir / "gateway"
+            procs.start(
+                "gateway",
+                [
+                    "haproxy",
+                    "-W",
+                    "-db",
+                    "-f",
+                    str(cfg / "haproxy.cfg"),
+                    "-S",
+                    str(cfg / "master.sock"),
+                ],
+                env,
+            )
+            wait_port(ports["gateway"], "HAProxy")
+            for n in (1, 2):  # two worker processes
+                procs.start(
+                    "worker",
+                    [
+                        str(BIN / "celery"),
+                        "-A",
+                        "portal",
+                        "worker",
+                        "--concurrency=1",
+                        f"--hostname=bench{n}@%h",
+                        "--without-gossip",
+                        "--without-mingle",
+                        "--loglevel=INFO",
+                    ],
+                    env,
+                )
+            procs.start(
+                "web",
+                [
+                    str(BIN / "gunicorn"),
+                    "portal.wsgi",
+                    "--workers",
+                    "2",
+                    "--threads",
+                    "8",
+                    "--bind",
+                    f"127.0.0.1:{ports['web']}",
+                    "--log-level",
+                    "warning",
+                ],
+                env,
+            )
+            wait_port(ports["web"], "gunicorn")
+            driver_out = run_dir / "driver.json"
+            subprocess.run(
+                [
+                    python,
+                    "-m",
+                    "bench.driver",
+                    "--scale",
+                    scale,
+                    "--output",
+                    str(driver_out),
+                    "--key",
+                    str(key_file),
+                ],
+                cwd=ROOT,
+                env=env,
+                check=True,
+            )
+            results: dict[str, Any] = json.loads(driver_out.read_text())
+            results["web_peak_rss_mb"] = procs.peak_rss_mb("web")
+            results["worker_peak_rss_mb"] = procs.peak_rss_mb("worker")
+        finally:
+            procs.stop_all()
+    results["machine"] = machine()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(results, indent=2, default=str))
+    return results
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    memory_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    return {"cpus": os.cpu_count(), "cpu": cpu, "memory_gb": round(memory_kb / 1024**2, 1)}
+
+
+def table(results: dict[str, Any]) -> str:
+    lines = [f"{'figure':30} {'value':>12} {'target':>12}  ok", "-" * 62]
+    for key, (op, target) in TARGETS.items():
+        value = results[key]
+        shown = f"{value:.4f}" if isinstance(value, float) else str(value)
+        if key == "push_one_30k_ms":
+            ratio = value / results["push_one_1k_ms"] if results["push_one_1k_ms"] else 0
+            target_text, ok = "1.5x of 1k", ratio <= 1.5
+        elif target is None:
+            target_text, ok = "-", True
+        else:
+            target_text, ok = f"{op} {target:g}", value <= target
+        lines.append(f"{key:30} {shown:>12} {target_text:>12}  {'yes' if ok else 'NO'}")
+    lines.append("")
+    lines.append(f"{'API (ms, in-process)':50} {'p50':>8} {'p95':>8} {'queries':>8}")
+    for label, figures in results["api"].items():
+        lines.append(
+            f"{label:50} {figures['p50']:8.1f} {figures['p95']:8.1f} {figures['queries']:8}"
+        )
+    lines.append("")
+    lines.append(f"floor, p50 ms by part: {results['floor_parts_p50_ms']}")
+    lines.append(f"onboarding, p50 ms by part: {results['onboarding_parts_p50_ms']}")
+    lines.append(f"seeding (s): {results['seeding_s']}")
+    lines.append(f"counts: {results['counts']}; machine: {results['machine']}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scale", choices=["full", "quick", "tiny"], default="full")
+    parser.add_argument("--output", type=Path, default=ROOT / "var" / "bench" / "results.json")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    results = run(args.scale, args.output)
+    print(table(results))
+    elapsed = time.perf_counter() - started
+    print(f"\n{args.scale} benchmark in {elapsed:.0f} s; figures in {args.output}")
+
+
+if __name__ == "__main__":
+    main()
