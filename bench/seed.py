@@ -4,6 +4,7 @@ and an audit trail (COPY)."""
 
 from __future__ import annotations
 
+import datetime
 import itertools
 import json
 import time
@@ -266,7 +267,7 @@ def audit_trail(count: int, organisations: list[Organisation]) -> int:
                 organisation = organisations[i % len(organisations)]
                 copy.write_row(
                     (
-                        start,
+                        start - datetime.timedelta(seconds=i),  # a trail over some weeks
                         "system:bench",
                         organisation.pk,
                         organisation.orgnr,

@@ -353,6 +353,14 @@ class HAProxyGateway:
         (HAProxy runs the two commands one after the other, so a request evaluated by another
         thread in the microseconds between them can see an existing entry missing.)"""
         grants = self.config.grants_map
+        # `get map` looks the key up in the match tree (logarithmic); `del map` walks every
+        # entry of the map. So the common case, a new entry, costs a lookup and an add, the
+        # same at 30,000 entries as at 1,000; only a key already present takes the del+add.
+        found = self._runtime(f"get map {grants} {entry.key}\n")
+        if "found=yes" not in found:
+            answer = self._runtime(f"add map {grants} {entry.key} 1\n")
+            _expect_empty(answer)
+            return
         answer = self._runtime(f"del map {grants} {entry.key};add map {grants} {entry.key} 1\n")
         _expect_empty(answer, allowed={_KEY_NOT_FOUND})
 
