@@ -4,5 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python manage.py gateway_config --wait 60
-dir=${GATEWAY_DIR:-var/gateway}
+# HAProxy reads a relative -S path as host:port: give it an absolute one.
+dir=$(realpath "${GATEWAY_DIR:-var/gateway}")
 exec haproxy -W -db -f "$dir/haproxy.cfg" -S "$dir/master.sock"
