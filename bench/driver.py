@@ -355,35 +355,25 @@ def run(scale: Scale, key: rsa.RSAPrivateKey) -> dict[str, Any]:
     print(f"seeded in {seeding['total']} s: {seeding}", flush=True)
 
     jwks = {"keys": [public_jwk]}
-    onboarding_client = services.client_register(
-        vendor=world.bench_vendor,
-        product=world.bench_product,
-        name="Bench onboarding",
-        environment="production",
-        jwks=jwks,
-        actor=world.vendor_admin,
+    onboarding_client, bulk_client = (
+        services.client_register(
+            vendor=world.bench_vendor,
+            product=world.bench_product,
+            name=name,
+            environment="production",
+            jwks=jwks,
+            actor=world.vendor_admin,
+        )
+        for name in ("Bench onboarding", "Bench bulk")
     )
-    bulk_client = services.client_register(
-        vendor=world.bench_vendor,
-        product=world.bench_product,
-        name="Bench bulk",
-        environment="production",
-        jwks=jwks,
-        actor=world.vendor_admin,
-    )
-    pipeline = services.automation_client_register(
-        organisation=world.bench_vendor,
-        name="Bench pipeline",
-        role=Role.VENDOR_ADMIN,
-        jwks=jwks,
-        actor=world.vendor_admin,
-    )
-    operations = services.automation_client_register(
-        organisation=world.nhn,
-        name="Bench operations",
-        role=Role.NHN_OPERATOR,
-        jwks=jwks,
-        actor=world.operator,
+    pipeline, operations = (
+        services.automation_client_register(
+            organisation=organisation, name=name, role=role, jwks=jwks, actor=actor
+        )
+        for organisation, name, role, actor in (
+            (world.bench_vendor, "Bench pipeline", Role.VENDOR_ADMIN, world.vendor_admin),
+            (world.nhn, "Bench operations", Role.NHN_OPERATOR, world.operator),
+        )
     )
     onboarding_id, _, pipeline_id, operations_id = wait_registered(
         onboarding_client, bulk_client, pipeline, operations
