@@ -945,20 +945,21 @@ def _grants_revoke(grants: QuerySet[Grant], *, actor: User | None, reason: str) 
 
 @transaction.atomic
 def grant_revoke(*, grant: Grant, actor: User, reason: str = "") -> Grant:
-    """Revoke one grant (a kommune admin of its kommune, or an NHN operator)."""
-    locked = Grant.objects.select_for_update().get(pk=grant.pk)
-    if locked.status in (GrantStatus.REVOKING, GrantStatus.REVOKED):
+    """Revoke one grant (a kommune admin of its kommune, or an NHN operator); Conflict if it
+    already is."""
+    revoked = _grants_revoke(
+        Grant.objects.live().filter(pk=grant.pk),
+        actor=actor,
+        reason=reason or _("Revoked by %(person)s.") % {"person": _person(actor)},
+    )
+    current = Grant.objects.get(pk=grant.pk)
+    if not revoked:
         raise Conflict(
             _("The grant was already revoked at %(time)s.")
             % {
-                "time": timezone.localtime(locked.revoked_at or timezone.now()).strftime(
+                "time": timezone.localtime(current.revoked_at or timezone.now()).strftime(
                     "%Y-%m-%d %H:%M"
                 )
             }
         )
-    _grants_revoke(
-        Grant.objects.filter(pk=grant.pk),
-        actor=actor,
-        reason=reason or _("Revoked by %(person)s.") % {"person": _person(actor)},
-    )
-    return Grant.objects.get(pk=grant.pk)
+    return current

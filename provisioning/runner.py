@@ -26,6 +26,7 @@ from django.utils import timezone
 from audit.services import audit_event_record
 from orders.models import Grant, GrantStatus, ProvisioningJob
 from orders.services import provisioning_job_send_on_commit
+from portal.exceptions import Conflict
 from provisioning.authserver import (
     AuthServerClient,
     AuthServerRejected,
@@ -204,8 +205,6 @@ def _kick_pending(client_id: Any) -> None:
 @transaction.atomic
 def job_retry(*, job: ProvisioningJob, actor: Any) -> ProvisioningJob:
     """An NHN operator sends a failed job again (after fixing its cause)."""
-    from portal.exceptions import Conflict
-
     job = Job.objects.select_for_update().select_related("client__vendor").get(pk=job.pk)
     if job.status != Job.Status.FAILED:
         raise Conflict(f"Only failed jobs are retried; this one is {job.status}.")

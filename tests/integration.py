@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import requests
 
 from tests.components import (
     NODE,
@@ -100,12 +99,6 @@ class Provider:
         """How many clients the provider has registered (its persistent store)."""
         store = self.var_dir / "oidc" / "store" / "Client"
         return len(list(store.glob("*.json"))) if store.exists() else 0
-
-    def discovery(self) -> dict[str, object]:
-        response = requests.get(f"{self.issuer}/.well-known/openid-configuration", timeout=5)
-        response.raise_for_status()
-        result: dict[str, object] = response.json()
-        return result
 
 
 @pytest.fixture(scope="session")
