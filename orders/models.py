@@ -350,6 +350,8 @@ class AccessRequest(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     objects = AccessRequestQuerySet.as_manager()
+    #: Its items in the order the API shows them: a Prefetch's ``to_attr`` or the new ones.
+    ordered_items: list[AccessRequestItem]
 
     class Meta:
         ordering = ["-created_at"]

@@ -696,7 +696,8 @@ def access_request_create(
     """Order access: one request per kommune, each item decided by the policy at once.
 
     Approved items become grants (reusing a live one for the same client, kommune, service and
-    access); the others wait or are refused with their reason.
+    access); the others wait or are refused with their reason. Each request comes back with its
+    items in ``ordered_items``, as the API shows them.
     """
     if not items:
         raise ValidationError({"items": _("Ask for at least one service.")})
@@ -728,11 +729,13 @@ def access_request_create(
 
     inputs = _PolicyInputs()
     created = []
+    ordered_inputs = sorted(items, key=lambda i: (i.service.position, i.access))
     for kommune in kommuner:
         request = AccessRequest.objects.create(
             client=client, kommune=kommune, initiated_by=initiated_by, requested_by=actor
         )
-        for item_input in items:
+        request.ordered_items = []
+        for item_input in ordered_inputs:
             item = AccessRequestItem(
                 request=request,
                 service=item_input.service,
@@ -741,25 +744,29 @@ def access_request_create(
             )
             decision = policy.decide(inputs.context(item, request))
             _item_set(item, decision, actor=None if decision.approved else actor)
+            request.ordered_items.append(item)
         audit_event_record(
             actor=actor,
             action="access_request.created",
             target=request,
             organisation=kommune,
-            after=_request_snapshot(request),
+            after=_request_snapshot(request, request.ordered_items),
         )
         created.append(request)
     return created
 
 
-def _request_snapshot(request: AccessRequest) -> dict[str, Any]:
+def _request_snapshot(
+    request: AccessRequest, items: Iterable[AccessRequestItem] | None = None
+) -> dict[str, Any]:
+    if items is None:
+        items = request.items.select_related("service").order_by("service__position", "access")
     return {
         "client": str(request.client_id),
         "kommune": request.kommune.orgnr,
         "initiated_by": request.initiated_by,
         "items": [
-            {"service": i.service.code, "access": i.access, "status": i.status}
-            for i in request.items.select_related("service").order_by("service__position", "access")
+            {"service": i.service.code, "access": i.access, "status": i.status} for i in items
         ],
     }
 
@@ -902,14 +909,14 @@ def _grant_snapshot(grant: Grant) -> dict[str, Any]:
     }
 
 
-def _grants_revoke(grants: QuerySet[Grant], *, actor: User | None, reason: str) -> int:
+def _grants_revoke(grants: QuerySet[Grant], *, actor: User | None, reason: str) -> list[Grant]:
     """Move live grants to `revoking` and queue one job per client: the gateway entry goes
-    first, then the scope at the authorization server (done by the worker)."""
+    first, then the scope at the authorization server (done by the worker). Returns them."""
     now = timezone.now()
     clients: dict[Any, OAuthClient] = {}
-    count = 0
+    revoked = []
     locked = grants.select_for_update(of=("self",)).select_related(
-        "client", "kommune", "service", "instruction"
+        "client", "kommune", "service", "instruction", "approved_by"
     )
     for grant in locked:
         before = _grant_snapshot(grant)
@@ -937,10 +944,10 @@ def _grants_revoke(grants: QuerySet[Grant], *, actor: User | None, reason: str) 
             after=_grant_snapshot(grant),
         )
         clients[grant.client_id] = grant.client
-        count += 1
+        revoked.append(grant)
     for client in clients.values():
         provisioning_job_enqueue(client=client, reason="grant.revoked")
-    return count
+    return revoked
 
 
 @transaction.atomic
@@ -952,14 +959,14 @@ def grant_revoke(*, grant: Grant, actor: User, reason: str = "") -> Grant:
         actor=actor,
         reason=reason or _("Revoked by %(person)s.") % {"person": _person(actor)},
     )
+    if revoked:
+        return revoked[0]
     current = Grant.objects.get(pk=grant.pk)
-    if not revoked:
-        raise Conflict(
-            _("The grant was already revoked at %(time)s.")
-            % {
-                "time": timezone.localtime(current.revoked_at or timezone.now()).strftime(
-                    "%Y-%m-%d %H:%M"
-                )
-            }
-        )
-    return current
+    raise Conflict(
+        _("The grant was already revoked at %(time)s.")
+        % {
+            "time": timezone.localtime(current.revoked_at or timezone.now()).strftime(
+                "%Y-%m-%d %H:%M"
+            )
+        }
+    )

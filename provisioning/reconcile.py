@@ -10,6 +10,7 @@ from typing import Any
 
 import requests
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -22,7 +23,7 @@ from provisioning.authserver import (
 )
 from provisioning.gateway import Entry, GatewayUnavailable, signing_keys_from_jwks
 from provisioning.models import ClientRegistration
-from provisioning.runner import client_sync, entry_for, gateway
+from provisioning.runner import client_sync, entry_for, gateway, record
 from tenants.models import OAuthClient
 
 logger = logging.getLogger(__name__)
@@ -163,7 +164,9 @@ def _authorization_server(report: Report, server: AuthServerClient) -> None:
         try:
             drift = _registration_drift(client, server)
             if drift:
-                client_sync(client_id=client.pk, authserver=server)
+                state = client_sync(client_id=client.pk, authserver=server)
+                with transaction.atomic():
+                    record(state)
                 _heal(
                     report,
                     "reconcile.registration",

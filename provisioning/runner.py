@@ -66,14 +66,20 @@ def job_claim(*, job_id: Any) -> tuple[ProvisioningJob, ClientState] | None:
     """Take the job for this worker with a lease, and read its client's desired state in the same
     transaction; None when it is not ours to run (done, not due, held by a live lease, or another
     job of the same client is running)."""
-    client_id = Job.objects.filter(pk=job_id).values_list("client_id", flat=True).first()
-    if client_id is None:
-        return None
     now = timezone.now()
     with transaction.atomic():
-        # The client's row lock serialises claims of its jobs (lock order: client, then job).
-        client = OAuthClient.objects.select_for_update().get(pk=client_id)
-        job = Job.objects.select_for_update().get(pk=job_id)
+        # One statement locks the job and its client; the client's row lock serialises claims of
+        # its jobs. Its registration comes along (not locked: only workers holding the lock write
+        # it).
+        job = (
+            Job.objects.select_for_update(of=("self", "client"))
+            .select_related("client", "client__registration")
+            .filter(pk=job_id)
+            .first()
+        )
+        if job is None:
+            return None
+        client = job.client
         due = job.status == Job.Status.PENDING and job.next_attempt_at <= now + EARLY_TOLERANCE
         abandoned = job.status == Job.Status.RUNNING and (
             job.lease_expires_at is None or job.lease_expires_at < now
@@ -82,7 +88,7 @@ def job_claim(*, job_id: Any) -> tuple[ProvisioningJob, ClientState] | None:
             return None
         busy = (
             Job.objects.filter(
-                client_id=client_id, status=Job.Status.RUNNING, lease_expires_at__gte=now
+                client_id=client.pk, status=Job.Status.RUNNING, lease_expires_at__gte=now
             )
             .exclude(pk=job.pk)
             .exists()
@@ -94,7 +100,7 @@ def job_claim(*, job_id: Any) -> tuple[ProvisioningJob, ClientState] | None:
         job.lease_expires_at = now + lease()
         job.save(update_fields=["status", "attempts", "lease_expires_at", "updated_at"])
         # Changes committed before this claim are all read by this run: their jobs ride along.
-        Job.objects.filter(client_id=client_id, status=Job.Status.PENDING).exclude(
+        Job.objects.filter(client_id=client.pk, status=Job.Status.PENDING).exclude(
             pk=job.pk
         ).update(status=Job.Status.DONE, finished_at=now, coalesced_into=job, updated_at=now)
         state = _state_of(client, now)
@@ -143,25 +149,34 @@ def job_run(*, job_id: Any) -> Outcome:
             _fail(job, message)
             return Outcome("failed")
         delay = backoff(job.attempts)
-        _release(
-            job,
-            status=Job.Status.PENDING,
-            last_error=error,
-            next_attempt_at=timezone.now() + datetime.timedelta(seconds=delay),
-            lease_expires_at=None,
-            sent_at=timezone.now(),
-        )
-        _client_status(job.client_id, "pending", error, job.attempts)
+        with transaction.atomic():
+            _release(
+                job,
+                status=Job.Status.PENDING,
+                last_error=error,
+                next_attempt_at=timezone.now() + datetime.timedelta(seconds=delay),
+                lease_expires_at=None,
+                sent_at=timezone.now(),
+            )
+            _client_status(job.client_id, "pending", error, job.attempts)
         logger.info("provisioning job %s: transient failure, retry in %.1fs", job.pk, delay)
         return Outcome("retry", retry_in=delay)
     except PERMANENT as exc:
         _fail(job, str(exc))
         return Outcome("failed")
     synced = time.perf_counter()
-    now = timezone.now()
-    _release(job, status=Job.Status.DONE, finished_at=now, last_error="", lease_expires_at=None)
-    _client_status(job.client_id, "provisioned", "", job.attempts)
-    _kick_pending(job.client_id)
+    # What changed, the job's end and the client's status are recorded in one transaction.
+    with transaction.atomic():
+        record(state)
+        _release(
+            job,
+            status=Job.Status.DONE,
+            finished_at=timezone.now(),
+            last_error="",
+            lease_expires_at=None,
+        )
+        _client_status(job.client_id, "provisioned", "", job.attempts)
+        _kick_pending(job.client_id)
     logger.info(
         "provisioning job %s done in %.1f ms (claim %.1f, sync %.1f)",
         job.pk,
@@ -194,12 +209,12 @@ def _fail(job: ProvisioningJob, message: str) -> None:
 
 
 def _kick_pending(client_id: Any) -> None:
-    """A job that arrived while this one ran was refused its claim; send it now."""
-    with transaction.atomic():
-        for pending in Job.objects.filter(
-            client_id=client_id, status=Job.Status.PENDING, next_attempt_at__lte=timezone.now()
-        ):
-            provisioning_job_send_on_commit(job_id=pending.pk)
+    """A job that arrived while this one ran was refused its claim; send it (after COMMIT)."""
+    pending = Job.objects.filter(
+        client_id=client_id, status=Job.Status.PENDING, next_attempt_at__lte=timezone.now()
+    )
+    for job_id in pending.values_list("pk", flat=True):
+        provisioning_job_send_on_commit(job_id=job_id)
 
 
 @transaction.atomic
@@ -307,7 +322,7 @@ def _state_of(client: OAuthClient, now: datetime.datetime) -> ClientState:
         client=client,
         keys=keys,
         scope_union=scope_union,
-        registration=ClientRegistration.objects.filter(client=client).first(),
+        registration=_registration_of(client),
     )
     for grant in changing:
         if grant.status in closing_statuses:
@@ -315,6 +330,15 @@ def _state_of(client: OAuthClient, now: datetime.datetime) -> ClientState:
         else:
             state.new.append(grant)
     return state
+
+
+def _registration_of(client: OAuthClient) -> ClientRegistration | None:
+    """The client's registration, from ``select_related`` when the caller loaded it."""
+    try:
+        registration: ClientRegistration = client.registration
+    except ClientRegistration.DoesNotExist:
+        return None
+    return registration
 
 
 def _state(client_id: Any) -> ClientState:
@@ -346,8 +370,9 @@ def client_sync(
     client_id: Any,
     authserver: AuthServerClient | None = None,
     state: ClientState | None = None,
-) -> None:
-    """Bring one client's registration and gateway entries in line with the database.
+) -> ClientState:
+    """Bring one client's registration and gateway entries in line with the database; the
+    caller then records the outcome (``record``) in its transaction.
 
     Revocation order: the gateway entries go first (denial at once), then the scope at the
     authorization server is narrowed. New grants: the scope is widened first, then the entries
@@ -379,8 +404,7 @@ def client_sync(
     if state.wanted:
         for grant in state.new:
             gw.upsert(entry_for(grant, environment=client.environment, client_id=server_client_id))
-
-    _record(state)
+    return state
 
 
 def _register_or_update(state: ClientState, server: AuthServerClient) -> str:
@@ -425,8 +449,9 @@ def _register_or_update(state: ClientState, server: AuthServerClient) -> str:
     return result.client_id
 
 
-def _record(state: ClientState) -> None:
-    """The outside world now matches: the new grants are active, the closed ones revoked."""
+def record(state: ClientState) -> None:
+    """The outside world now matches: the new grants are active, the closed ones revoked.
+    Run inside the caller's transaction, after ``client_sync``."""
     now = timezone.now()
     changes = [
         *[(g, GrantStatus.PROVISIONING, GrantStatus.ACTIVE, "grant.activated") for g in state.new],
@@ -436,18 +461,15 @@ def _record(state: ClientState) -> None:
             if g.status == GrantStatus.REVOKING
         ],
     ]
-    with transaction.atomic():
-        for grant, old, new, action in changes:
-            # A grant revoked while this job ran keeps `revoking`: the next job closes it.
-            if Grant.objects.filter(pk=grant.pk, status=old).update(
-                status=new, status_changed_at=now
-            ):
-                audit_event_record(
-                    actor=None,
-                    actor_label="system:provisioning",
-                    action=action,
-                    target=grant,
-                    organisation=grant.kommune,
-                    before={"status": old},
-                    after={"status": new, "scope": grant.scope},
-                )
+    for grant, old, new, action in changes:
+        # A grant revoked while this job ran keeps `revoking`: the next job closes it.
+        if Grant.objects.filter(pk=grant.pk, status=old).update(status=new, status_changed_at=now):
+            audit_event_record(
+                actor=None,
+                actor_label="system:provisioning",
+                action=action,
+                target=grant,
+                organisation=grant.kommune,
+                before={"status": old},
+                after={"status": new, "scope": grant.scope},
+            )

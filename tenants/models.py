@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime
 import uuid
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import models
@@ -12,6 +14,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from portal.request_memo import memoised
 from tenants.validators import validate_kommunenummer, validate_orgnr
 
 if TYPE_CHECKING:
@@ -45,11 +48,10 @@ class OrganisationQuerySet(models.QuerySet["Organisation"]):
         """Organisations the user is a member of; NHN staff see all, outsiders none."""
         if not user.is_authenticated:
             return self.none()
-        if Membership.objects.is_nhn_staff(user):
+        roles = Membership.objects.roles_of(user)
+        if roles.nhn_staff:
             return self
-        return self.filter(
-            pk__in=Membership.objects.filter(user__pk=user.pk).values("organisation_id")
-        )
+        return self.filter(pk__in=roles.organisation_ids)
 
 
 class Organisation(models.Model):
@@ -220,25 +222,71 @@ ROLE_RANK: dict[str, int] = {
 }
 
 
+@dataclass(frozen=True)
+class UserRoles:
+    """A person's roles by organisation, read in one query once per request."""
+
+    by_organisation: Mapping[Any, frozenset[str]]
+    kinds: Mapping[Any, str]
+
+    def in_(self, organisation: Organisation) -> frozenset[str]:
+        return self.by_organisation.get(organisation.pk, frozenset())
+
+    def has(self, *roles: str) -> bool:
+        """Holds one of ``roles`` in some organisation."""
+        return any(held & set(roles) for held in self.by_organisation.values())
+
+    def member_of_kind(self, kind: str) -> bool:
+        return kind in self.kinds.values()
+
+    @property
+    def organisation_ids(self) -> list[Any]:
+        return list(self.by_organisation)
+
+    @property
+    def nhn_staff(self) -> bool:
+        """NHN operators and auditors see every organisation."""
+        return self.has(*NHN_ROLES)
+
+
+NO_ROLES = UserRoles(by_organisation={}, kinds={})
+
+
 class MembershipQuerySet(models.QuerySet["Membership"]):
     def of_user(self, user: User | AnonymousUser) -> MembershipQuerySet:
         if not user.is_authenticated:
             return self.none()
         return self.filter(user__pk=user.pk)
 
+    def roles_of(self, user: User | AnonymousUser) -> UserRoles:
+        """The user's roles, read once per request (``portal.request_memo``)."""
+        if not user.is_authenticated:
+            return NO_ROLES
+        return memoised(("roles", user.pk), lambda: self._roles_read(user.pk))
+
+    def _roles_read(self, user_id: Any) -> UserRoles:
+        by_organisation: dict[Any, set[str]] = {}
+        kinds: dict[Any, str] = {}
+        rows = Membership.objects.filter(user_id=user_id).values_list(
+            "organisation_id", "organisation__kind", "role"
+        )
+        for organisation_id, kind, role in rows:
+            by_organisation.setdefault(organisation_id, set()).add(role)
+            kinds[organisation_id] = kind
+        return UserRoles(
+            by_organisation={k: frozenset(v) for k, v in by_organisation.items()}, kinds=kinds
+        )
+
     def is_nhn_staff(self, user: User | AnonymousUser) -> bool:
         """True for NHN operators and auditors, who see every organisation."""
-        return self.of_user(user).filter(role__in=NHN_ROLES).exists()
+        return self.roles_of(user).nhn_staff
 
     def visible_to(self, user: User | AnonymousUser) -> MembershipQuerySet:
         """Members of the organisations the user belongs to; NHN staff see all."""
-        if not user.is_authenticated:
-            return self.none()
-        if self.model.objects.is_nhn_staff(user):
+        roles = self.roles_of(user)
+        if roles.nhn_staff:
             return self.all()
-        return self.filter(
-            organisation__in=Membership.objects.filter(user__pk=user.pk).values("organisation_id")
-        )
+        return self.filter(organisation__in=roles.organisation_ids)
 
 
 class Membership(models.Model):
@@ -305,11 +353,10 @@ class OAuthClientQuerySet(models.QuerySet["OAuthClient"]):
         """
         if not user.is_authenticated:
             return self.none()
-        if Membership.objects.is_nhn_staff(user):
+        roles = Membership.objects.roles_of(user)
+        if roles.nhn_staff:
             return self
-        return self.filter(
-            vendor__in=Membership.objects.filter(user__pk=user.pk).values("organisation_id")
-        )
+        return self.filter(vendor__in=roles.organisation_ids)
 
     def active(self) -> OAuthClientQuerySet:
         return self.filter(removed_at__isnull=True)

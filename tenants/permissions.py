@@ -9,31 +9,35 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from django.utils.translation import gettext as _
+from guardian.core import ObjectPermissionChecker
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
+from portal.request_memo import memoised
 from tenants.models import Membership, Organisation, Role
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser, User
 
 
-def roles_in(user: User | AnonymousUser, organisation: Organisation) -> set[str]:
-    return set(
-        Membership.objects.of_user(user)
-        .filter(organisation=organisation)
-        .values_list("role", flat=True)
-    )
+def roles_in(user: User | AnonymousUser, organisation: Organisation) -> frozenset[str]:
+    return Membership.objects.roles_of(user).in_(organisation)
 
 
 def is_nhn_operator(user: User | AnonymousUser) -> bool:
-    return Membership.objects.of_user(user).filter(role=Role.NHN_OPERATOR).exists()
+    return Membership.objects.roles_of(user).has(Role.NHN_OPERATOR)
 
 
 def is_admin_of(user: User | AnonymousUser, organisation: Organisation) -> bool:
-    """The organisation's admins hold its guardian object permission ``manage_organisation``."""
-    return user.is_authenticated and user.has_perm("tenants.manage_organisation", organisation)
+    """The organisation's admins hold its guardian object permission ``manage_organisation``
+    (read once per request and organisation; only users hold these permissions, not groups)."""
+    if not (user.is_authenticated and user.is_active):
+        return False
+    return "manage_organisation" in memoised(
+        ("perms", user.pk, organisation.pk),
+        lambda: set(ObjectPermissionChecker(user).get_user_perms(organisation)),
+    )
 
 
 def require_admin(user: User | AnonymousUser, organisation: Organisation) -> None:

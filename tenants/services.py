@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING, Any, cast
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from guardian.shortcuts import assign_perm, get_users_with_perms, remove_perm
 
 from audit.services import audit_event_record
+from portal import request_memo
 from portal.db import create_validated
 from portal.exceptions import Conflict
 from tenants.models import (
@@ -120,10 +120,11 @@ def actor_rank(*, actor: User | None, organisation: Organisation) -> int:
     """
     if actor is None:
         return max(ROLE_RANK.values())
-    roles = Membership.objects.filter(user__pk=actor.pk).filter(
-        Q(organisation=organisation) | Q(role=Role.NHN_OPERATOR)
-    )
-    return max((ROLE_RANK[m.role] for m in roles), default=0)
+    roles = Membership.objects.roles_of(actor)
+    held = set(roles.in_(organisation))
+    if roles.has(Role.NHN_OPERATOR):
+        held.add(Role.NHN_OPERATOR)
+    return max((ROLE_RANK[role] for role in held), default=0)
 
 
 def check_role(*, organisation: Organisation, role: str, actor: User | None) -> None:
@@ -284,6 +285,7 @@ def organisation_permissions_sync(*, organisation: Organisation) -> None:
             assign_perm(perm, user, organisation)
         for perm in have.get(user_id, set()) - wanted.get(user_id, set()):
             remove_perm(perm, user, organisation)
+    request_memo.forget()  # roles and permissions read earlier in this request are stale
 
 
 @transaction.atomic

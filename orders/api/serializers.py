@@ -288,7 +288,8 @@ class AccessRequestSerializer(serializers.ModelSerializer[AccessRequest]):
     client = serializers.UUIDField(source="client_id")
     kommune = serializers.CharField(source="kommune.orgnr")
     requested_by = serializers.CharField(source="requested_by.username")
-    items = ItemSerializer(many=True)
+    # Set by the view's Prefetch, or by the service for the requests it has just made.
+    items = ItemSerializer(many=True, source="ordered_items")
 
     class Meta:
         model = AccessRequest

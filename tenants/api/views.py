@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
@@ -251,11 +251,14 @@ class AuditEventViewSet(viewsets.ReadOnlyModelViewSet[AuditEvent]):
     def get_queryset(self) -> QuerySet[AuditEvent]:
         user = self.request.user
         queryset = AuditEvent.objects.all()
-        if not Membership.objects.is_nhn_staff(user):
-            administered = Membership.objects.of_user(user).filter(role__in=ADMIN_ROLES)
-            queryset = queryset.filter(
-                Q(organisation_id__in=administered.values("organisation_id"))
-            )
+        roles = Membership.objects.roles_of(user)
+        if not roles.nhn_staff:
+            administered = [
+                organisation_id
+                for organisation_id, held in roles.by_organisation.items()
+                if held & ADMIN_ROLES
+            ]
+            queryset = queryset.filter(organisation_id__in=administered)
         params = self.request.query_params
         if orgnr := params.get("organisation"):
             queryset = queryset.filter(organisation_orgnr=orgnr)
