@@ -315,6 +315,7 @@ def _state_of(client: OAuthClient, now: datetime.datetime) -> ClientState:
         Grant.objects.filter(
             client=client, status__in=(GrantStatus.PROVISIONING, GrantStatus.ACTIVE)
         )
+        .order_by()  # DISTINCT over the scope alone, not the model's ordering column too
         .values_list("scope", flat=True)
         .distinct()
     )
