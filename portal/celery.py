@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from celery import Celery
+from celery.signals import task_postrun, task_prerun
 from django.conf import settings
+from django.db import close_old_connections
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
@@ -27,6 +30,14 @@ app.conf.beat_schedule = {
     "expire-delegations": {"task": "orders.expire_delegations", "schedule": 300.0},
     "release-available-items": {"task": "orders.release_available_items", "schedule": 300.0},
 }
+
+
+@task_prerun.connect
+@task_postrun.connect
+def _database_connections_age(**kwargs: Any) -> None:
+    """Around each task as Django does around each request: drop a connection that is broken or
+    older than CONN_MAX_AGE, keep the rest (settings.CELERY_DB_REUSE_MAX)."""
+    close_old_connections()
 
 
 def _prepare_embedded_broker() -> None:

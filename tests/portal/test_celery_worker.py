@@ -50,6 +50,24 @@ def test_a_worker_runs_a_task_sent_through_redis(
     assert "pong" in send_ping(env)
 
 
+@pytest.mark.skipif(
+    not os.environ.get("DATABASE_URL", "").startswith("postgres"),
+    reason="a database session of its own is a PostgreSQL server's; `make test` runs on one",
+)
+def test_a_worker_keeps_its_database_connection_from_one_task_to_the_next(
+    tmp_path: Path, redis_server: RedisServer, start_worker: StartWorker
+) -> None:
+    """Celery's Django fixup would connect anew for every task (3 ms, and no statement ever
+    prepared); settings.CELERY_DB_REUSE_MAX keeps the connection, as CONN_MAX_AGE says."""
+    env = celery_env(tmp_path, redis_server.url)
+    start_worker(env)
+
+    first, second = send_ping(env), send_ping(env)
+
+    assert first["database_session"]
+    assert second["database_session"] == first["database_session"]
+
+
 def test_a_worker_runs_a_task_sent_through_the_embedded_broker(
     tmp_path: Path, start_worker: StartWorker
 ) -> None:
