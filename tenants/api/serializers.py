@@ -24,6 +24,11 @@ class ProductRefSerializer(serializers.ModelSerializer[Product]):
         fields = ["id", "name", "system_type", "is_epic", "vendor"]
 
 
+#: Renders a product inside another serializer's method field: one instance, no per-row serializer
+#: (whose ``.data`` would tie the row into a reference cycle).
+PRODUCT_REF = ProductRefSerializer()
+
+
 class EpjSwitchSerializer(serializers.Serializer[Any]):
     product = ProductRefSerializer()
     date = serializers.DateField()
@@ -47,7 +52,7 @@ class OrganizationSerializer(serializers.ModelSerializer[Organisation]):
         if organisation.epj_switch_product is None:
             return None
         return {
-            "product": ProductRefSerializer(organisation.epj_switch_product).data,
+            "product": PRODUCT_REF.to_representation(organisation.epj_switch_product),
             "date": organisation.epj_switch_date,
         }
 

@@ -11,13 +11,12 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
-from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from audit.models import AuditEvent
-from portal.api import get_or_404
+from portal.api import CursorPaginationReleased, get_or_404
 from tenants import services
 from tenants.api.serializers import (
     AuditEventSerializer,
@@ -225,7 +224,7 @@ class MembershipViewSet(
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class AuditEventPagination(CursorPagination):
+class AuditEventPagination(CursorPaginationReleased):
     """A cursor, not an offset: paging through a million events costs no COUNT(*) and stays
     stable while new events arrive."""
 
