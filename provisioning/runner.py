@@ -20,7 +20,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Exists, Q
 from django.utils import timezone
 
 from audit.services import audit_event_record
@@ -86,19 +86,26 @@ def job_claim(*, job_id: Any) -> tuple[ProvisioningJob, ClientState] | None:
         )
         if not (due or abandoned):
             return None
-        busy = (
-            Job.objects.filter(
-                client_id=client.pk, status=Job.Status.RUNNING, lease_expires_at__gte=now
-            )
-            .exclude(pk=job.pk)
-            .exists()
-        )
-        if busy:
-            return None
+        # Taken only while no other job of the client holds a live lease: one statement.
+        another_running = Job.objects.filter(
+            client_id=client.pk, status=Job.Status.RUNNING, lease_expires_at__gte=now
+        ).exclude(pk=job.pk)
         job.status = Job.Status.RUNNING
         job.attempts += 1
         job.lease_expires_at = now + lease()
-        job.save(update_fields=["status", "attempts", "lease_expires_at", "updated_at"])
+        job.updated_at = now
+        taken = (
+            Job.objects.filter(pk=job.pk)
+            .exclude(Exists(another_running))
+            .update(
+                status=job.status,
+                attempts=job.attempts,
+                lease_expires_at=job.lease_expires_at,
+                updated_at=now,
+            )
+        )
+        if not taken:
+            return None
         # Changes committed before this claim are all read by this run: their jobs ride along.
         Job.objects.filter(client_id=client.pk, status=Job.Status.PENDING).exclude(
             pk=job.pk
