@@ -275,7 +275,8 @@ def push_cost(samples: int) -> tuple[float, float]:
     entries = [
         Entry("production", f"push-{i}", "000000000", "patient", "read") for i in range(samples)
     ]
-    added, removed = [], []
+    added: list[float] = []
+    removed: list[float] = []
     for timings, push in ((added, gw.upsert), (removed, gw.remove)):
         for entry in entries:
             started = time.perf_counter()
