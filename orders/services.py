@@ -18,7 +18,7 @@ from django.db.models import Max, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from audit.services import audit_event_record
+from audit.services import audit_event_record, audit_events_batched
 from orders import policy
 from orders.models import (
     WAITING_STATUSES,
@@ -671,16 +671,17 @@ def _items_reevaluate(items: QuerySet[AccessRequestItem], *, actor: User | None)
         .select_related("service", *ITEM_PREFETCH)
         .order_by("request__created_at", "pk")
     )
-    for item in waiting:
-        decision = policy.decide(inputs.context(item, item.request))
-        if (decision.status, decision.reason_code, decision.reason_params) == (
-            item.status,
-            item.reason_code,
-            item.reason_params,
-        ):
-            continue
-        _item_set(item, decision, actor, approver=item.kommune_approved_by)
-        granted += decision.approved
+    with audit_events_batched():
+        for item in waiting:
+            decision = policy.decide(inputs.context(item, item.request))
+            if (decision.status, decision.reason_code, decision.reason_params) == (
+                item.status,
+                item.reason_code,
+                item.reason_params,
+            ):
+                continue
+            _item_set(item, decision, actor, approver=item.kommune_approved_by)
+            granted += decision.approved
     return granted
 
 
@@ -730,29 +731,30 @@ def access_request_create(
     inputs = _PolicyInputs()
     created = []
     ordered_inputs = sorted(items, key=lambda i: (i.service.position, i.access))
-    for kommune in kommuner:
-        request = AccessRequest.objects.create(
-            client=client, kommune=kommune, initiated_by=initiated_by, requested_by=actor
-        )
-        request.ordered_items = []
-        for item_input in ordered_inputs:
-            item = AccessRequestItem(
-                request=request,
-                service=item_input.service,
-                access=item_input.access,
-                service_codes=list(item_input.service_codes),
+    with audit_events_batched():
+        for kommune in kommuner:
+            request = AccessRequest.objects.create(
+                client=client, kommune=kommune, initiated_by=initiated_by, requested_by=actor
             )
-            decision = policy.decide(inputs.context(item, request))
-            _item_set(item, decision, actor=None if decision.approved else actor)
-            request.ordered_items.append(item)
-        audit_event_record(
-            actor=actor,
-            action="access_request.created",
-            target=request,
-            organisation=kommune,
-            after=_request_snapshot(request, request.ordered_items),
-        )
-        created.append(request)
+            request.ordered_items = []
+            for item_input in ordered_inputs:
+                item = AccessRequestItem(
+                    request=request,
+                    service=item_input.service,
+                    access=item_input.access,
+                    service_codes=list(item_input.service_codes),
+                )
+                decision = policy.decide(inputs.context(item, request))
+                _item_set(item, decision, actor=None if decision.approved else actor)
+                request.ordered_items.append(item)
+            audit_event_record(
+                actor=actor,
+                action="access_request.created",
+                target=request,
+                organisation=kommune,
+                after=_request_snapshot(request, request.ordered_items),
+            )
+            created.append(request)
     return created
 
 

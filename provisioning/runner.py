@@ -23,7 +23,7 @@ from django.db import transaction
 from django.db.models import Exists, Q
 from django.utils import timezone
 
-from audit.services import audit_event_record
+from audit.services import audit_event_record, audit_events_batched
 from orders.models import Grant, GrantStatus, ProvisioningJob
 from orders.services import provisioning_job_send_on_commit
 from portal.exceptions import Conflict
@@ -201,15 +201,16 @@ def _fail(job: ProvisioningJob, message: str) -> None:
         _release(job, status=Job.Status.FAILED, finished_at=now, last_error=message)
         _client_status(job.client_id, "failed", message, job.attempts)
         stuck = Grant.objects.filter(client_id=job.client_id, status=GrantStatus.PROVISIONING)
-        for grant in stuck.select_related("kommune"):
-            audit_event_record(
-                actor=None,
-                actor_label="system:provisioning",
-                action="grant.failed",
-                target=grant,
-                organisation=grant.kommune,
-                after={"status": GrantStatus.FAILED, "error": message},
-            )
+        with audit_events_batched():
+            for grant in stuck.select_related("kommune"):
+                audit_event_record(
+                    actor=None,
+                    actor_label="system:provisioning",
+                    action="grant.failed",
+                    target=grant,
+                    organisation=grant.kommune,
+                    after={"status": GrantStatus.FAILED, "error": message},
+                )
         stuck.update(status=GrantStatus.FAILED, status_changed_at=now)
     logger.warning("provisioning job %s failed: %s", job.pk, message)
     _kick_pending(job.client_id)
@@ -469,15 +470,19 @@ def record(state: ClientState) -> None:
             if g.status == GrantStatus.REVOKING
         ],
     ]
-    for grant, old, new, action in changes:
-        # A grant revoked while this job ran keeps `revoking`: the next job closes it.
-        if Grant.objects.filter(pk=grant.pk, status=old).update(status=new, status_changed_at=now):
-            audit_event_record(
-                actor=None,
-                actor_label="system:provisioning",
-                action=action,
-                target=grant,
-                organisation=grant.kommune,
-                before={"status": old},
-                after={"status": new, "scope": grant.scope},
+    with audit_events_batched():
+        for grant, old, new, action in changes:
+            # A grant revoked while this job ran keeps `revoking`: the next job closes it.
+            changed = Grant.objects.filter(pk=grant.pk, status=old).update(
+                status=new, status_changed_at=now
             )
+            if changed:
+                audit_event_record(
+                    actor=None,
+                    actor_label="system:provisioning",
+                    action=action,
+                    target=grant,
+                    organisation=grant.kommune,
+                    before={"status": old},
+                    after={"status": new, "scope": grant.scope},
+                )
