@@ -134,13 +134,17 @@ def _gateway(report: Report) -> None:
     desired = {entry.key: entry for entry in desired_entries()}
     actual = gw.entries()
     report.entries = len(desired)
-    if set(desired) != actual:
+    drift = set(desired) != actual
+    # Removals wait in the revoked map until a new grants map is swapped in: that swap also
+    # heals drift.
+    if drift or gw.revoked():
         gw.replace_all(desired.values())
         # A commit drops entries a worker added while the new version was being filled: add
         # back whatever the database wants that the swap lost.
         fresh = {entry.key: entry for entry in desired_entries()}
         for key in set(fresh) - gw.entries():
             gw.upsert(fresh[key])
+    if drift:
         _heal(
             report,
             "reconcile.gateway_grants",

@@ -159,6 +159,13 @@ def test_revoking_closes_the_gateway_and_narrows_the_scope_at_the_server(stack: 
     # The other grant still works, with the same token and a new one.
     assert stack.call(fhir(vendor.kommune, "Observation"), token, "POST").status_code == 200
     assert stack.token(client_id, vendor.key, scope="nhn:ksp/observation.write").status_code == 200
+    # The removal waits in the revoked map until the reconciler swaps in a new grants map: no
+    # drift to heal, and the grant stays closed.
+    assert stack.gateway.revoked()
+    assert "reconcile.gateway_grants" not in reconcile().heals
+    assert stack.gateway.revoked() == set()
+    assert stack.call(fhir(vendor.kommune, "Patient/1"), token).status_code == 403
+    assert stack.call(fhir(vendor.kommune, "Observation"), token, "POST").status_code == 200
 
 
 def test_a_job_delivered_twice_makes_one_registration_and_one_map_entry(stack: Stack) -> None:
