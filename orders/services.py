@@ -76,8 +76,12 @@ PROVISIONING_TASK = "provisioning.run_job"
 
 
 def provisioning_job_send_on_commit(*, job_id: Any) -> None:
-    """Publish the job's task after COMMIT, by name: this layer never imports the workers."""
-    transaction.on_commit(lambda: current_app.send_task(PROVISIONING_TASK, args=[str(job_id)]))
+    """Publish the job's task after COMMIT, by name: this layer never imports the workers.
+    Nobody waits for its result (the job row is the outcome): without ``ignore_result`` Celery's
+    Redis result backend would subscribe this process to a result channel on every send."""
+    transaction.on_commit(
+        lambda: current_app.send_task(PROVISIONING_TASK, args=[str(job_id)], ignore_result=True)
+    )
 
 
 # --- Data-processing instructions ---------------------------------------------------------------
