@@ -394,7 +394,13 @@ def test_a_removed_entry_granted_again_passes_again(gateway: Gateway) -> None:
 
 def test_replace_all_folds_the_removals_into_the_new_grants_map(gateway: Gateway) -> None:
     removed, kept = gateway.grant(CLIENT), gateway.grant("other-client")
+    # Enough removals that letting go of them takes several batches of commands.
+    many = [entry(f"gone-{n:04d}", kommune=f"{100000000 + n}") for n in range(300)]
+    for gone in many:
+        gateway.adapter.upsert(gone)
+        gateway.adapter.remove(gone)
     gateway.adapter.remove(removed)
+    assert len(gateway.adapter.revoked()) == len(many) + 1
 
     gateway.adapter.replace_all([kept])
 
