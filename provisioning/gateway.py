@@ -534,10 +534,14 @@ class HAProxyGateway:
 
 
 def _found(answer: str, count: int) -> list[bool]:
-    """Whether each of ``count`` ``get map`` commands sent in one exchange found its key."""
+    """Whether each of ``count`` ``get map`` commands sent in one exchange found its key. A
+    short answer is transient: a gateway still running a configuration without one of the maps
+    gets it at the reconciler's next reload."""
     found = [line for line in answer.splitlines() if line.startswith("type=")]
     if len(found) != count:
-        raise GatewayUnavailable(f"HAProxy answered {len(found)} of {count} lookups")
+        raise GatewayUnavailable(
+            f"HAProxy answered {len(found)} of {count} lookups: {answer.strip()[:200]}"
+        )
     return ["found=yes" in line for line in found]
 
 
