@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.functional import cached_property
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
@@ -259,6 +260,16 @@ class Instruction(models.Model):
         if self.signed_at is None:
             return "draft"
         return "superseded" if self.superseded_at else "signed"
+
+    @cached_property
+    def covered_service_ids(self) -> frozenset[Any]:
+        """The ids of the services this instruction covers. Read from its services when first
+        asked; a loader that read them with the instruction sets it instead (the order's policy
+        inputs do, in one statement)."""
+        return frozenset(service.pk for service in self.services.all())
+
+    def covers(self, service: Service) -> bool:
+        return service.pk in self.covered_service_ids
 
 
 # --- Delegations --------------------------------------------------------------------------------

@@ -128,9 +128,7 @@ def decide(ctx: Context) -> Decision:
     # 3. Production needs the kommune's instruction to NHN to cover the service.
     instruction = None
     if ctx.environment == Environment.PRODUCTION:
-        covered = ctx.instruction is not None and any(
-            s.pk == service.pk for s in ctx.instruction.services.all()
-        )
+        covered = ctx.instruction is not None and ctx.instruction.covers(service)
         if not covered:
             return Decision(ItemStatus.AWAITING_KOMMUNE, "instruction_missing", names)
         instruction = ctx.instruction

@@ -14,7 +14,7 @@ from celery import current_app
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Max, QuerySet
+from django.db.models import Max, QuerySet, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -545,32 +545,49 @@ class ItemInput:
 
 
 class _PolicyInputs:
-    """The instruction and delegations in force, read once per (kommune, vendor)."""
+    """The instruction and delegations in force, read once per (kommune, vendor), each with the
+    services it covers in one statement (through the many-to-many table, not a prefetch)."""
 
     def __init__(self) -> None:
         self._instructions: dict[Any, Instruction | None] = {}
         self._delegations: dict[tuple[Any, Any], dict[Any, Delegation]] = {}
 
     def instruction(self, kommune: Organisation) -> Instruction | None:
+        """The kommune's instruction in force, or None when there is none or it covers no
+        service (the policy treats both alike: nothing is covered)."""
         if kommune.pk not in self._instructions:
-            self._instructions[kommune.pk] = Instruction.objects.current_for(kommune)
+            in_force = (
+                Instruction.objects.signed()
+                .filter(kommune=kommune)
+                .order_by("-version")
+                .values("pk")[:1]
+            )
+            coverage = list(
+                Instruction.services.through.objects.filter(
+                    instruction_id=Subquery(in_force)
+                ).select_related("instruction")
+            )
+            instruction = coverage[0].instruction if coverage else None
+            if instruction is not None:
+                instruction.covered_service_ids = frozenset(row.service_id for row in coverage)
+            self._instructions[kommune.pk] = instruction
         return self._instructions[kommune.pk]
 
     def delegation(
         self, kommune: Organisation, vendor_id: Any, service: Service
     ) -> Delegation | None:
+        """The oldest delegation in force from the kommune to the vendor covering the service."""
         key = (kommune.pk, vendor_id)
         if key not in self._delegations:
             by_service: dict[Any, Delegation] = {}
-            delegations = (
-                Delegation.objects.in_force()
-                .filter(kommune=kommune, vendor_id=vendor_id)
-                .prefetch_related("services")
-                .order_by("created_at")
+            in_force = Delegation.objects.in_force().filter(kommune=kommune, vendor_id=vendor_id)
+            coverage = (
+                Delegation.services.through.objects.filter(delegation__in=in_force)
+                .select_related("delegation")
+                .order_by("delegation__created_at")
             )
-            for delegation in delegations:
-                for covered in delegation.services.all():
-                    by_service.setdefault(covered.pk, delegation)
+            for row in coverage:
+                by_service.setdefault(row.service_id, row.delegation)
             self._delegations[key] = by_service
         return self._delegations[key].get(service.pk)
 
