@@ -176,14 +176,23 @@ class InstructionQuerySet(models.QuerySet["Instruction"]):
         return self.filter(signed_at__isnull=False)
 
     def current_for(self, kommune: Organisation) -> Instruction | None:
-        """The kommune's newest signed version: the one in force."""
-        return (
-            self.signed()
-            .filter(kommune=kommune)
-            .prefetch_related("services")
-            .order_by("-version")
-            .first()
+        """The kommune's newest signed version: the one in force. The services it covers
+        (``covered_service_ids``) come in the same statement, read through the many-to-many
+        table with the instruction joined; only when that finds no row is it asked again."""
+        newest = self.signed().filter(kommune=kommune).order_by("-version").values("pk")[:1]
+        coverage = list(
+            Instruction.services.through.objects.filter(
+                instruction_id=models.Subquery(newest)
+            ).select_related("instruction")
         )
+        if not coverage:  # none in force, or one that covers no service
+            uncovering = self.filter(pk=models.Subquery(newest)).first()
+            if uncovering is not None:
+                uncovering.covered_service_ids = frozenset()
+            return uncovering
+        instruction: Instruction = coverage[0].instruction
+        instruction.covered_service_ids = frozenset(row.service_id for row in coverage)
+        return instruction
 
 
 class Instruction(models.Model):

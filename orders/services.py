@@ -14,7 +14,7 @@ from celery import current_app
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Max, QuerySet, Subquery
+from django.db.models import Max, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -338,22 +338,23 @@ def delegations_expire(*, today: datetime.date | None = None) -> int:
         .select_related("kommune", "vendor")
         .filter(revoked_at__isnull=True, expired_at__isnull=True, valid_until__lt=day)
     )
-    for delegation in expired:
-        delegation.expired_at = timezone.now()
-        delegation.save(update_fields=["expired_at"])
-        audit_event_record(
-            actor=None,
-            actor_label="system:delegation-expiry",
-            action="delegation.expired",
-            target=delegation,
-            organisation=delegation.kommune,
-            after=_delegation_snapshot(delegation),
-        )
-        _grants_revoke(
-            Grant.objects.live().filter(delegation=delegation),
-            actor=None,
-            reason=_("The delegation it rested on expired."),
-        )
+    with audit_events_batched():
+        for delegation in expired:
+            delegation.expired_at = timezone.now()
+            delegation.save(update_fields=["expired_at"])
+            audit_event_record(
+                actor=None,
+                actor_label="system:delegation-expiry",
+                action="delegation.expired",
+                target=delegation,
+                organisation=delegation.kommune,
+                after=_delegation_snapshot(delegation),
+            )
+            _grants_revoke(
+                Grant.objects.live().filter(delegation=delegation),
+                actor=None,
+                reason=_("The delegation it rested on expired."),
+            )
     return len(expired)
 
 
@@ -553,24 +554,8 @@ class _PolicyInputs:
         self._delegations: dict[tuple[Any, Any], dict[Any, Delegation]] = {}
 
     def instruction(self, kommune: Organisation) -> Instruction | None:
-        """The kommune's instruction in force, or None when there is none or it covers no
-        service (the policy treats both alike: nothing is covered)."""
         if kommune.pk not in self._instructions:
-            in_force = (
-                Instruction.objects.signed()
-                .filter(kommune=kommune)
-                .order_by("-version")
-                .values("pk")[:1]
-            )
-            coverage = list(
-                Instruction.services.through.objects.filter(
-                    instruction_id=Subquery(in_force)
-                ).select_related("instruction")
-            )
-            instruction = coverage[0].instruction if coverage else None
-            if instruction is not None:
-                instruction.covered_service_ids = frozenset(row.service_id for row in coverage)
-            self._instructions[kommune.pk] = instruction
+            self._instructions[kommune.pk] = Instruction.objects.current_for(kommune)
         return self._instructions[kommune.pk]
 
     def delegation(
@@ -941,33 +926,34 @@ def _grants_revoke(grants: QuerySet[Grant], *, actor: User | None, reason: str) 
     locked = grants.select_for_update(of=("self",)).select_related(
         "client", "kommune", "service", "instruction", "approved_by"
     )
-    for grant in locked:
-        before = _grant_snapshot(grant)
-        grant.status = GrantStatus.REVOKING
-        grant.status_changed_at = now
-        grant.revoked_at = now
-        grant.revoked_by = actor
-        grant.revoke_reason = reason[:300]
-        grant.save(
-            update_fields=[
-                "status",
-                "status_changed_at",
-                "revoked_at",
-                "revoked_by",
-                "revoke_reason",
-            ]
-        )
-        audit_event_record(
-            actor=actor,
-            actor_label=None if actor else "system:revocation",
-            action="grant.revoked",
-            target=grant,
-            organisation=grant.kommune,
-            before=before,
-            after=_grant_snapshot(grant),
-        )
-        clients[grant.client_id] = grant.client
-        revoked.append(grant)
+    with audit_events_batched():
+        for grant in locked:
+            before = _grant_snapshot(grant)
+            grant.status = GrantStatus.REVOKING
+            grant.status_changed_at = now
+            grant.revoked_at = now
+            grant.revoked_by = actor
+            grant.revoke_reason = reason[:300]
+            grant.save(
+                update_fields=[
+                    "status",
+                    "status_changed_at",
+                    "revoked_at",
+                    "revoked_by",
+                    "revoke_reason",
+                ]
+            )
+            audit_event_record(
+                actor=actor,
+                actor_label=None if actor else "system:revocation",
+                action="grant.revoked",
+                target=grant,
+                organisation=grant.kommune,
+                before=before,
+                after=_grant_snapshot(grant),
+            )
+            clients[grant.client_id] = grant.client
+            revoked.append(grant)
     for client in clients.values():
         provisioning_job_enqueue(client=client, reason="grant.revoked")
     return revoked

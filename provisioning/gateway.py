@@ -363,8 +363,7 @@ class HAProxyGateway:
         map only). A key already granted is left as it is: ``add map`` would add a second entry
         with the same key, and ``del map`` would walk the whole grants map."""
         grants, revoked = self.config.grants_map, self.config.revoked_map
-        answer = self._runtime(f"get map {revoked} {entry.key};get map {grants} {entry.key}\n")
-        in_revoked, in_grants = _found(answer, 2)
+        in_revoked, in_grants = self._lookup(entry)
         commands = []
         if in_revoked:
             commands.append(f"del map {revoked} {entry.key}")
@@ -376,11 +375,19 @@ class HAProxyGateway:
     def remove(self, entry: Entry) -> None:
         """Stop ``entry`` passing at once, at the same cost however large the grants map is:
         its key goes into the revoked map. Removing a missing entry is not an error."""
-        grants, revoked = self.config.grants_map, self.config.revoked_map
-        answer = self._runtime(f"get map {revoked} {entry.key};get map {grants} {entry.key}\n")
-        in_revoked, in_grants = _found(answer, 2)
+        in_revoked, in_grants = self._lookup(entry)
         if in_grants and not in_revoked:
-            _expect_empty(self._runtime(f"add map {revoked} {entry.key} 1\n"))
+            _expect_empty(self._runtime(f"add map {self.config.revoked_map} {entry.key} 1\n"))
+
+    def _lookup(self, entry: Entry) -> tuple[bool, bool]:
+        """Whether the key is in the revoked map and in the grants map: one exchange, a tree
+        lookup in each."""
+        config = self.config
+        answer = self._runtime(
+            f"get map {config.revoked_map} {entry.key};get map {config.grants_map} {entry.key}\n"
+        )
+        in_revoked, in_grants = _found(answer, 2)
+        return in_revoked, in_grants
 
     def entries(self) -> set[str]:
         """The keys that pass: in the running grants map and not in the revoked map."""
