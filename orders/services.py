@@ -596,18 +596,15 @@ class _PolicyInputs:
 def _grant_for(item: AccessRequestItem, decision: policy.Decision, approver: User | None) -> Grant:
     """The live grant for the item: the existing one if there is one (one grant, not two)."""
     request = item.request
-    existing = (
-        Grant.objects.live()
-        .filter(
+    try:  # at most one (a partial unique index): no ordering to compile or sort by
+        return Grant.objects.live().get(
             client=request.client,
             kommune=request.kommune,
             service=item.service,
             access=item.access,
         )
-        .first()
-    )
-    if existing is not None:
-        return existing
+    except Grant.DoesNotExist:
+        pass
     grant = Grant.objects.create(
         client=request.client,
         kommune=request.kommune,

@@ -71,13 +71,13 @@ def job_claim(*, job_id: Any) -> tuple[ProvisioningJob, ClientState] | None:
         # One statement locks the job and its client; the client's row lock serialises claims of
         # its jobs. Its registration comes along (not locked: only workers holding the lock write
         # it).
-        job = (
-            Job.objects.select_for_update(of=("self", "client"))
-            .select_related("client", "client__registration")
-            .filter(pk=job_id)
-            .first()
-        )
-        if job is None:
+        try:
+            job = (
+                Job.objects.select_for_update(of=("self", "client"))
+                .select_related("client", "client__registration")
+                .get(pk=job_id)
+            )
+        except Job.DoesNotExist:
             return None
         client = job.client
         due = job.status == Job.Status.PENDING and job.next_attempt_at <= now + EARLY_TOLERANCE
