@@ -228,6 +228,10 @@ class Floor:
         return elapsed
 
 
+#: Where revocation time goes (ms): the API call, then until the gateway's first 403.
+REVOCATION_PARTS: dict[str, list[float]] = {}
+
+
 def revoke(vendor: Vendor, operator_token: str, grant: Grant, client_id: str) -> float:
     """Seconds from `revoke` to the gateway's 403 for a token issued before."""
     token = vendor.token(client_id)
@@ -236,10 +240,17 @@ def revoke(vendor: Vendor, operator_token: str, grant: Grant, client_id: str) ->
     response = vendor.api(operator_token, "POST", f"/api/v1/grants/{grant.pk}/revoke/", {})
     if response.status_code != 200:
         raise SystemExit(f"revoke answered {response.status_code}: {response.text[:300]}")
+    answered = time.perf_counter()
+    tries = 1
     while vendor.fhir(token, kommune, "Patient/1", "GET") != 403:
+        tries += 1
         if time.perf_counter() - started > DEADLINE:
             raise SystemExit("revocation: no 403 within the deadline")
-    return time.perf_counter() - started
+    done = time.perf_counter()
+    REVOCATION_PARTS.setdefault("revoke_api", []).append((answered - started) * 1000)
+    REVOCATION_PARTS.setdefault("until_403", []).append((done - answered) * 1000)
+    REVOCATION_PARTS.setdefault("tries", []).append(tries)
+    return done - started
 
 
 def bulk(
@@ -472,6 +483,7 @@ def run(scale: Scale, key: rsa.RSAPrivateKey) -> dict[str, Any]:
         "floor_p95_s": floor_s["p95"],
         "floor_parts_p50_ms": {k: percentile(v, 0.5) for k, v in floor.parts.items()},
         "onboarding_parts_p50_ms": {k: percentile(v, 0.5) for k, v in ONBOARDING_PARTS.items()},
+        "revocation_parts_p50_ms": {k: percentile(v, 0.5) for k, v in REVOCATION_PARTS.items()},
         "overhead_ratio": onboarding_s["p50"] / floor_s["p50"],
         "revocation_p50_s": summary(revocations)["p50"],
         "revocation_p95_s": summary(revocations)["p95"],

@@ -319,6 +319,7 @@ def table(results: dict[str, Any]) -> str:
     lines.append("")
     lines.append(f"floor, p50 ms by part: {results['floor_parts_p50_ms']}")
     lines.append(f"onboarding, p50 ms by part: {results['onboarding_parts_p50_ms']}")
+    lines.append(f"revocation, p50 ms by part: {results['revocation_parts_p50_ms']}")
     lines.append(
         "one grant removed at the gateway (ms, median): "
         f"{results['push_remove_1k_ms']:.3f} at 1k, {results['push_remove_30k_ms']:.3f} at 30k"
