@@ -294,7 +294,25 @@ def machine() -> dict[str, Any]:
             cpu = line.split(":", 1)[1].strip()
             break
     memory_kb = int(Path("/proc/meminfo").read_text().split()[1])
-    return {"cpus": os.cpu_count(), "cpu": cpu, "memory_gb": round(memory_kb / 1024**2, 1)}
+    return {
+        "cpus": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gb": round(memory_kb / 1024**2, 1),
+        "python_loop_ms": python_loop_ms(),
+    }
+
+
+def python_loop_ms() -> float:
+    """Milliseconds for a million turns of a plain Python loop (the best of five): machines of
+    one kind differ, and so do their runs, so a run's figures come with the speed it ran at."""
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        total = 0
+        for i in range(1_000_000):
+            total += i
+        best = min(best, time.perf_counter() - started)
+    return round(best * 1000, 1)
 
 
 def table(results: dict[str, Any]) -> str:
