@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 import uuid
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -152,7 +152,9 @@ class ServiceAvailability(models.Model):
         return f"{self.service_id} in {self.environment} from {self.available_from}"
 
 
-def _visible_to_either_side(queryset: QS, user: User | AnonymousUser, *, vendor: str) -> QS:
+def _visible_to_either_side(
+    queryset: QS, user: User | AnonymousUser, *, vendor: Literal["vendor", "client"]
+) -> QS:
     """Rows of kommuner or vendors the user belongs to; NHN staff see all, unfiltered, so that
     ordered lists can walk an index instead of sorting behind an OR.
 
