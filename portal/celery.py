@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery
-from celery.signals import task_postrun, task_prerun
+from celery.signals import task_postrun, task_prerun, worker_process_init, worker_ready
 from django.conf import settings
 from django.db import close_old_connections
+
+from portal.heap import startup_objects_freeze
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
@@ -38,6 +40,14 @@ def _database_connections_age(**kwargs: Any) -> None:
     """Around each task as Django does around each request: drop a connection that is broken or
     older than CONN_MAX_AGE, keep the rest (settings.CELERY_DB_REUSE_MAX)."""
     close_old_connections()
+
+
+@worker_process_init.connect  # each pool process, as it starts
+@worker_ready.connect  # the worker's own process, which takes the messages
+def _startup_objects_freeze(**kwargs: Any) -> None:
+    """The app and its tasks are loaded: keep them out of the garbage collector's full
+    collections (``portal.heap``)."""
+    startup_objects_freeze()
 
 
 def _prepare_embedded_broker() -> None:
