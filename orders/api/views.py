@@ -59,7 +59,7 @@ class ServiceViewSet(viewsets.ReadOnlyModelViewSet[Service]):
 
 #: Instructions and delegations show their services by code: a list of 100 of them loads 900
 #: services, and whole rows (names and descriptions in two languages) cost most of its time.
-SERVICE_CODES = Prefetch("services", queryset=Service.objects.only("code", "position"))
+SERVICES_AS_CODES = Prefetch("services", queryset=Service.objects.only("code", "position"))
 
 
 def uuid_param(request: Request, name: str) -> uuid.UUID | None:
@@ -121,7 +121,7 @@ class InstructionViewSet(
         queryset = (
             Instruction.objects.visible_to(self.request.user)
             .select_related("kommune")
-            .prefetch_related(SERVICE_CODES)
+            .prefetch_related(SERVICES_AS_CODES)
             .order_by("kommune__name", "-version")
         )
         return filter_by(queryset, self.request, kommune="kommune__orgnr")
@@ -201,7 +201,7 @@ class DelegationViewSet(
         queryset = (
             Delegation.objects.visible_to(self.request.user)
             .select_related("kommune", "vendor")
-            .prefetch_related(SERVICE_CODES)
+            .prefetch_related(SERVICES_AS_CODES)
         )
         return filter_by(queryset, self.request, kommune="kommune__orgnr", vendor="vendor__orgnr")
 
