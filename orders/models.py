@@ -464,6 +464,8 @@ LIVE_GRANT_STATUSES = (
     GrantStatus.ACTIVE,
     GrantStatus.FAILED,
 )
+#: Grants the gateway lets through: active ones and those being provisioned.
+PASSING_GRANT_STATUSES = (GrantStatus.PROVISIONING, GrantStatus.ACTIVE)
 
 
 class GrantQuerySet(models.QuerySet["Grant"]):
@@ -473,6 +475,11 @@ class GrantQuerySet(models.QuerySet["Grant"]):
 
     def live(self) -> GrantQuerySet:
         return self.filter(status__in=LIVE_GRANT_STATUSES)
+
+    def passing(self) -> GrantQuerySet:
+        """Those that pass the gateway: active, and those being provisioned (so a full sync
+        never undoes a worker's fresh entry); their scopes make the client's registered scope."""
+        return self.filter(status__in=PASSING_GRANT_STATUSES)
 
 
 class Grant(models.Model):

@@ -24,7 +24,7 @@ from django.db.models import Exists, Q
 from django.utils import timezone
 
 from audit.services import audit_event_record, audit_events_batched
-from orders.models import Grant, GrantStatus, ProvisioningJob
+from orders.models import PASSING_GRANT_STATUSES, Grant, GrantStatus, ProvisioningJob
 from orders.services import provisioning_job_send_on_commit
 from portal.exceptions import Conflict
 from provisioning.authserver import (
@@ -315,14 +315,13 @@ def _state_of(client: OAuthClient, now: datetime.datetime) -> ClientState:
     wanted = client.removed_at is None and bool(keys)
     closing_statuses = [GrantStatus.REVOKING]
     if not wanted:  # nothing may pass for this client any more
-        closing_statuses += [GrantStatus.PROVISIONING, GrantStatus.ACTIVE]
+        closing_statuses += PASSING_GRANT_STATUSES
     changing = Grant.objects.filter(
         client=client, status__in=[GrantStatus.PROVISIONING, *closing_statuses]
     ).select_related("kommune", "service")
     scope_union = sorted(
-        Grant.objects.filter(
-            client=client, status__in=(GrantStatus.PROVISIONING, GrantStatus.ACTIVE)
-        )
+        Grant.objects.passing()
+        .filter(client=client)
         .order_by()  # DISTINCT over the scope alone, not the model's ordering column too
         .values_list("scope", flat=True)
         .distinct()
