@@ -11,8 +11,7 @@ from audit.services import audit_event_record, audit_events_batched
 from orders import services
 from orders.models import Grant
 from tests.conftest import World
-from tests.factories import DelegationFactory, InstructionFactory, KommuneOrganisationFactory
-from tests.orders.test_query_counts import approvable
+from tests.orders.test_query_counts import approvable, ready_kommuner
 
 pytestmark = pytest.mark.django_db
 
@@ -66,10 +65,7 @@ def test_a_block_that_fails_writes_nothing() -> None:
 
 
 def test_an_order_for_many_kommuner_writes_its_audit_trail_in_one_insert(world: World) -> None:
-    kommuner = [KommuneOrganisationFactory() for _ in range(5)]
-    for kommune in kommuner:
-        DelegationFactory(kommune=kommune, vendor=world.vendor)
-        InstructionFactory(kommune=kommune, signed_by=world.people["kommune_admin"])
+    kommuner = ready_kommuner(world, 5)
     items = approvable()
 
     with CaptureQueriesContext(connection) as captured:

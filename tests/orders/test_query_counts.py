@@ -192,15 +192,20 @@ def approvable() -> list[services.ItemInput]:
     ]
 
 
-def add_grants(world: World, n: int) -> None:
-    """Grants of world.client, four per new kommune: a delegation and a signed instruction each,
-    so the vendor's request is approved at once."""
-    items = approvable()
-    kommuner = new_kommuner(-(-n // len(items)))
-    signer = world.people["kommune_admin"]
+def ready_kommuner(world: World, n: int) -> list[Organisation]:
+    """New kommuner whose approvable items world.client's vendor gets at once: a delegation to it
+    and a signed instruction each."""
+    kommuner = new_kommuner(n)
     for kommune in kommuner:
         DelegationFactory(kommune=kommune, vendor=world.vendor)
-        InstructionFactory(kommune=kommune, signed_by=signer)
+        InstructionFactory(kommune=kommune, signed_by=world.people["kommune_admin"])
+    return kommuner
+
+
+def add_grants(world: World, n: int) -> None:
+    """Grants of world.client, four per new kommune ready to order (``ready_kommuner``)."""
+    items = approvable()
+    kommuner = ready_kommuner(world, -(-n // len(items)))
     before = Grant.objects.count()
     services.access_request_create(
         client=world.client,
