@@ -17,6 +17,7 @@ from rest_framework.response import Response
 
 from audit.models import AuditEvent
 from portal.api import CursorPaginationReleased, get_or_404
+from portal.http import authenticated_user
 from tenants import services
 from tenants.api.serializers import (
     AuditEventSerializer,
@@ -78,7 +79,7 @@ class OrganizationViewSet(
             name=data.validated_data["name"],
             kind=data.validated_data["kind"],
             kommune_number=data.validated_data.get("kommune"),
-            actor=request.user,  # type: ignore[arg-type]
+            actor=authenticated_user(request),
         )
         return Response(
             OrganizationSerializer(self.get_queryset().get(pk=organisation.pk)).data,
@@ -109,7 +110,7 @@ class OrganizationViewSet(
             product=product("epj_product"),
             switch_product=product("switch_product"),
             switch_date=data.validated_data.get("switch_date"),
-            actor=request.user,  # type: ignore[arg-type]
+            actor=authenticated_user(request),
         )
         return Response(OrganizationSerializer(self.get_queryset().get(pk=kommune.pk)).data)
 
@@ -153,7 +154,7 @@ class ProductViewSet(
             name=data.validated_data["name"],
             system_type=data.validated_data["system_type"],
             is_epic=data.validated_data["is_epic"],
-            actor=request.user,  # type: ignore[arg-type]
+            actor=authenticated_user(request),
         )
         return Response(ProductSerializer(product).data, status=status.HTTP_201_CREATED)
 
@@ -200,7 +201,7 @@ class MembershipViewSet(
             organisation=organisation,
             email=data.validated_data["email"],
             role=data.validated_data["role"],
-            actor=request.user,  # type: ignore[arg-type]
+            actor=authenticated_user(request),
         )
         return Response(MembershipSerializer(membership).data, status=status.HTTP_201_CREATED)
 
@@ -213,14 +214,14 @@ class MembershipViewSet(
         membership = services.membership_role_change(
             membership=membership,
             role=data.validated_data["role"],
-            actor=request.user,  # type: ignore[arg-type]
+            actor=authenticated_user(request),
         )
         return Response(MembershipSerializer(membership).data)
 
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         membership = self.get_object()
         self._require_manager(request, membership.organisation)
-        services.membership_remove(membership=membership, actor=request.user)  # type: ignore[arg-type]
+        services.membership_remove(membership=membership, actor=authenticated_user(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
