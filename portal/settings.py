@@ -273,6 +273,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = (
         "data_folder_in": str(_celery_dir / "queue"),
         "data_folder_out": str(_celery_dir / "queue"),
         "processed_folder": str(_celery_dir / "processed"),
+        # Exchange tables; kombu's default is control/ in the working directory.
+        "control_folder": str(_celery_dir / "control"),
         "store_processed": False,
         "polling_interval": 0.1,
     }

@@ -80,8 +80,10 @@ def test_a_worker_runs_a_task_sent_through_the_embedded_broker(
     start_worker(env)
 
     assert "pong" in send_ping(env)
-    # The message really went through the folder queue of the embedded broker.
+    # The message really went through the folder queue of the embedded broker, and kombu keeps
+    # its exchange tables there too, not in a control/ folder of the working directory.
     assert (tmp_path / "var" / "celery" / "queue").is_dir()
+    assert (tmp_path / "var" / "celery" / "control" / "celery.exchange").is_file()
 
 
 def test_without_a_worker_nothing_answers(tmp_path: Path) -> None:
