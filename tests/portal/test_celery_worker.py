@@ -55,10 +55,7 @@ def test_a_worker_runs_a_task_sent_through_redis(
     assert int(answer["frozen_objects"]) > 10_000
 
 
-@pytest.mark.skipif(
-    not os.environ.get("DATABASE_URL", "").startswith("postgres"),
-    reason="a database session of its own is a PostgreSQL server's; `make test` runs on one",
-)
+@pytest.mark.usefixtures("postgresql")  # a database session of its own is a server's
 def test_a_worker_keeps_its_database_connection_from_one_task_to_the_next(
     tmp_path: Path, redis_server: RedisServer, start_worker: StartWorker
 ) -> None:
