@@ -449,7 +449,7 @@ class AccessRequestViewSet(
             require_admin(request.user, side)
         act(
             request=access_request,
-            actor=request.user,
+            actor=authenticated_user(request),
             item_ids=data.validated_data.get("items"),
         )
         return Response(AccessRequestSerializer(self.get_queryset().get(pk=access_request.pk)).data)
