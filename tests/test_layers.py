@@ -36,4 +36,3 @@ def test_an_app_imports_no_app_above_it(app: str) -> None:
     upward = {module: apps & above for module, apps in imported_apps(app).items() if apps & above}
 
     assert upward == {}
-
