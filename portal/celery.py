@@ -55,6 +55,7 @@ def _prepare_embedded_broker() -> None:
     folders = [
         settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("data_folder_in"),
         settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("processed_folder"),
+        settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("control_folder"),
     ]
     if settings.CELERY_RESULT_BACKEND.startswith("file://"):
         folders.append(settings.CELERY_RESULT_BACKEND.removeprefix("file://"))

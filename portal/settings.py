@@ -231,6 +231,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
 # NHN's synthetic test organisations (e.g. 314159265) fail the mod-11 check; test environments
 # switch the check off.
 TILGANG_STRICT_ORGNR = env_bool("TILGANG_STRICT_ORGNR", True)
+# Whose audit events a person may read is a question of roles; the audit app, at the bottom, asks
+# this function by name rather than importing the tenants app above it.
+AUDIT_READABLE_ORGANISATIONS = "tenants.permissions.audit_readable_organisations"
 
 # --- REST API -----------------------------------------------------------------------------------
 REST_FRAMEWORK: dict[str, Any] = {
@@ -273,6 +276,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = (
         "data_folder_in": str(_celery_dir / "queue"),
         "data_folder_out": str(_celery_dir / "queue"),
         "processed_folder": str(_celery_dir / "processed"),
+        # Exchange tables; kombu's default is control/ in the working directory.
+        "control_folder": str(_celery_dir / "control"),
         "store_processed": False,
         "polling_interval": 0.1,
     }

@@ -131,10 +131,6 @@ class Organisation(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.orgnr})"
 
-    @property
-    def is_on_epic(self) -> bool:
-        return self.epj_product is not None and self.epj_product.is_epic
-
     def epj_for(self, environment: str, on: datetime.date | None = None) -> Product | None:
         """The EPJ that counts for ``environment``, reading the planned switch.
 
@@ -338,10 +334,6 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.email}: {self.role} of {self.organisation_id}"
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role in ADMIN_ROLES
 
 
 class OAuthClientQuerySet(models.QuerySet["OAuthClient"]):

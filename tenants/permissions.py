@@ -15,7 +15,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
 from portal.request_memo import memoised
-from tenants.models import Membership, Organisation, Role
+from tenants.models import ADMIN_ROLES, Membership, Organisation, Role
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser, User
@@ -74,3 +74,16 @@ class IsNhnStaff(BasePermission):
 
     def has_permission(self, request: Request, view: Any) -> bool:
         return Membership.objects.is_nhn_staff(request.user)
+
+
+def audit_readable_organisations(user: User | AnonymousUser) -> list[Any] | None:
+    """Whose audit events ``user`` may read: None (all) for NHN staff, otherwise the ids of the
+    organisations they administer (settings.AUDIT_READABLE_ORGANISATIONS names this)."""
+    roles = Membership.objects.roles_of(user)
+    if roles.nhn_staff:
+        return None
+    return [
+        organisation_id
+        for organisation_id, held in roles.by_organisation.items()
+        if held & ADMIN_ROLES
+    ]

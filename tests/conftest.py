@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from django.db import connection
 from rest_framework.test import APIClient
 
 from orders.models import Delegation, Instruction
@@ -24,6 +25,26 @@ from tests.integration import (  # noqa: F401 - fixtures
     start_worker,
 )
 from tests.provisioning.stack import stack  # noqa: F401 - fixture
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Nothing in this suite skips (README): a skip, from a marker or from ``pytest.skip``, is
+    reported as a failure, so a missing component or database can never pass unseen. Expected
+    failures (strict xfail) are not skips and stay as they are."""
+    report = yield
+    if report.skipped and not hasattr(report, "wasxfail"):
+        why = report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"{why}; but nothing in this suite may skip (see the README)"
+    return report
+
+
+@pytest.fixture
+def postgresql() -> None:
+    """For tests of what only a PostgreSQL server does: on another database they fail."""
+    if connection.vendor != "postgresql":
+        pytest.fail(f"needs PostgreSQL, not {connection.vendor}: `make test` runs the suite on it")
 
 
 @pytest.fixture

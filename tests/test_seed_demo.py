@@ -28,8 +28,8 @@ def test_the_demo_has_nhn_three_kommuner_and_four_vendors_with_their_people() ->
     assert by_orgnr["958935420"].kommune.number == "0301"  # type: ignore[union-attr]
     assert by_orgnr["942110464"].kommune.number == "5001"  # type: ignore[union-attr]
     assert by_orgnr["964338531"].kommune.number == "4601"  # type: ignore[union-attr]
-    assert by_orgnr["942110464"].is_on_epic
-    assert not by_orgnr["958935420"].is_on_epic
+    assert by_orgnr["942110464"].epj_product.is_epic  # type: ignore[union-attr]
+    assert not by_orgnr["958935420"].epj_product.is_epic  # type: ignore[union-attr]
     assert by_orgnr["942110464"].epj_product.vendor.orgnr == "910000039"  # type: ignore[union-attr]
 
     roles = {(m.email, m.organisation.orgnr): m.role for m in Membership.objects.all()}

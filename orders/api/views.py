@@ -40,6 +40,7 @@ from orders.models import (
     Service,
 )
 from portal.api import get_or_404
+from portal.http import authenticated_user
 from tenants.models import ClientKey, Membership, OAuthClient, Organisation, Product, Role
 from tenants.permissions import is_admin_of, is_nhn_operator, require_admin, require_role
 
@@ -140,7 +141,7 @@ class InstructionViewSet(
         require_admin(request.user, kommune)
         instruction = services.instruction_create(
             kommune=kommune,
-            actor=request.user,  # type: ignore[arg-type]
+            actor=authenticated_user(request),
             services=fields.pop("services"),
             data=fields,
         )
@@ -157,7 +158,7 @@ class InstructionViewSet(
             raise ValidationError({"kommune": _("An instruction stays with its kommune.")})
         instruction = services.instruction_update(
             instruction=instruction,
-            actor=request.user,  # type: ignore[arg-type]
+            actor=authenticated_user(request),
             services=fields.pop("services", None),
             data=fields,
         )
@@ -173,7 +174,7 @@ class InstructionViewSet(
         require_admin(request.user, instruction.kommune)
         instruction = services.instruction_sign(
             instruction=instruction,
-            actor=request.user,  # type: ignore[arg-type]
+            actor=authenticated_user(request),
         )
         return Response(InstructionSerializer(instruction).data)
 
@@ -226,7 +227,7 @@ class DelegationViewSet(
             services=data.validated_data["services"],
             valid_from=data.validated_data.get("valid_from"),
             valid_until=data.validated_data.get("valid_until"),
-            actor=request.user,  # type: ignore[arg-type]
+            actor=authenticated_user(request),
         )
         return Response(DelegationSerializer(delegation).data, status=status.HTTP_201_CREATED)
 
@@ -237,7 +238,7 @@ class DelegationViewSet(
         require_admin(request.user, delegation.kommune)
         delegation = services.delegation_revoke(
             delegation=delegation,
-            actor=request.user,  # type: ignore[arg-type]
+            actor=authenticated_user(request),
         )
         return Response(DelegationSerializer(delegation).data)
 
@@ -295,7 +296,7 @@ class ClientViewSet(
                 name=data.validated_data["name"],
                 role=data.validated_data["role"],
                 jwks=data.validated_data["jwks"],
-                actor=request.user,  # type: ignore[arg-type]
+                actor=authenticated_user(request),
             )
             return Response(ClientSerializer(client).data, status=status.HTTP_201_CREATED)
         product = (
@@ -313,7 +314,7 @@ class ClientViewSet(
             name=data.validated_data["name"],
             environment=data.validated_data["environment"],
             jwks=data.validated_data["jwks"],
-            actor=request.user,  # type: ignore[arg-type]
+            actor=authenticated_user(request),
         )
         return Response(ClientSerializer(client).data, status=status.HTTP_201_CREATED)
 
@@ -328,7 +329,7 @@ class ClientViewSet(
         client = services.client_jwks_rotate(
             client=client,
             jwks=request.data,
-            actor=request.user,  # type: ignore[arg-type]
+            actor=authenticated_user(request),
         )
         return Response(ClientSerializer(self.get_queryset().get(pk=client.pk)).data)
 
@@ -336,7 +337,7 @@ class ClientViewSet(
         client = self.get_object()
         if not is_nhn_operator(request.user):
             require_role(request.user, client.vendor, Role.VENDOR_ADMIN)
-        services.client_remove(client=client, actor=request.user)  # type: ignore[arg-type]
+        services.client_remove(client=client, actor=authenticated_user(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -425,7 +426,7 @@ class AccessRequestViewSet(
                 for item in data.validated_data["items"]
             ],
             initiated_by=initiated_by,
-            actor=request.user,  # type: ignore[arg-type]
+            actor=authenticated_user(request),
         )
         created.sort(key=lambda r: r.kommune.name)
         body = AccessRequestSerializer(created, many=True).data
@@ -448,7 +449,7 @@ class AccessRequestViewSet(
             require_admin(request.user, side)
         act(
             request=access_request,
-            actor=request.user,
+            actor=authenticated_user(request),
             item_ids=data.validated_data.get("items"),
         )
         return Response(AccessRequestSerializer(self.get_queryset().get(pk=access_request.pk)).data)
@@ -511,7 +512,7 @@ class GrantViewSet(viewsets.ReadOnlyModelViewSet[Grant]):
         data.is_valid(raise_exception=True)
         revoked = services.grant_revoke(
             grant=grant,
-            actor=request.user,  # type: ignore[arg-type]
+            actor=authenticated_user(request),
             reason=data.validated_data.get("reason", ""),
         )
         return Response(GrantSerializer(revoked).data)

@@ -5,7 +5,6 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from audit.models import AuditEvent
 from tenants.models import Kommune, Membership, Organisation, Product, Role
 from tenants.validators import validate_kommunenummer, validate_orgnr
 
@@ -120,24 +119,3 @@ class EpjPlanInputSerializer(serializers.Serializer[Any]):
         required=False, allow_null=True, help_text="The EPJ the kommune has agreed to switch to."
     )
     switch_date = serializers.DateField(required=False, allow_null=True)
-
-
-class AuditEventSerializer(serializers.ModelSerializer[AuditEvent]):
-    actor = serializers.CharField(source="actor_label")
-    organisation = serializers.CharField(source="organisation_orgnr")
-
-    class Meta:
-        model = AuditEvent
-        fields = [
-            "id",
-            "occurred_at",
-            "actor",
-            "organisation",
-            "action",
-            "object_type",
-            "object_id",
-            "before",
-            "after",
-            "request_id",
-        ]
-        read_only_fields = fields

@@ -1,5 +1,5 @@
-"""The who-API: organisations, products, memberships and the audit trail. Thin: scope, check the
-role, call one service function."""
+"""The who-API: organisations, products and memberships. Thin: scope, check the role, call one
+service function."""
 
 from __future__ import annotations
 
@@ -15,11 +15,10 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from audit.models import AuditEvent
-from portal.api import CursorPaginationReleased, get_or_404
+from portal.api import get_or_404
+from portal.http import authenticated_user
 from tenants import services
 from tenants.api.serializers import (
-    AuditEventSerializer,
     EpjPlanInputSerializer,
     MembershipInputSerializer,
     MembershipRoleSerializer,
@@ -29,7 +28,7 @@ from tenants.api.serializers import (
     ProductInputSerializer,
     ProductSerializer,
 )
-from tenants.models import ADMIN_ROLES, Membership, Organisation, Product, Role
+from tenants.models import Membership, Organisation, Product, Role
 from tenants.permissions import IsNhnOperator, is_nhn_operator, require_admin, require_role
 
 
@@ -78,7 +77,7 @@ class OrganizationViewSet(
             name=data.validated_data["name"],
             kind=data.validated_data["kind"],
             kommune_number=data.validated_data.get("kommune"),
-            actor=request.user,  # type: ignore[arg-type]
+            actor=authenticated_user(request),
         )
         return Response(
             OrganizationSerializer(self.get_queryset().get(pk=organisation.pk)).data,
@@ -109,7 +108,7 @@ class OrganizationViewSet(
             product=product("epj_product"),
             switch_product=product("switch_product"),
             switch_date=data.validated_data.get("switch_date"),
-            actor=request.user,  # type: ignore[arg-type]
+            actor=authenticated_user(request),
         )
         return Response(OrganizationSerializer(self.get_queryset().get(pk=kommune.pk)).data)
 
@@ -153,7 +152,7 @@ class ProductViewSet(
             name=data.validated_data["name"],
             system_type=data.validated_data["system_type"],
             is_epic=data.validated_data["is_epic"],
-            actor=request.user,  # type: ignore[arg-type]
+            actor=authenticated_user(request),
         )
         return Response(ProductSerializer(product).data, status=status.HTTP_201_CREATED)
 
@@ -200,7 +199,7 @@ class MembershipViewSet(
             organisation=organisation,
             email=data.validated_data["email"],
             role=data.validated_data["role"],
-            actor=request.user,  # type: ignore[arg-type]
+            actor=authenticated_user(request),
         )
         return Response(MembershipSerializer(membership).data, status=status.HTTP_201_CREATED)
 
@@ -213,56 +212,12 @@ class MembershipViewSet(
         membership = services.membership_role_change(
             membership=membership,
             role=data.validated_data["role"],
-            actor=request.user,  # type: ignore[arg-type]
+            actor=authenticated_user(request),
         )
         return Response(MembershipSerializer(membership).data)
 
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         membership = self.get_object()
         self._require_manager(request, membership.organisation)
-        services.membership_remove(membership=membership, actor=request.user)  # type: ignore[arg-type]
+        services.membership_remove(membership=membership, actor=authenticated_user(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
-
-
-class AuditEventPagination(CursorPaginationReleased):
-    """A cursor, not an offset: paging through a million events costs no COUNT(*) and stays
-    stable while new events arrive."""
-
-    ordering = ("-occurred_at", "-id")
-    page_size = 100
-    page_size_query_param = "limit"
-    max_page_size = 500
-
-
-@extend_schema(
-    parameters=[
-        OpenApiParameter("organisation", str, description="The organisation's orgnr."),
-        OpenApiParameter("action", str, description="e.g. grant.revoked"),
-        OpenApiParameter("object_id", str),
-    ]
-)
-class AuditEventViewSet(viewsets.ReadOnlyModelViewSet[AuditEvent]):
-    """The audit trail. NHN staff read everything; an organisation's admins read its own."""
-
-    serializer_class = AuditEventSerializer
-    pagination_class = AuditEventPagination
-
-    def get_queryset(self) -> QuerySet[AuditEvent]:
-        user = self.request.user
-        queryset = AuditEvent.objects.all()
-        roles = Membership.objects.roles_of(user)
-        if not roles.nhn_staff:
-            administered = [
-                organisation_id
-                for organisation_id, held in roles.by_organisation.items()
-                if held & ADMIN_ROLES
-            ]
-            queryset = queryset.filter(organisation_id__in=administered)
-        params = self.request.query_params
-        if orgnr := params.get("organisation"):
-            queryset = queryset.filter(organisation_orgnr=orgnr)
-        if event_action := params.get("action"):
-            queryset = queryset.filter(action=event_action)
-        if object_id := params.get("object_id"):
-            queryset = queryset.filter(object_id=object_id)
-        return queryset.order_by("-occurred_at", "-id")

@@ -35,8 +35,10 @@ pytestmark = pytest.mark.django_db
 
 PERSONAS = (
     "kommune_admin",
+    "kommune_reader",
     "other_kommune_admin",
     "vendor_admin",
+    "vendor_developer",
     "other_vendor_admin",
     "nhn_auditor",
     "nhn_operator",
@@ -45,15 +47,20 @@ PERSONAS = (
 
 Row = tuple[str, str, dict[str, int]]
 
-# (method, route name, expected status per persona). Anonymous callers get 403 everywhere.
+# (method, route name, expected status per persona). Anonymous callers get 401 everywhere. A
+# kommune reader reads its kommune's data and changes nothing (403 where it sees the object, 404
+# where it does not); a vendor developer registers its vendor's clients and rotates their keys,
+# and leaves ordering, products and removing clients to the vendor admin (docs/permissions.md).
 MATRIX: list[Row] = [
     (
         "GET",
         "service-list",
         {
             "kommune_admin": 200,
+            "kommune_reader": 200,
             "other_kommune_admin": 200,
             "vendor_admin": 200,
+            "vendor_developer": 200,
             "other_vendor_admin": 200,
             "nhn_auditor": 200,
             "nhn_operator": 200,
@@ -65,8 +72,10 @@ MATRIX: list[Row] = [
         "organization-detail",
         {
             "kommune_admin": 200,
+            "kommune_reader": 200,
             "other_kommune_admin": 404,
             "vendor_admin": 404,
+            "vendor_developer": 404,
             "other_vendor_admin": 404,
             "nhn_auditor": 200,
             "nhn_operator": 200,
@@ -78,8 +87,10 @@ MATRIX: list[Row] = [
         "organization-list",
         {
             "kommune_admin": 403,
+            "kommune_reader": 403,
             "other_kommune_admin": 403,
             "vendor_admin": 403,
+            "vendor_developer": 403,
             "other_vendor_admin": 403,
             "nhn_auditor": 403,
             "nhn_operator": 201,
@@ -91,8 +102,10 @@ MATRIX: list[Row] = [
         "organization-epj",
         {
             "kommune_admin": 200,
+            "kommune_reader": 403,
             "other_kommune_admin": 404,
             "vendor_admin": 404,
+            "vendor_developer": 404,
             "other_vendor_admin": 404,
             "nhn_auditor": 403,
             "nhn_operator": 403,
@@ -104,8 +117,10 @@ MATRIX: list[Row] = [
         "product-list",
         {
             "kommune_admin": 200,
+            "kommune_reader": 200,
             "other_kommune_admin": 200,
             "vendor_admin": 200,
+            "vendor_developer": 200,
             "other_vendor_admin": 200,
             "nhn_auditor": 200,
             "nhn_operator": 200,
@@ -117,8 +132,10 @@ MATRIX: list[Row] = [
         "product-list",
         {
             "kommune_admin": 404,
+            "kommune_reader": 404,
             "other_kommune_admin": 404,
             "vendor_admin": 201,
+            "vendor_developer": 403,
             "other_vendor_admin": 404,
             "nhn_auditor": 403,
             "nhn_operator": 403,
@@ -130,8 +147,10 @@ MATRIX: list[Row] = [
         "membership-list",
         {
             "kommune_admin": 200,
+            "kommune_reader": 200,
             "other_kommune_admin": 200,
             "vendor_admin": 200,
+            "vendor_developer": 200,
             "other_vendor_admin": 200,
             "nhn_auditor": 200,
             "nhn_operator": 200,
@@ -143,8 +162,10 @@ MATRIX: list[Row] = [
         "membership-list",
         {
             "kommune_admin": 201,
+            "kommune_reader": 403,
             "other_kommune_admin": 404,
             "vendor_admin": 404,
+            "vendor_developer": 404,
             "other_vendor_admin": 404,
             "nhn_auditor": 403,
             "nhn_operator": 201,
@@ -156,8 +177,10 @@ MATRIX: list[Row] = [
         "instruction-detail",
         {
             "kommune_admin": 200,
+            "kommune_reader": 200,
             "other_kommune_admin": 404,
             "vendor_admin": 404,
+            "vendor_developer": 404,
             "other_vendor_admin": 404,
             "nhn_auditor": 200,
             "nhn_operator": 200,
@@ -169,8 +192,10 @@ MATRIX: list[Row] = [
         "instruction-list",
         {
             "kommune_admin": 201,
+            "kommune_reader": 403,
             "other_kommune_admin": 404,
             "vendor_admin": 404,
+            "vendor_developer": 404,
             "other_vendor_admin": 404,
             "nhn_auditor": 403,
             "nhn_operator": 403,
@@ -182,8 +207,10 @@ MATRIX: list[Row] = [
         "instruction-sign",
         {
             "kommune_admin": 200,
+            "kommune_reader": 403,
             "other_kommune_admin": 404,
             "vendor_admin": 404,
+            "vendor_developer": 404,
             "other_vendor_admin": 404,
             "nhn_auditor": 403,
             "nhn_operator": 403,
@@ -195,8 +222,10 @@ MATRIX: list[Row] = [
         "delegation-detail",
         {
             "kommune_admin": 200,
+            "kommune_reader": 200,
             "other_kommune_admin": 404,
             "vendor_admin": 200,
+            "vendor_developer": 200,
             "other_vendor_admin": 404,
             "nhn_auditor": 200,
             "nhn_operator": 200,
@@ -208,8 +237,10 @@ MATRIX: list[Row] = [
         "delegation-list",
         {
             "kommune_admin": 201,
+            "kommune_reader": 403,
             "other_kommune_admin": 404,
             "vendor_admin": 404,
+            "vendor_developer": 404,
             "other_vendor_admin": 404,
             "nhn_auditor": 403,
             "nhn_operator": 403,
@@ -221,8 +252,10 @@ MATRIX: list[Row] = [
         "delegation-revoke",
         {
             "kommune_admin": 200,
+            "kommune_reader": 403,
             "other_kommune_admin": 404,
             "vendor_admin": 403,
+            "vendor_developer": 403,
             "other_vendor_admin": 404,
             "nhn_auditor": 403,
             "nhn_operator": 403,
@@ -234,8 +267,10 @@ MATRIX: list[Row] = [
         "client-detail",
         {
             "kommune_admin": 200,
+            "kommune_reader": 200,
             "other_kommune_admin": 404,
             "vendor_admin": 200,
+            "vendor_developer": 200,
             "other_vendor_admin": 404,
             "nhn_auditor": 200,
             "nhn_operator": 200,
@@ -247,8 +282,10 @@ MATRIX: list[Row] = [
         "client-list",
         {
             "kommune_admin": 404,
+            "kommune_reader": 404,
             "other_kommune_admin": 404,
             "vendor_admin": 201,
+            "vendor_developer": 201,
             "other_vendor_admin": 404,
             "nhn_auditor": 403,
             "nhn_operator": 403,
@@ -260,8 +297,10 @@ MATRIX: list[Row] = [
         "client-jwks",
         {
             "kommune_admin": 403,
+            "kommune_reader": 403,
             "other_kommune_admin": 404,
             "vendor_admin": 200,
+            "vendor_developer": 200,
             "other_vendor_admin": 404,
             "nhn_auditor": 403,
             "nhn_operator": 403,
@@ -273,8 +312,10 @@ MATRIX: list[Row] = [
         "client-detail",
         {
             "kommune_admin": 403,
+            "kommune_reader": 403,
             "other_kommune_admin": 404,
             "vendor_admin": 204,
+            "vendor_developer": 403,
             "other_vendor_admin": 404,
             "nhn_auditor": 403,
             "nhn_operator": 204,
@@ -286,8 +327,10 @@ MATRIX: list[Row] = [
         "access-request-list",
         {
             "kommune_admin": 201,
+            "kommune_reader": 403,
             "other_kommune_admin": 404,
             "vendor_admin": 201,
+            "vendor_developer": 403,
             "other_vendor_admin": 404,
             "nhn_auditor": 403,
             "nhn_operator": 403,
@@ -299,8 +342,10 @@ MATRIX: list[Row] = [
         "access-request-detail",
         {
             "kommune_admin": 200,
+            "kommune_reader": 200,
             "other_kommune_admin": 404,
             "vendor_admin": 200,
+            "vendor_developer": 200,
             "other_vendor_admin": 404,
             "nhn_auditor": 200,
             "nhn_operator": 200,
@@ -312,8 +357,10 @@ MATRIX: list[Row] = [
         "access-request-approve",
         {
             "kommune_admin": 200,
+            "kommune_reader": 403,
             "other_kommune_admin": 404,
             "vendor_admin": 403,
+            "vendor_developer": 403,
             "other_vendor_admin": 404,
             "nhn_auditor": 403,
             "nhn_operator": 403,
@@ -325,8 +372,10 @@ MATRIX: list[Row] = [
         "access-request-reject",
         {
             "kommune_admin": 200,
+            "kommune_reader": 403,
             "other_kommune_admin": 404,
             "vendor_admin": 403,
+            "vendor_developer": 403,
             "other_vendor_admin": 404,
             "nhn_auditor": 403,
             "nhn_operator": 403,
@@ -338,8 +387,10 @@ MATRIX: list[Row] = [
         "access-request-withdraw",
         {
             "kommune_admin": 403,
+            "kommune_reader": 403,
             "other_kommune_admin": 404,
             "vendor_admin": 200,
+            "vendor_developer": 403,
             "other_vendor_admin": 404,
             "nhn_auditor": 403,
             "nhn_operator": 403,
@@ -351,8 +402,10 @@ MATRIX: list[Row] = [
         "grant-detail",
         {
             "kommune_admin": 200,
+            "kommune_reader": 200,
             "other_kommune_admin": 404,
             "vendor_admin": 200,
+            "vendor_developer": 200,
             "other_vendor_admin": 404,
             "nhn_auditor": 200,
             "nhn_operator": 200,
@@ -364,8 +417,10 @@ MATRIX: list[Row] = [
         "grant-revoke",
         {
             "kommune_admin": 200,
+            "kommune_reader": 403,
             "other_kommune_admin": 404,
             "vendor_admin": 403,
+            "vendor_developer": 403,
             "other_vendor_admin": 404,
             "nhn_auditor": 403,
             "nhn_operator": 200,
@@ -377,8 +432,10 @@ MATRIX: list[Row] = [
         "audit-event-list",
         {
             "kommune_admin": 200,
+            "kommune_reader": 200,
             "other_kommune_admin": 200,
             "vendor_admin": 200,
+            "vendor_developer": 200,
             "other_vendor_admin": 200,
             "nhn_auditor": 200,
             "nhn_operator": 200,
@@ -398,10 +455,26 @@ def row_label(method: str, route: str) -> str:
     return route
 
 
+#: Cells where today's code answers otherwise than the role's meaning: the matrix keeps the
+#: meaning, and the cell fails strictly until the code is fixed (then this entry goes).
+DISAGREEMENTS: dict[tuple[str, str, str], str] = {
+    ("POST", "access-request-list", "kommune_reader"): (
+        "a reader sees the client (GET client-detail is 200) and its own kommune, so refusing "
+        "the order is a member without the right: 403; the view looks the client up among "
+        "addressable_clients(), which has none for a reader, and answers 404"
+    ),
+}
+
+
+def case(method: str, route: str, persona: str, expected: int) -> Any:
+    reason = DISAGREEMENTS.get((method, route, persona))
+    marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+    label = f"{row_label(method, route)}-{persona}"
+    return pytest.param(method, route, persona, expected, id=label, marks=marks)
+
+
 CASES = [
-    pytest.param(
-        method, route, persona, expected[persona], id=f"{row_label(method, route)}-{persona}"
-    )
+    case(method, route, persona, expected[persona])
     for method, route, expected in MATRIX
     for persona in PERSONAS
 ]
@@ -602,7 +675,9 @@ def results(response: Any) -> list[dict[str, Any]]:
     ("persona", "sees_grant"),
     [
         ("kommune_admin", True),
+        ("kommune_reader", True),
         ("vendor_admin", True),
+        ("vendor_developer", True),
         ("other_kommune_admin", False),
         ("other_vendor_admin", False),
     ],

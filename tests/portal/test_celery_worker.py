@@ -55,10 +55,7 @@ def test_a_worker_runs_a_task_sent_through_redis(
     assert int(answer["frozen_objects"]) > 10_000
 
 
-@pytest.mark.skipif(
-    not os.environ.get("DATABASE_URL", "").startswith("postgres"),
-    reason="a database session of its own is a PostgreSQL server's; `make test` runs on one",
-)
+@pytest.mark.usefixtures("postgresql")  # a database session of its own is a server's
 def test_a_worker_keeps_its_database_connection_from_one_task_to_the_next(
     tmp_path: Path, redis_server: RedisServer, start_worker: StartWorker
 ) -> None:
@@ -80,8 +77,10 @@ def test_a_worker_runs_a_task_sent_through_the_embedded_broker(
     start_worker(env)
 
     assert "pong" in send_ping(env)
-    # The message really went through the folder queue of the embedded broker.
+    # The message really went through the folder queue of the embedded broker, and kombu keeps
+    # its exchange tables there too, not in a control/ folder of the working directory.
     assert (tmp_path / "var" / "celery" / "queue").is_dir()
+    assert (tmp_path / "var" / "celery" / "control" / "celery.exchange").is_file()
 
 
 def test_without_a_worker_nothing_answers(tmp_path: Path) -> None:

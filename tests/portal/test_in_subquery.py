@@ -35,7 +35,7 @@ def test_it_selects_the_rows_that_in_selects(world: World) -> None:
     assert not Grant.objects.filter(InSubquery("client_id", clients.none())).exists()
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="a PostgreSQL query plan")
+@pytest.mark.usefixtures("postgresql")  # a PostgreSQL query plan
 def test_postgresql_can_answer_an_or_with_it_from_two_indexes(world: World) -> None:
     add_grants(world, 8)
     clients = vendor_clients(world)

@@ -5,7 +5,9 @@ oidc-provider, a real HAProxy rendered from the project's template, and the echo
 from __future__ import annotations
 
 import os
+import re
 import signal
+import socket
 import subprocess
 import time
 import uuid
@@ -57,6 +59,8 @@ class Stack:
     stack: ExitStack
     haproxy: subprocess.Popen[bytes] | None = None
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    worker_logs: list[Path] = field(default_factory=list)
+    nodenames: dict[int, str] = field(default_factory=dict)  # by process id
     starts: int = 0
 
     # --- processes ---------------------------------------------------------------------------
@@ -75,14 +79,36 @@ class Stack:
         if self.haproxy is not None:
             stop(self.haproxy)
 
-    def start_worker(self, name: str = "worker") -> subprocess.Popen[bytes]:
+    def start_worker(
+        self, name: str = "worker", *, queue: str = "celery"
+    ) -> subprocess.Popen[bytes]:
+        """A worker consuming ``queue``; another queue than the one tasks go to keeps it idle
+        until it is told to consume (``consume``)."""
         log = self.tmp / f"{name}-{len(self.workers)}.log"
+        nodename = f"{name}{len(self.workers)}@{socket.gethostname()}"
         args = [str(VENV_BIN / "celery"), "-A", "portal", "worker", "--loglevel=INFO"]
-        args += ["--concurrency=2", f"--hostname={name}{len(self.workers)}@%h", "--without-gossip"]
+        args += ["--concurrency=2", f"--hostname={nodename}", "--without-gossip", "-Q", queue]
         worker = self.stack.enter_context(process(args, log=log, env=self.env))
         wait_until(lambda: "ready." in log.read_text(), timeout=60, what=name, log=log)
         self.workers.append(worker)
+        self.worker_logs.append(log)
+        self.nodenames[worker.pid] = nodename
         return worker
+
+    def consume(self, worker: subprocess.Popen[bytes], queue: str = "celery") -> None:
+        """Tell a running worker to take messages from ``queue`` too (Celery remote control)."""
+        from portal import celery_app
+
+        replies = celery_app.control.add_consumer(
+            queue, destination=[self.nodenames[worker.pid]], reply=True, timeout=10
+        )
+        assert replies, f"{self.nodenames[worker.pid]} did not answer add_consumer"
+
+    def task_results(self, name: str = "provisioning.run_job") -> dict[str, str]:
+        """What the workers logged as the result of each finished task ``name``, by task id."""
+        done = re.compile(rf"Task {re.escape(name)}\[([0-9a-f-]+)\] succeeded in \S+: '?([^'\n]*)")
+        text = "".join(log.read_text(errors="replace") for log in self.worker_logs)
+        return dict(done.findall(text))
 
     def kill_worker(self, worker: subprocess.Popen[bytes]) -> None:
         """SIGKILL, as a crash: no warm shutdown, no message acknowledged."""
