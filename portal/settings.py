@@ -178,6 +178,8 @@ OIDC_OP_LOGOUT_URL_METHOD = "tenants.auth.provider_logout_url"
 # The claim whose value identifies a person and is matched against membership invitations:
 # e-mail in development; a production identity provider may offer a more stable identifier.
 OIDC_IDENTITY_CLAIM = os.getenv("OIDC_IDENTITY_CLAIM", "email")
+# Invitations bind only when this claim is true: the provider has verified the identity.
+OIDC_VERIFIED_CLAIM = os.getenv("OIDC_VERIFIED_CLAIM", "email_verified")
 OIDC_TIMEOUT = 10
 
 # --- Provisioning: the authorization server (RFC 7591/7592) and the gateway ---------------------
