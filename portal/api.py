@@ -100,8 +100,15 @@ def page_release(data: Any) -> list[Any]:
     return rows
 
 
+#: The most rows one page of any list holds, whatever ``?limit=`` asks: a page is read, serialized
+#: and held in memory at once, so its size is the server's call, not the caller's.
+LIST_LIMIT_MAX = 200
+
+
 class Pagination(LimitOffsetPagination):
     """``?limit=&offset=`` (the default for every list); the page is released once rendered."""
+
+    max_limit = LIST_LIMIT_MAX
 
     def get_paginated_response(self, data: Any) -> Response:
         return super().get_paginated_response(page_release(data))
@@ -109,6 +116,8 @@ class Pagination(LimitOffsetPagination):
 
 class CursorPaginationReleased(CursorPagination):
     """A cursor for long, growing lists; the page is released once rendered."""
+
+    max_page_size = LIST_LIMIT_MAX
 
     def get_paginated_response(self, data: Any) -> Response:
         response = super().get_paginated_response(page_release(data))
