@@ -8,6 +8,8 @@ from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.pagination import CursorPagination, LimitOffsetPagination
@@ -21,7 +23,7 @@ M = TypeVar("M", bound=Model)
 
 class ConflictError(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
-    default_detail = "The request conflicts with the current state."
+    default_detail = gettext_lazy("The request conflicts with the current state.")
     default_code = "conflict"
 
 
@@ -39,9 +41,9 @@ def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
     """Django's own 400s (a body over DATA_UPLOAD_MAX_MEMORY_SIZE, a bad Host) as JSON."""
     if request.path.startswith("/api/"):
         message = (
-            "The request body is too large."
+            _("The request body is too large.")
             if isinstance(exception, RequestDataTooBig)
-            else "Bad request."
+            else _("Bad request.")
         )
         return JsonResponse({"detail": message}, status=400)
     return defaults.bad_request(request, exception)
