@@ -4,6 +4,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from django.conf import settings
+from django.utils import translation
 from rest_framework.test import APIClient
 
 from orders.models import Delegation, Instruction
@@ -24,6 +26,14 @@ from tests.integration import (  # noqa: F401 - fixtures
     start_worker,
 )
 from tests.provisioning.stack import stack  # noqa: F401 - fixture
+
+
+@pytest.fixture(autouse=True)
+def _default_language() -> None:
+    """Each test starts in the default language (bokmål): a request leaves the language its
+    LocaleMiddleware chose active in the thread, which made tests depend on the order they ran in
+    (``test_oidc_login.py`` then ``test_orgnr.py`` failed)."""
+    translation.activate(settings.LANGUAGE_CODE)
 
 
 @pytest.fixture
