@@ -290,9 +290,18 @@ def memberships_bind(*, user: User, identity: str) -> list[Membership]:
     )
     now = timezone.now()
     for membership in pending:
+        before = _membership_snapshot(membership)
         membership.user = user
         membership.bound_at = now
         membership.save(update_fields=["user", "bound_at"])
+        audit_event_record(
+            actor=user,
+            action="membership.bound",
+            target=membership,
+            organisation=membership.organisation,
+            before=before,
+            after=_membership_snapshot(membership),
+        )
     for organisation in {m.organisation_id: m.organisation for m in pending}.values():
         organisation_permissions_sync(organisation=organisation)
     return pending

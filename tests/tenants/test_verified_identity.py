@@ -144,7 +144,7 @@ def test_the_real_provider_sends_demo_people_verified_and_unverified_logins_not(
 
     callback = login_at_provider(client, oidc_settings, "unverified:carol@kommune.example")
     parts = urlsplit(callback)
-    client.get(f"{parts.path}?{parts.query}")
+    client.get(f"{parts.path}?{parts.query}", HTTP_ACCEPT_LANGUAGE="en")
     page = client.get("/", HTTP_ACCEPT_LANGUAGE="en")
 
     user = page.context["user"]
@@ -161,3 +161,20 @@ def test_the_real_provider_sends_demo_people_verified_and_unverified_logins_not(
     assert bound is not None
     assert bound.pk != user.pk
     assert User.objects.filter(pk=bound.pk, username="carol@kommune.example").exists()
+
+
+def test_binding_an_invitation_at_login_is_audited(
+    kommune: Organisation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from audit.models import AuditEvent
+
+    invitation = Membership.objects.create(
+        organisation=kommune, email="carol@kommune.example", role="kommune_admin"
+    )
+    user = backend_with(
+        {"sub": "carol", "email": "carol@kommune.example", "email_verified": True}, monkeypatch
+    ).get_or_create_user("a", "i", {})
+
+    event = AuditEvent.objects.get(object_id=str(invitation.pk), action="membership.bound")
+    assert event.actor_id == user.pk
+    assert event.after == {"email": "carol@kommune.example", "role": "kommune_admin", "bound": True}
