@@ -1,7 +1,8 @@
 // The local OpenID provider for development and tests: npm `oidc-provider` (panva), on loopback.
 //
 // People log in through its built-in development pages (any password; the login field takes the
-// demo e-mail, which becomes the `email` claim). Vendors' clients are registered by the portal with
+// demo e-mail, which becomes the `email` claim, with `email_verified: true`). Test-only: the login
+// `unverified:<e-mail>` gives that `email` with `email_verified: false` (see findAccount). Vendors' clients are registered by the portal with
 // Dynamic Client Registration (RFC 7591/7592) and get tokens with client_credentials and
 // private_key_jwt.
 //
@@ -72,6 +73,7 @@ const portalClientId = process.env.OIDC_RP_CLIENT_ID || 'portal';
 const gatewayAudience = process.env.GATEWAY_AUDIENCE || 'http://127.0.0.1:8080';
 const portalApiAudience = process.env.PORTAL_API_AUDIENCE || `${portalUrl}/api/`;
 const PORTAL_API_SCOPE = 'tilgang:api';
+const UNVERIFIED_PREFIX = 'unverified:';
 const accessTokenTtl = Number(process.env.OIDC_ACCESS_TOKEN_TTL || 600);
 
 // The services' scopes are data in the portal's catalogue: `manage.py write_provider_scopes`
@@ -121,16 +123,20 @@ const configuration = {
     profile: ['name'],
   },
   async findAccount(ctx, id) {
-    // Development accounts: whatever was typed into the login field is the person.
+    // Development accounts: whatever was typed into the login field is the person, with a
+    // verified e-mail address. For tests, a login `unverified:<e-mail>` is a different account
+    // (its own `sub`) with that address, not verified (`email_verified: false`).
     const login = String(id).trim().toLowerCase();
+    const unverified = login.startsWith(UNVERIFIED_PREFIX);
+    const email = unverified ? login.slice(UNVERIFIED_PREFIX.length) : login;
     return {
       accountId: login,
       async claims() {
         return {
           sub: login,
-          email: login.includes('@') ? login : undefined,
-          email_verified: login.includes('@'),
-          name: login,
+          email: email.includes('@') ? email : undefined,
+          email_verified: email.includes('@') && !unverified,
+          name: email,
         };
       },
     };

@@ -16,9 +16,13 @@ Pure: everything it needs is passed in, so it is tested without a database.
 from __future__ import annotations
 
 import datetime
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
+from django.db import models
+from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 
 from orders.models import Access, AccessRequest, Delegation, Instruction, ItemStatus, Service
@@ -58,11 +62,32 @@ REASONS: dict[str, Any] = {
 }
 
 
+#: Parameters kept as codes and worded when read, so a reason reads wholly in the reader's
+#: language, whichever language the decision was made in.
+WORDED_PARAMS: dict[str, type[models.TextChoices]] = {"access": Access, "environment": Environment}
+
+
+@functools.cache
+def _codes_by_word(choices: type[models.TextChoices]) -> dict[str, str]:
+    """Each code, and its label in every language: reasons stored before the parameters were
+    kept as codes hold the label of the language they were decided in."""
+    words = {value: value for value in choices.values}
+    for language, _name in settings.LANGUAGES:
+        with translation.override(language):
+            words.update({str(label).lower(): value for value, label in choices.choices})
+    return words
+
+
 def reason_text(code: str, params: dict[str, Any]) -> str:
     """The reason worded in the active language ('' for none)."""
     if not code:
         return ""
-    return str(REASONS[code]) % params
+    worded = dict(params)
+    for name, choices in WORDED_PARAMS.items():
+        value = _codes_by_word(choices).get(str(worded.get(name, "")).lower())
+        if value is not None:
+            worded[name] = str(choices(value).label).lower()
+    return str(REASONS[code]) % worded
 
 
 @dataclass(frozen=True)
@@ -100,7 +125,7 @@ def decide(ctx: Context) -> Decision:
     names = {
         "service": service.code,
         "kommune": ctx.kommune.name,
-        "environment": str(Environment(ctx.environment).label).lower(),
+        "environment": ctx.environment,  # a code: worded when read (reason_text)
     }
 
     # 1. The catalogue: who may read and who may write.
@@ -112,7 +137,7 @@ def decide(ctx: Context) -> Decision:
             {
                 **names,
                 "system_type": ctx.system_type,
-                "access": str(Access(ctx.access).label).lower(),
+                "access": ctx.access,
                 "allowed": ", ".join(allowed) or "-",
             },
         )

@@ -436,6 +436,15 @@ def client_register(
     return client
 
 
+def _service_membership_snapshot(membership: Membership, client: OAuthClient) -> dict[str, Any]:
+    return {
+        "email": membership.email,
+        "role": membership.role,
+        "bound": True,
+        "client": str(client.pk),
+    }
+
+
 @transaction.atomic
 def automation_client_register(
     *, organisation: Organisation, name: str, role: str, jwks: Any, actor: User
@@ -458,7 +467,7 @@ def automation_client_register(
     account = get_user_model().objects.create_user(f"client:{client.pk}")
     account.set_unusable_password()
     account.save(update_fields=["password"])
-    Membership.objects.create(
+    membership = Membership.objects.create(
         organisation=organisation,
         email=f"{client.pk}@clients.tilgang.invalid",
         role=role,
@@ -468,6 +477,13 @@ def automation_client_register(
     OAuthClient.objects.filter(pk=client.pk).update(service_user=account)
     client.service_user = account
     organisation_permissions_sync(organisation=organisation)
+    audit_event_record(
+        actor=actor,
+        action="membership.created",
+        target=membership,
+        organisation=organisation,
+        after=_service_membership_snapshot(membership, client),
+    )
     _keys_store(client, keys)
     audit_event_record(
         actor=actor,
@@ -513,7 +529,16 @@ def client_remove(*, client: OAuthClient, actor: User) -> OAuthClient:
     client.removed_at = timezone.now()
     client.save(update_fields=["removed_at", "updated_at"])
     if client.service_user_id is not None:  # an automation client's account loses its role
-        Membership.objects.filter(user_id=client.service_user_id).delete()
+        memberships = Membership.objects.filter(user_id=client.service_user_id)
+        for membership in memberships:
+            audit_event_record(
+                actor=actor,
+                action="membership.removed",
+                target=membership,
+                organisation=client.vendor,
+                before=_service_membership_snapshot(membership, client),
+            )
+        memberships.delete()
         get_user_model().objects.filter(pk=client.service_user_id).update(is_active=False)
         organisation_permissions_sync(organisation=client.vendor)
     _grants_revoke(

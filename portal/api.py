@@ -8,6 +8,8 @@ from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.pagination import CursorPagination, LimitOffsetPagination
@@ -21,7 +23,7 @@ M = TypeVar("M", bound=Model)
 
 class ConflictError(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
-    default_detail = "The request conflicts with the current state."
+    default_detail = gettext_lazy("The request conflicts with the current state.")
     default_code = "conflict"
 
 
@@ -39,9 +41,9 @@ def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
     """Django's own 400s (a body over DATA_UPLOAD_MAX_MEMORY_SIZE, a bad Host) as JSON."""
     if request.path.startswith("/api/"):
         message = (
-            "The request body is too large."
+            _("The request body is too large.")
             if isinstance(exception, RequestDataTooBig)
-            else "Bad request."
+            else _("Bad request.")
         )
         return JsonResponse({"detail": message}, status=400)
     return defaults.bad_request(request, exception)
@@ -109,8 +111,15 @@ def page_release(data: Any) -> list[Any]:
     return rows
 
 
+#: The most rows one page of any list holds, whatever ``?limit=`` asks: a page is read, serialized
+#: and held in memory at once, so its size is the server's call, not the caller's.
+LIST_LIMIT_MAX = 200
+
+
 class Pagination(LimitOffsetPagination):
     """``?limit=&offset=`` (the default for every list); the page is released once rendered."""
+
+    max_limit = LIST_LIMIT_MAX
 
     def get_paginated_response(self, data: Any) -> Response:
         return super().get_paginated_response(page_release(data))
@@ -118,6 +127,8 @@ class Pagination(LimitOffsetPagination):
 
 class CursorPaginationReleased(CursorPagination):
     """A cursor for long, growing lists; the page is released once rendered."""
+
+    max_page_size = LIST_LIMIT_MAX
 
     def get_paginated_response(self, data: Any) -> Response:
         response = super().get_paginated_response(page_release(data))

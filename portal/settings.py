@@ -97,6 +97,10 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # After authentication and messages: a session past its lifetime is logged out (with a
+    # message) before the provider would be asked to renew it.
+    "tenants.sessions.SessionLifetimeMiddleware",
+    "tenants.sessions.ProviderSessionRefresh",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -178,7 +182,16 @@ OIDC_OP_LOGOUT_URL_METHOD = "tenants.auth.provider_logout_url"
 # The claim whose value identifies a person and is matched against membership invitations:
 # e-mail in development; a production identity provider may offer a more stable identifier.
 OIDC_IDENTITY_CLAIM = os.getenv("OIDC_IDENTITY_CLAIM", "email")
+# Invitations bind only when this claim is true: the provider has verified the identity.
+OIDC_VERIFIED_CLAIM = os.getenv("OIDC_VERIFIED_CLAIM", "email_verified")
 OIDC_TIMEOUT = 10
+
+# --- Sessions: an idle and an absolute lifetime, and renewal at the provider (tenants/sessions.py)
+TILGANG_SESSION_IDLE_SECONDS = int(os.getenv("TILGANG_SESSION_IDLE_SECONDS", "1800"))
+TILGANG_SESSION_MAX_SECONDS = int(os.getenv("TILGANG_SESSION_MAX_SECONDS", "43200"))
+SESSION_COOKIE_AGE = TILGANG_SESSION_MAX_SECONDS  # the cookie and the row never outlive it
+# A page load after this renews the login at the provider with prompt=none (SessionRefresh).
+OIDC_RENEW_ID_TOKEN_EXPIRY_SECONDS = int(os.getenv("OIDC_RENEW_ID_TOKEN_EXPIRY_SECONDS", "900"))
 
 # --- Provisioning: the authorization server (RFC 7591/7592) and the gateway ---------------------
 OIDC_OP_REGISTRATION_ENDPOINT = os.getenv("OIDC_OP_REGISTRATION_ENDPOINT", f"{OIDC_OP_ISSUER}/reg")

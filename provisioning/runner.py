@@ -22,6 +22,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from audit.services import audit_event_record, audit_events_batched
 from orders.models import PASSING_GRANT_STATUSES, Grant, GrantStatus, ProvisioningJob
@@ -230,7 +231,9 @@ def job_retry(*, job: ProvisioningJob, actor: Any) -> ProvisioningJob:
     """An NHN operator sends a failed job again (after fixing its cause)."""
     job = Job.objects.select_for_update().select_related("client__vendor").get(pk=job.pk)
     if job.status != Job.Status.FAILED:
-        raise Conflict(f"Only failed jobs are retried; this one is {job.status}.")
+        raise Conflict(
+            _("Only failed jobs are retried; this one is %(status)s.") % {"status": job.status}
+        )
     now = timezone.now()
     job.status = Job.Status.PENDING
     job.attempts = 0

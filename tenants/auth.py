@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 from typing import Any
 from urllib.parse import urlencode
@@ -37,11 +38,30 @@ def identity_from_claims(claims: dict[str, Any]) -> str | None:
     return normalize_email(value)
 
 
+def identity_verified(claims: dict[str, Any]) -> bool:
+    """The provider vouches for the identity: the claim ``OIDC_VERIFIED_CLAIM`` is true.
+
+    A missing claim counts as unverified: an address anyone may type in must not reach the
+    memberships invited for it.
+    """
+    value = claims.get(settings.OIDC_VERIFIED_CLAIM)
+    return value is True or (isinstance(value, str) and value.lower() == "true")
+
+
+def unverified_username(claims: dict[str, Any]) -> str:
+    """The account of an unverified login: keyed by the provider's subject, never by the
+    identity, so it can neither become a verified person's account nor be bound by an invitation
+    (both match the username against the identity)."""
+    subject = str(claims.get("sub", ""))
+    return f"unverified:{hashlib.sha256(subject.encode()).hexdigest()[:40]}"
+
+
 class MembershipOIDCBackend(OIDCAuthenticationBackend):  # type: ignore[misc]
     """Matches a person by the identity claim and binds the memberships made for it.
 
     The Django username is the identity itself, so invitations made before a person's first
-    login and those made after it find the same user.
+    login and those made after it find the same user. Only a verified identity is matched so;
+    an unverified one logs in to an account of its own that holds no memberships.
     """
 
     def authenticate(self, request: HttpRequest | None, **kwargs: Any) -> User | None:
@@ -61,13 +81,16 @@ class MembershipOIDCBackend(OIDCAuthenticationBackend):  # type: ignore[misc]
         identity = identity_from_claims(claims)
         if identity is None:
             return User.objects.none()
+        if not identity_verified(claims):
+            return User.objects.filter(username=unverified_username(claims))
         return User.objects.filter(username=identity)
 
     def create_user(self, claims: dict[str, Any]) -> User:
         identity = identity_from_claims(claims)
         if identity is None:  # verify_claims ran first; this is a guard for the type checker
             raise SuspiciousOperation("login without the identity claim")
-        user = User.objects.create_user(identity, email=claims.get("email", ""))
+        username = identity if identity_verified(claims) else unverified_username(claims)
+        user = User.objects.create_user(username, email=claims.get("email", ""))
         return self.update_user(user, claims)
 
     def update_user(self, user: User, claims: dict[str, Any]) -> User:
@@ -85,8 +108,26 @@ class MembershipOIDCBackend(OIDCAuthenticationBackend):  # type: ignore[misc]
         if changed:
             user.save(update_fields=changed)
         identity = identity_from_claims(claims)
-        if identity is not None:
-            memberships_bind(user=user, identity=identity)
+        if identity is None:
+            return user
+        if not identity_verified(claims):
+            # Says which claim was missing, never the claims or tokens themselves.
+            logger.info(
+                "login with an unverified identity (claim %s is not true): no invitation bound",
+                settings.OIDC_VERIFIED_CLAIM,
+            )
+            request = getattr(self, "request", None)
+            if request is not None:
+                messages.warning(
+                    request,
+                    _(
+                        "Your identity provider has not verified your e-mail address, so no "
+                        "invitation was linked to your login. Verify the address with the "
+                        "provider and log in again."
+                    ),
+                )
+            return user
+        memberships_bind(user=user, identity=identity)
         return user
 
 

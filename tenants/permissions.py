@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from guardian.core import ObjectPermissionChecker
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import BasePermission
@@ -61,7 +62,7 @@ def require_role(user: User | AnonymousUser, organisation: Organisation, *roles:
 class IsNhnOperator(BasePermission):
     """The caller operates NHN's side of the portal."""
 
-    message = "Only NHN operators may do this."
+    message = gettext_lazy("Only NHN operators may do this.")
 
     def has_permission(self, request: Request, view: Any) -> bool:
         return is_nhn_operator(request.user)
@@ -70,7 +71,7 @@ class IsNhnOperator(BasePermission):
 class IsNhnStaff(BasePermission):
     """The caller is an NHN operator or auditor."""
 
-    message = "Only NHN staff may see this."
+    message = gettext_lazy("Only NHN staff may see this.")
 
     def has_permission(self, request: Request, view: Any) -> bool:
         return Membership.objects.is_nhn_staff(request.user)

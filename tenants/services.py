@@ -142,6 +142,46 @@ def check_role(*, organisation: Organisation, role: str, actor: User | None) -> 
         )
 
 
+def _has_admin(organisation: Organisation) -> bool:
+    """An admin has logged in (or an automation client holds the role). Open invitations do not
+    count, so a mistyped first invitation can be followed by another."""
+    return Membership.objects.filter(
+        organisation=organisation,
+        role__in=ADMIN_ROLES,
+        user__isnull=False,
+        user__is_active=True,
+    ).exists()
+
+
+def admin_bootstrap_check(*, organisation: Organisation, role: str, actor: User | None) -> bool:
+    """True when ``actor`` is an NHN operator appointing the first admin of ``organisation``.
+
+    An NHN operator who is not one of the organisation's admins does nothing else with its
+    members: roles are the organisation's admins' to give (a vendor developer, for one, may rotate
+    the vendor's keys). PermissionDenied for anything else, and once the organisation has an admin.
+    """
+    if actor is None:
+        return False
+    roles = Membership.objects.roles_of(actor)
+    if not roles.has(Role.NHN_OPERATOR) or roles.in_(organisation) & ADMIN_ROLES:
+        return False
+    if role not in ADMIN_ROLES:
+        raise PermissionDenied(
+            _(
+                "NHN operators appoint only the first administrator of an organisation; its "
+                "administrators manage its members."
+            )
+        )
+    # Two operators bootstrapping at once would both see no admin: the row lock orders them.
+    Organisation.objects.select_for_update().filter(pk=organisation.pk).exists()
+    if _has_admin(organisation):
+        raise PermissionDenied(
+            _("%(name)s already has an administrator, who manages its members.")
+            % {"name": organisation.name}
+        )
+    return True
+
+
 def _membership_snapshot(membership: Membership) -> dict[str, Any]:
     return {
         "email": membership.email,
@@ -161,6 +201,7 @@ def membership_invite(
     """
     email = normalize_email(email)
     check_role(organisation=organisation, role=role, actor=actor)
+    bootstrap = admin_bootstrap_check(organisation=organisation, role=role, actor=actor)
     membership = Membership(organisation=organisation, email=email, role=role)
     user = get_user_model().objects.filter(username=email).first()
     if user is not None:
@@ -170,10 +211,10 @@ def membership_invite(
     organisation_permissions_sync(organisation=organisation)
     audit_event_record(
         actor=actor,
-        action="membership.invited",
+        action="membership.bootstrapped" if bootstrap else "membership.invited",
         target=membership,
         organisation=organisation,
-        after=_membership_snapshot(membership),
+        after={**_membership_snapshot(membership), **({"bootstrap": True} if bootstrap else {})},
     )
     return membership
 
@@ -198,6 +239,7 @@ def membership_role_change(*, membership: Membership, role: str, actor: User | N
         raise PermissionDenied(_("You cannot change the role of someone ranked above you."))
     if membership.role == role:
         return membership
+    bootstrap = admin_bootstrap_check(organisation=organisation, role=role, actor=actor)
     demoted = membership.role in ADMIN_ROLES and role not in ADMIN_ROLES
     if demoted and not _admins_left(organisation, membership):
         raise Conflict(_("The organisation would be left without an administrator."))
@@ -207,11 +249,11 @@ def membership_role_change(*, membership: Membership, role: str, actor: User | N
     organisation_permissions_sync(organisation=organisation)
     audit_event_record(
         actor=actor,
-        action="membership.role_changed",
+        action="membership.bootstrapped" if bootstrap else "membership.role_changed",
         target=membership,
         organisation=organisation,
         before=before,
-        after=_membership_snapshot(membership),
+        after={**_membership_snapshot(membership), **({"bootstrap": True} if bootstrap else {})},
     )
     return membership
 
@@ -248,9 +290,18 @@ def memberships_bind(*, user: User, identity: str) -> list[Membership]:
     )
     now = timezone.now()
     for membership in pending:
+        before = _membership_snapshot(membership)
         membership.user = user
         membership.bound_at = now
         membership.save(update_fields=["user", "bound_at"])
+        audit_event_record(
+            actor=user,
+            action="membership.bound",
+            target=membership,
+            organisation=membership.organisation,
+            before=before,
+            after=_membership_snapshot(membership),
+        )
     for organisation in {m.organisation_id: m.organisation for m in pending}.values():
         organisation_permissions_sync(organisation=organisation)
     return pending

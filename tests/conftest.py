@@ -4,7 +4,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.db import connection
+from django.utils import translation
 from rest_framework.test import APIClient
 
 from orders.models import Delegation, Instruction
@@ -45,6 +47,14 @@ def postgresql() -> None:
     """For tests of what only a PostgreSQL server does: on another database they fail."""
     if connection.vendor != "postgresql":
         pytest.fail(f"needs PostgreSQL, not {connection.vendor}: `make test` runs the suite on it")
+
+
+@pytest.fixture(autouse=True)
+def _default_language() -> None:
+    """Each test starts in the default language (bokmål): a request leaves the language its
+    LocaleMiddleware chose active in the thread, which made tests depend on the order they ran in
+    (``test_oidc_login.py`` then ``test_orgnr.py`` failed)."""
+    translation.activate(settings.LANGUAGE_CODE)
 
 
 @pytest.fixture

@@ -39,7 +39,6 @@ class AuditEventPagination(CursorPaginationReleased):
     ordering = ("-occurred_at", "-id")
     page_size = 100
     page_size_query_param = "limit"
-    max_page_size = 500
 
 
 @extend_schema(

@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -74,11 +75,13 @@ class ServiceCodesField(serializers.ListField):
     def to_internal_value(self, data: Any) -> list[Service]:
         codes = super().to_internal_value(data)
         if not codes:
-            raise serializers.ValidationError("Name at least one service.")
+            raise serializers.ValidationError(_("Name at least one service."))
         found = {s.code: s for s in Service.objects.filter(code__in=codes)}
         unknown = [c for c in codes if c not in found]
         if unknown:
-            raise serializers.ValidationError(f"Unknown service code: {', '.join(unknown)}.")
+            raise serializers.ValidationError(
+                _("Unknown service code: %(codes)s.") % {"codes": ", ".join(unknown)}
+            )
         return [found[c] for c in dict.fromkeys(codes)]
 
     def to_representation(self, value: Any) -> list[str]:
@@ -247,12 +250,12 @@ class ClientInputSerializer(serializers.Serializer[Any]):
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs["purpose"] == OAuthClient.Purpose.FHIR:
             if "product" not in attrs:
-                raise serializers.ValidationError({"product": "Name the client's product."})
+                raise serializers.ValidationError({"product": _("Name the client's product.")})
         else:
             missing = [f for f in ("organisation", "role") if f not in attrs]
             if missing:
                 raise serializers.ValidationError(
-                    {f: "An automation client names its organisation and role." for f in missing}
+                    {f: _("An automation client names its organisation and role.") for f in missing}
                 )
         return attrs
 
@@ -307,7 +310,9 @@ class ItemInputSerializer(serializers.Serializer[Any]):
     def validate_service(self, code: str) -> Service:
         service = Service.objects.filter(code=code).first()
         if service is None:
-            raise serializers.ValidationError(f"Unknown service code: {code}.")
+            raise serializers.ValidationError(
+                _("Unknown service code: %(codes)s.") % {"codes": code}
+            )
         return service
 
 
@@ -322,10 +327,10 @@ class AccessRequestInputSerializer(serializers.Serializer[Any]):
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if ("kommune" in attrs) == ("kommuner" in attrs):
             raise serializers.ValidationError(
-                {"kommune": "Name one kommune as kommune, or several as kommuner."}
+                {"kommune": _("Name one kommune as kommune, or several as kommuner.")}
             )
         if "kommuner" in attrs and not attrs["kommuner"]:
-            raise serializers.ValidationError({"kommuner": "Name at least one kommune."})
+            raise serializers.ValidationError({"kommuner": _("Name at least one kommune.")})
         return attrs
 
 

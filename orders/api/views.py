@@ -325,7 +325,11 @@ class ClientViewSet(
     @action(detail=True, methods=["put"])
     def jwks(self, request: Request, pk: str) -> Response:
         client = self.get_object()
-        require_role(request.user, client.vendor, Role.VENDOR_ADMIN, Role.VENDOR_DEVELOPER)
+        if client.purpose == OAuthClient.Purpose.PORTAL_API:
+            # Its keys are its role: only the organisation's admins hold that much.
+            require_admin(request.user, client.vendor)
+        else:
+            require_role(request.user, client.vendor, Role.VENDOR_ADMIN, Role.VENDOR_DEVELOPER)
         client = services.client_jwks_rotate(
             client=client,
             jwks=request.data,
@@ -335,7 +339,11 @@ class ClientViewSet(
 
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         client = self.get_object()
-        if not is_nhn_operator(request.user):
+        if is_nhn_operator(request.user):
+            pass
+        elif client.purpose == OAuthClient.Purpose.PORTAL_API:  # a kommune's, or a vendor's
+            require_admin(request.user, client.vendor)
+        else:
             require_role(request.user, client.vendor, Role.VENDOR_ADMIN)
         services.client_remove(client=client, actor=authenticated_user(request))
         return Response(status=status.HTTP_204_NO_CONTENT)

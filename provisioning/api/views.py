@@ -6,6 +6,7 @@ import uuid
 from typing import Any
 
 from django.db.models import QuerySet
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import viewsets
 from rest_framework.decorators import action
@@ -41,7 +42,7 @@ class ProvisioningJobViewSet(viewsets.ReadOnlyModelViewSet[ProvisioningJob]):
             try:
                 queryset = queryset.filter(client_id=uuid.UUID(client))
             except ValueError:
-                raise ValidationError({"client": "Not a valid id."}) from None
+                raise ValidationError({"client": _("Not a valid id.")}) from None
         return queryset
 
     @extend_schema(request=None, responses=ProvisioningJobSerializer)
@@ -49,6 +50,6 @@ class ProvisioningJobViewSet(viewsets.ReadOnlyModelViewSet[ProvisioningJob]):
     def retry(self, request: Request, pk: str, *args: Any) -> Response:
         job = self.get_object()
         if not is_nhn_operator(request.user):
-            raise PermissionDenied("Only NHN operators retry provisioning jobs.")
+            raise PermissionDenied(_("Only NHN operators retry provisioning jobs."))
         job = runner.job_retry(job=job, actor=request.user)
         return Response(ProvisioningJobSerializer(self.get_queryset().get(pk=job.pk)).data)

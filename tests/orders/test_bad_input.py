@@ -262,5 +262,5 @@ def test_an_oversized_body_is_a_json_400_and_stores_nothing(world: World) -> Non
         "POST", "/api/v1/clients/", body, content_type="application/json"
     )
     assert response.status_code == 400
-    assert response.json() == {"detail": "The request body is too large."}
+    assert response.json() == {"detail": "Innholdet i forespørselen er for stort."}  # nb first
     assert OAuthClient.objects.count() == before

@@ -168,7 +168,7 @@ MATRIX: list[Row] = [
             "vendor_developer": 404,
             "other_vendor_admin": 404,
             "nhn_auditor": 403,
-            "nhn_operator": 201,
+            "nhn_operator": 403,  # NHN bootstraps the first admin only
             "anonymous": 401,
         },
     ),
