@@ -95,9 +95,11 @@ def addressable_kommuner(user: Any) -> QuerySet[Organisation]:
 
 
 def addressable_clients(user: Any) -> QuerySet[OAuthClient]:
-    """Clients a caller may name in an order: their vendor's; any active one for kommune admins
-    (the vendor gives them the id) and NHN."""
-    if Membership.objects.roles_of(user).has(Role.KOMMUNE_ADMIN, Role.NHN_OPERATOR):
+    """Clients a caller may name in an order: their vendor's; any active one for a kommune's
+    members (the vendor gives them the id) and NHN staff. Naming it is not ordering: a member
+    without the right to order is then refused with 403, not told the client does not exist."""
+    roles = Membership.objects.roles_of(user)
+    if roles.member_of_kind(Organisation.Kind.KOMMUNE) or roles.nhn_staff:
         return OAuthClient.objects.active()
     return OAuthClient.objects.visible_to(user).active()
 

@@ -457,20 +457,9 @@ def row_label(method: str, route: str) -> str:
 
 #: Cells where today's code answers otherwise than the role's meaning: the matrix keeps the
 #: meaning, and the cell fails strictly until the code is fixed (then this entry goes).
-DISAGREEMENTS: dict[tuple[str, str, str], str] = {
-    ("POST", "access-request-list", "kommune_reader"): (
-        "a reader sees the client (GET client-detail is 200) and its own kommune, so refusing "
-        "the order is a member without the right: 403; the view looks the client up among "
-        "addressable_clients(), which has none for a reader, and answers 404"
-    ),
-}
-
-
 def case(method: str, route: str, persona: str, expected: int) -> Any:
-    reason = DISAGREEMENTS.get((method, route, persona))
-    marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
     label = f"{row_label(method, route)}-{persona}"
-    return pytest.param(method, route, persona, expected, id=label, marks=marks)
+    return pytest.param(method, route, persona, expected, id=label)
 
 
 CASES = [
