@@ -27,6 +27,7 @@ class EchoHandler(BaseHTTPRequestHandler):
                 "service": self.headers.get("X-Tilgang-Service"),
                 "access": self.headers.get("X-Tilgang-Access"),
                 "environment": self.headers.get("X-Tilgang-Environment"),
+                "service_codes": self.headers.get("X-Tilgang-Service-Codes"),
                 "method": self.command,
                 "path": self.path,
             }
@@ -38,7 +39,7 @@ class EchoHandler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = answer
+    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_TRACE = answer
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: no line per request."""
