@@ -29,6 +29,9 @@ class EchoHandler(BaseHTTPRequestHandler):
                 "environment": self.headers.get("X-Tilgang-Environment"),
                 "service_codes": self.headers.get("X-Tilgang-Service-Codes"),
                 "method": self.command,
+                "method_override": self.headers.get("X-HTTP-Method-Override")
+                or self.headers.get("X-HTTP-Method")
+                or self.headers.get("X-Method-Override"),
                 "path": self.path,
             }
         ).encode()

@@ -218,9 +218,11 @@ local function form_body(ctx, txn)
   if size == 0 and length == 0 then return nil end
   local content_type = string.lower(txn.f:req_fhdr("content-type") or "")
   content_type = string.match(content_type, "^%s*([^;%s]*)")
-  if content_type ~= "application/x-www-form-urlencoded" then
+  local encoding = string.lower(txn.f:req_fhdr("content-encoding") or "identity")
+  if content_type ~= "application/x-www-form-urlencoded" or encoding ~= "identity" then
     return refuse(415, "unsupported_media_type",
-      "POST .../_search takes its parameters as application/x-www-form-urlencoded.")
+      "POST .../_search takes its parameters as application/x-www-form-urlencoded, " ..
+      "uncompressed.")
   end
   if size > FORM_LIMIT or length ~= size then
     return refuse(413, "payload_too_large", string.format(

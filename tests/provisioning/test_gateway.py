@@ -79,6 +79,7 @@ def test_a_granted_client_reaches_the_upstream_with_the_tilgang_headers(gateway:
         "environment": "production",
         "service_codes": "",
         "method": "GET",
+        "method_override": None,
         "path": f"{PATIENTS}/42?name=x",
     }
 

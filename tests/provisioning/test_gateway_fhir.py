@@ -11,6 +11,7 @@ the form body of ``_search``, a Bundle posted to the base, or encodings that hid
 
 from __future__ import annotations
 
+import gzip
 import http.client
 import json
 from dataclasses import dataclass
@@ -569,3 +570,37 @@ def test_a_malformed_service_codes_header_is_a_bad_request(gateway: Gateway, ask
 
     assert answer.status == 400
     assert answer.body["error"] == "bad_request"
+
+
+def test_a_compressed_form_body_is_refused_since_it_cannot_be_checked(gateway: Gateway) -> None:
+    gateway.grant(CLIENT)
+    body = gzip.compress(b"_revinclude=Observation:subject")
+
+    answer = send(
+        gateway,
+        "POST",
+        f"{BASE}/Patient/_search",
+        token(gateway),
+        body=body,
+        headers={"Content-Type": FORM, "Content-Encoding": "gzip"},
+    )
+
+    assert answer.status == 415
+    assert answer.body["error"] == "unsupported_media_type"
+
+
+@pytest.mark.parametrize("header", ["X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override"])
+def test_a_method_override_header_never_reaches_the_upstream(gateway: Gateway, header: str) -> None:
+    gateway.grant(CLIENT)  # read only
+
+    answer = send(
+        gateway,
+        "POST",
+        f"{BASE}/Patient/_search",
+        token(gateway),
+        headers={header: "DELETE", "Content-Type": FORM},
+        body="name=x",
+    )
+
+    assert answer.status == 200
+    assert answer.body["method_override"] is None
