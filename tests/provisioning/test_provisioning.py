@@ -460,3 +460,19 @@ def test_a_token_without_the_grants_scope_is_refused_by_the_gateway_end_to_end(
     reaching = fhir(vendor.kommune, "Patient?_revinclude=CarePlan:subject")
     assert stack.call(reaching, narrow).json()["error"] == "insufficient_scope"
     assert stack.call(reaching, wide).status_code == 200
+
+
+def test_a_changed_catalogue_scope_is_written_into_the_gateway_and_reloaded_by_the_reconciler(
+    stack: Stack,
+) -> None:
+    config = stack.gateway.config
+    assert "nhn:ksp/patient.read" in config.config_file.read_text()
+
+    Service.objects.filter(code="patient").update(read_scope="nhn:ksp/pasient.les")
+    report = reconcile()
+
+    assert "reconcile.gateway_keys" in report.heals  # the configuration, keys and scopes
+    assert "nhn:ksp/pasient\\.les" in config.config_file.read_text()
+    assert "nhn:ksp/patient\\.read" not in config.config_file.read_text()
+    assert "patient|read nhn:ksp/pasient.les\n" in config.scopes_map.read_text()
+    assert reconcile().heals == []
