@@ -17,7 +17,7 @@
 -- map, prepare/commit map) are seen here at once. The paths come from setenv in the global
 -- section (lua-load takes no arguments in HAProxy 2.6).
 --
--- The verdict goes back in variables: txn.refusal_status (400, 403, 413 or 415),
+-- The verdict goes back in variables: txn.fhir_verdict (set last), txn.refusal_status (400, 403, 413 or 415),
 -- txn.refusal_error and txn.refusal_detail; txn.service_codes holds the granted codes the
 -- request asked for.
 
@@ -301,6 +301,8 @@ local function check(txn)
   return service_codes(ctx, txn)
 end
 
+-- txn.fhir_verdict is set last: the configuration refuses a checked request without it (a
+-- Lua error or timeout makes HAProxy carry on with the next rule, which must not mean "pass").
 core.register_action("fhir_check", { "http-req" }, function(txn)
   local refusal = check(txn)
   if refusal then
@@ -308,4 +310,5 @@ core.register_action("fhir_check", { "http-req" }, function(txn)
     txn:set_var("txn.refusal_error", refusal.error)
     txn:set_var("txn.refusal_detail", refusal.detail)
   end
+  txn:set_var("txn.fhir_verdict", refusal and "refused" or "passed")
 end, 0)

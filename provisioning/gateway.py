@@ -315,11 +315,17 @@ class HAProxyGateway:
     """
 
     def __init__(
-        self, config: GatewayConfig, *, timeout: float = 2.0, template: Path = TEMPLATE
+        self,
+        config: GatewayConfig,
+        *,
+        timeout: float = 2.0,
+        template: Path = TEMPLATE,
+        lua: Path = FHIR_LUA,
     ) -> None:
         self.config = config
         self.timeout = timeout
         self.template = template
+        self.lua = lua
 
     # -- files ------------------------------------------------------------------------------
 
@@ -356,7 +362,7 @@ class HAProxyGateway:
             revoked_map=config.revoked_map,
             resources_map=config.resources_map,
             scopes_map=config.scopes_map,
-            fhir_lua=FHIR_LUA,
+            fhir_lua=self.lua,
             scope_rules="\n".join(scope_rules),
             issuer=config.issuer,
             audience=config.audience,

@@ -15,15 +15,18 @@ import gzip
 import http.client
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
 
+from provisioning.gateway import HAProxyGateway
 from tests.provisioning.gateway_fixtures import (  # noqa: F401 - gateway, rsa_signing_key: fixtures
     KOMMUNE,
     OTHER_KOMMUNE,
     RESOURCES,
+    SCOPES,
     Gateway,
     gateway,
     rsa_signing_key,
@@ -604,3 +607,22 @@ def test_a_method_override_header_never_reaches_the_upstream(gateway: Gateway, h
 
     assert answer.status == 200
     assert answer.body["method_override"] is None
+
+
+def test_a_parameter_check_that_fails_in_lua_does_not_let_the_request_through(
+    gateway: Gateway, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken.lua"
+    broken.write_text(
+        'core.register_action("fhir_check", { "http-req" }, function(txn) error("boom") end, 0)\n'
+    )
+    adapter = HAProxyGateway(gateway.config, lua=broken)
+    assert adapter.write_config([gateway.key.signing_key], scopes=SCOPES) is True
+    gateway.adapter.reload()
+    gateway.grant(CLIENT)
+
+    answer = send(gateway, "GET", f"{BASE}/Patient?name=x", token(gateway))
+
+    assert answer.status == 403
+    assert "could not check" in answer.detail
+    assert send(gateway, "GET", f"{BASE}/Patient", token(gateway)).status == 200
