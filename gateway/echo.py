@@ -27,7 +27,11 @@ class EchoHandler(BaseHTTPRequestHandler):
                 "service": self.headers.get("X-Tilgang-Service"),
                 "access": self.headers.get("X-Tilgang-Access"),
                 "environment": self.headers.get("X-Tilgang-Environment"),
+                "service_codes": self.headers.get("X-Tilgang-Service-Codes"),
                 "method": self.command,
+                "method_override": self.headers.get("X-HTTP-Method-Override")
+                or self.headers.get("X-HTTP-Method")
+                or self.headers.get("X-Method-Override"),
                 "path": self.path,
             }
         ).encode()
@@ -38,7 +42,7 @@ class EchoHandler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = answer
+    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_TRACE = answer
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: no line per request."""

@@ -199,6 +199,18 @@ const configuration = {
       },
     },
   },
+  // A client-credentials request without `scope` gets the client's registered scopes for the
+  // gateway, the pre-defined default of RFC 6749 section 3.3: oidc-provider would otherwise issue
+  // a token without a scope claim, which the gateway refuses (it requires the route's scope).
+  formats: {
+    customizers: {
+      jwt(ctx, token, { payload }) {
+        if (!payload.scope && token.kind === 'ClientCredentials' && token.resourceServer?.audience === gatewayAudience) {
+          payload.scope = token.resourceServer.scope || undefined;
+        }
+      },
+    },
+  },
   pkce: { required: () => true },
   ttl: {
     AccessToken: 600,

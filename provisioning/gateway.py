@@ -1,7 +1,9 @@
 """The adapter to the API gateway: HAProxy 2.6 in front of the FHIR services.
 
 The gateway lets a request through when ``<environment>|<client_id>|<orgnr>|<service>|<access>``
-is in its grants map (see ``gateway/haproxy.cfg.template``). The workers keep that map in line
+is in its grants map (its value: the grant's service codes), the token's scope holds the
+service's scope, and the FHIR interaction and search parameters reach nothing else (see
+``gateway/haproxy.cfg.template`` and ``gateway/fhir.lua``). The workers keep that map in line
 with the database through HAProxy's runtime API (a unix socket, level admin), and write the map
 files and signing keys the configuration reads.
 
@@ -17,8 +19,9 @@ Two HAProxy facts shape this module:
   walk every entry (0.7 ms at 30,000 entries, 0.1 ms at 1,000). So a removal adds the key to a
   small second map, the revoked map, which the deny rule also reads; the reconciler folds those
   into a fresh grants map (:meth:`HAProxyGateway.replace_all`) and empties the revoked map.
-* ``jwt_verify`` needs each key's PEM path as a literal known at startup, so a new or removed
-  signing key means a new configuration file and a reload (:meth:`HAProxyGateway.write_config`,
+* ``jwt_verify`` needs each key's PEM path as a literal known at startup, and the scope rules
+  are generated from the catalogue, so a new or removed signing key, or a changed catalogue
+  scope, means a new configuration file and a reload (:meth:`HAProxyGateway.write_config`,
   then :meth:`HAProxyGateway.reload`).
 """
 
@@ -42,6 +45,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "gateway" / "haproxy.cfg.template"
+FHIR_LUA = Path(__file__).resolve().parent.parent / "gateway" / "fhir.lua"
 
 ENVIRONMENTS = ("production", "test")
 ACCESSES = ("read", "write")
@@ -57,6 +61,8 @@ _TOKEN_FORBIDDEN = set("|;\\#'\"")
 _ORGNR = re.compile(r"[0-9]{9}")
 _SERVICE = re.compile(r"[A-Za-z0-9_-]+")
 _RESOURCE_TYPE = re.compile(r"[A-Za-z]+")
+_SCOPE = re.compile(r"[A-Za-z0-9:/._-]{1,100}")  # safe in a single-quoted regex literal
+_SERVICE_CODE = re.compile(r"[A-Z]{1,8}")  # VKP's RT, TA, GPS, MD, DT, DHO
 _KID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
 _PATH = re.compile(r"[A-Za-z0-9_./@+:=-]+")
 _QUOTED_VALUE = re.compile(r"[!-&(-~]+")  # printable, no space, no single quote
@@ -66,6 +72,10 @@ _UNIX_PATH_MAX = 107
 # HAProxy drops, silently, a runtime API payload that does not fit its 16 KiB buffer.
 _PAYLOAD_BYTES = 12_000
 _KEY_NOT_FOUND = "Key not found."
+
+
+#: The catalogue's scopes: service code -> (read scope, write scope).
+Scopes = dict[str, tuple[str, str]]
 
 
 class GatewayUnavailable(Exception):
@@ -91,8 +101,15 @@ class Entry:
     kommune: str
     service: str
     access: str
+    #: The codes of tjenstlig behov the grant holds; normalised to a sorted tuple.
+    service_codes: Iterable[str] = ()
 
     def __post_init__(self) -> None:
+        codes = tuple(sorted(set(self.service_codes)))
+        for code in codes:
+            if not isinstance(code, str) or not _SERVICE_CODE.fullmatch(code):
+                raise ValueError(f"service code {code!r} is not one of VKP's codes")
+        object.__setattr__(self, "service_codes", codes)
         if self.environment not in ENVIRONMENTS:
             raise ValueError(f"environment must be one of {ENVIRONMENTS}, not {self.environment!r}")
         if self.access not in ACCESSES:
@@ -107,6 +124,11 @@ class Entry:
     def key(self) -> str:
         """The grants map key the gateway builds from the token, the path and the method."""
         return "|".join((self.environment, self.client_id, self.kommune, self.service, self.access))
+
+    @property
+    def value(self) -> str:
+        """The grants map value: the service codes, comma-separated, or "-" for none."""
+        return ",".join(self.service_codes) or "-"
 
 
 @dataclass(frozen=True)
@@ -222,6 +244,11 @@ class GatewayConfig:
         return self.root / "maps" / "resources.map"
 
     @property
+    def scopes_map(self) -> Path:
+        """``<service>|<access> <scope>``, for fhir.lua: written with the configuration."""
+        return self.root / "maps" / "scopes.map"
+
+    @property
     def keys_dir(self) -> Path:
         return self.root / "keys"
 
@@ -288,17 +315,24 @@ class HAProxyGateway:
     """
 
     def __init__(
-        self, config: GatewayConfig, *, timeout: float = 2.0, template: Path = TEMPLATE
+        self,
+        config: GatewayConfig,
+        *,
+        timeout: float = 2.0,
+        template: Path = TEMPLATE,
+        lua: Path = FHIR_LUA,
     ) -> None:
         self.config = config
         self.timeout = timeout
         self.template = template
+        self.lua = lua
 
     # -- files ------------------------------------------------------------------------------
 
-    def render(self, keys: list[SigningKey]) -> str:
-        """The configuration text for these signing keys."""
+    def render(self, keys: list[SigningKey], *, scopes: Scopes) -> str:
+        """The configuration text for these signing keys and the catalogue's scopes."""
         config = self.config
+        _check_scopes(scopes)
         kids = [key.kid for key in keys]
         if len(set(kids)) != len(kids):
             raise ValueError("two signing keys with the same kid")
@@ -308,6 +342,18 @@ class HAProxyGateway:
             f"if {{ var(txn.kid) -m str {key.kid} }} {{ var(txn.alg) -m str {key.alg} }}"
             for key in keys
         ] or ["    # No signing keys: every token is refused."]
+        scope_rules = []
+        for service, pair in sorted(scopes.items()):
+            for access, scope in zip(ACCESSES, pair, strict=True):
+                route = f"{{ var(txn.route) -m str '{service}|{access}' }}"
+                # Whole words of the space-separated claim: patient.read is not patient.readx.
+                held = f"{{ var(txn.scope) -m reg '(^| ){re.escape(scope)}( |$)' }}"
+                scope_rules += [
+                    f"    http-request set-var(txn.scope_needed) str({scope}) if {route}",
+                    f"    http-request set-var(txn.scope_ok) int(1) if {route} {held}",
+                ]
+        if not scope_rules:
+            scope_rules = ["    # No catalogue scopes: every grant is refused."]
         return string.Template(self.template.read_text()).substitute(
             runtime_socket=config.runtime_socket,
             bind=config.bind,
@@ -315,22 +361,32 @@ class HAProxyGateway:
             grants_map=config.grants_map,
             revoked_map=config.revoked_map,
             resources_map=config.resources_map,
+            scopes_map=config.scopes_map,
+            fhir_lua=self.lua,
+            scope_rules="\n".join(scope_rules),
             issuer=config.issuer,
             audience=config.audience,
             jwt_rules="\n".join(rules),
         )
 
-    def write_config(self, keys: list[SigningKey]) -> bool:
-        """Write the keys' PEM files and the configuration; remove the PEMs of keys that are
-        gone; create empty map files when missing (HAProxy refuses to start without them).
+    def write_config(self, keys: list[SigningKey], *, scopes: Scopes) -> bool:
+        """Write the keys' PEM files, the scopes map and the configuration; remove the PEMs of
+        keys that are gone; create empty map files when missing (HAProxy refuses to start
+        without them). ``scopes`` is the catalogue: service code to (read scope, write scope).
         Returns whether anything changed, that is whether a :meth:`reload` is needed: the
-        running worker verifies with the keys it loaded at startup only."""
+        running worker verifies with the keys and checks the scopes it loaded at startup."""
         config = self.config
-        text = self.render(keys)  # validates before anything is written
+        text = self.render(keys, scopes=scopes)  # validates before anything is written
         changed = False
         config.keys_dir.mkdir(parents=True, exist_ok=True)
         for key in keys:
             changed |= _write_if_changed(config.keys_dir / f"{key.kid}.pem", key.pem)
+        scope_lines = "".join(
+            f"{service}|{access} {scope}\n"
+            for service, pair in sorted(scopes.items())
+            for access, scope in zip(ACCESSES, pair, strict=True)
+        )
+        changed |= _write_if_changed(config.scopes_map, scope_lines.encode())
         for map_file in (config.grants_map, config.revoked_map, config.resources_map):
             if not map_file.exists():
                 changed |= _write_if_changed(map_file, b"")
@@ -349,7 +405,8 @@ class HAProxyGateway:
         a reload silently drops every grant added since the files were last written. The
         revoked map's file stays empty: the grants file holds only what should pass."""
         _check_resources(resources)
-        grants = "".join(f"{key} 1\n" for key in sorted({entry.key for entry in entries}))
+        values = {entry.key: entry.value for entry in entries}
+        grants = "".join(f"{key} {values[key]}\n" for key in sorted(values))
         types = "".join(f"{name} {code}\n" for name, code in sorted(resources.items()))
         wrote = _write_if_changed(self.config.grants_map, grants.encode())
         return _write_if_changed(self.config.resources_map, types.encode()) or wrote
@@ -357,42 +414,55 @@ class HAProxyGateway:
     # -- runtime API: grants ----------------------------------------------------------------
 
     def upsert(self, entry: Entry) -> None:
-        """Make ``entry`` pass, idempotently, in one or two exchanges of a few hundred bytes
-        whatever the map size. One exchange looks the key up in both maps (a tree lookup each);
-        a new key is then added. A key held in the revoked map leaves it (a walk of that small
-        map only). A key already granted is left as it is: ``add map`` would add a second entry
-        with the same key, and ``del map`` would walk the whole grants map."""
+        """Make ``entry`` pass with its service codes, idempotently, in one or two exchanges of
+        a few hundred bytes whatever the map size. One exchange looks the key up in both maps
+        (a tree lookup each); a new key is then added. A key held in the revoked map leaves it
+        (a walk of that small map only). A key already granted is left as it is: ``add map``
+        would add a second entry with the same key, and ``del map`` would walk the whole grants
+        map. Only when its service codes changed is its value set, with ``set map``, which in
+        HAProxy 2.6 walks the grants map too (0.7 ms at 30,000 entries): rare, and never on
+        the path of a revocation."""
         grants, revoked = self.config.grants_map, self.config.revoked_map
-        in_revoked, in_grants = self._lookup(entry)
+        in_revoked, value = self._lookup(entry)
         commands = []
         if in_revoked:
             commands.append(f"del map {revoked} {entry.key}")
-        if not in_grants:
-            commands.append(f"add map {grants} {entry.key} 1")
+        if value is None:
+            commands.append(f"add map {grants} {entry.key} {entry.value}")
+        elif value != entry.value:
+            commands.append(f"set map {grants} {entry.key} {entry.value}")
         if commands:
             _expect_empty(self._runtime(";".join(commands) + "\n"), allowed={_KEY_NOT_FOUND})
 
     def remove(self, entry: Entry) -> None:
         """Stop ``entry`` passing at once, at the same cost however large the grants map is:
         its key goes into the revoked map. Removing a missing entry is not an error."""
-        in_revoked, in_grants = self._lookup(entry)
-        if in_grants and not in_revoked:
+        in_revoked, value = self._lookup(entry)
+        if value is not None and not in_revoked:
             _expect_empty(self._runtime(f"add map {self.config.revoked_map} {entry.key} 1\n"))
 
-    def _lookup(self, entry: Entry) -> tuple[bool, bool]:
-        """Whether the key is in the revoked map and in the grants map: one exchange, a tree
-        lookup in each."""
+    def _lookup(self, entry: Entry) -> tuple[bool, str | None]:
+        """Whether the key is in the revoked map, and its value in the grants map (None when
+        it is not there): one exchange, a tree lookup in each."""
         config = self.config
         answer = self._runtime(
             f"get map {config.revoked_map} {entry.key};get map {config.grants_map} {entry.key}\n"
         )
-        in_revoked, in_grants = _found(answer, 2)
-        return in_revoked, in_grants
+        in_revoked, value = _found(answer, 2)
+        return in_revoked is not None, value
 
     def entries(self) -> set[str]:
         """The keys that pass: in the running grants map and not in the revoked map."""
+        return set(self.values())
+
+    def values(self) -> dict[str, str]:
+        """The keys that pass, with their values (the service codes, or "-")."""
         revoked = self.revoked()
-        return {key for key, _ in self._show_map(self.config.grants_map) if key not in revoked}
+        return {
+            key: value
+            for key, value in self._show_map(self.config.grants_map)
+            if key not in revoked
+        }
 
     def revoked(self) -> set[str]:
         """The keys removed since the grants map was last replaced (see :meth:`replace_all`)."""
@@ -407,8 +477,9 @@ class HAProxyGateway:
 
         Then the revoked map lets go of the keys the new grants map does not hold. A key it
         does hold stays revoked: it was removed while ``entries`` was being computed."""
-        keys = {e.key for e in entries}
-        self._replace_map(self.config.grants_map, (f"{key} 1\n" for key in keys))
+        values = {e.key: e.value for e in entries}
+        keys = set(values)
+        self._replace_map(self.config.grants_map, (f"{k} {v}\n" for k, v in values.items()))
         folded = [key for key in self.revoked() if key not in keys]
         for batch in _batches(f"del map {self.config.revoked_map} {key};" for key in folded):
             _expect_empty(self._runtime(batch.rstrip(";") + "\n"), allowed={_KEY_NOT_FOUND})
@@ -540,16 +611,23 @@ class HAProxyGateway:
         return b"".join(chunks).decode(errors="replace")
 
 
-def _found(answer: str, count: int) -> list[bool]:
-    """Whether each of ``count`` ``get map`` commands sent in one exchange found its key. A
-    short answer is transient: a gateway still running a configuration without one of the maps
-    gets it at the reconciler's next reload."""
+_GET_MAP_VALUE = re.compile(r'found=yes, .*value="([^"]*)"')
+
+
+def _found(answer: str, count: int) -> list[str | None]:
+    """The value each of ``count`` ``get map`` commands sent in one exchange found (None when
+    it found nothing). A short answer is transient: a gateway still running a configuration
+    without one of the maps gets it at the reconciler's next reload."""
     found = [line for line in answer.splitlines() if line.startswith("type=")]
     if len(found) != count:
         raise GatewayUnavailable(
             f"HAProxy answered {len(found)} of {count} lookups: {answer.strip()[:200]}"
         )
-    return ["found=yes" in line for line in found]
+    values: list[str | None] = []
+    for line in found:
+        match = _GET_MAP_VALUE.search(line)
+        values.append(match.group(1) if match else None)
+    return values
 
 
 def _expect_empty(answer: str, *, allowed: set[str] | None = None) -> None:
@@ -560,6 +638,15 @@ def _expect_empty(answer: str, *, allowed: set[str] | None = None) -> None:
     errors = [line for line in answer.splitlines() if line and line not in (allowed or set())]
     if errors:
         raise GatewayError(f"HAProxy: {' / '.join(errors)[:500]}")
+
+
+def _check_scopes(scopes: Scopes) -> None:
+    for service, pair in scopes.items():
+        if not _SERVICE.fullmatch(service):
+            raise ValueError(f"service code {service!r} is not a slug")
+        for scope in pair:
+            if not _SCOPE.fullmatch(scope):
+                raise ValueError(f"scope {scope!r} has characters the gateway cannot carry")
 
 
 def _check_resources(mapping: dict[str, str]) -> None:

@@ -21,7 +21,7 @@ from provisioning.authserver import (
     AuthServerUnavailable,
     RegistrationGone,
 )
-from provisioning.gateway import Entry, GatewayUnavailable, signing_keys_from_jwks
+from provisioning.gateway import Entry, GatewayUnavailable, Scopes, signing_keys_from_jwks
 from provisioning.models import ClientRegistration
 from provisioning.runner import client_sync, gateway, record
 from tenants.models import OAuthClient
@@ -62,6 +62,7 @@ def desired_entries() -> list[Entry]:
             "kommune__orgnr",
             "service__code",
             "access",
+            "service_codes",
         )
     )
     return [Entry(*row) for row in rows.iterator(chunk_size=5000)]
@@ -69,6 +70,14 @@ def desired_entries() -> list[Entry]:
 
 def resource_map() -> dict[str, str]:
     return {service.resource_type: service.code for service in Service.objects.all()}
+
+
+def scope_map() -> Scopes:
+    """The catalogue's scopes, which the gateway's configuration checks tokens against."""
+    return {
+        code: (read, write)
+        for code, read, write in Service.objects.values_list("code", "read_scope", "write_scope")
+    }
 
 
 def gateway_files_write() -> bool:
@@ -105,7 +114,7 @@ def _gateway(report: Report) -> None:
         settings.OIDC_OP_JWKS_ENDPOINT, timeout=settings.PROVISIONING_HTTP_TIMEOUT
     )
     response.raise_for_status()
-    if gw.write_config(signing_keys_from_jwks(response.json())):
+    if gw.write_config(signing_keys_from_jwks(response.json()), scopes=scope_map()):
         gw.reload()
         _heal(
             report,
@@ -125,9 +134,11 @@ def _gateway(report: Report) -> None:
             object_id="resources.map",
         )
     desired = {entry.key: entry for entry in desired_entries()}
-    actual = gw.entries()
+    actual_values = gw.values()
+    actual = set(actual_values)
     report.entries = len(desired)
-    drift = set(desired) != actual
+    # A changed value (the grant's service codes) is drift too, not only a missing key.
+    drift = {key: entry.value for key, entry in desired.items()} != actual_values
     # Removals wait in the revoked map until a new grants map is swapped in: that swap also
     # heals drift.
     if drift or gw.revoked():
@@ -141,7 +152,15 @@ def _gateway(report: Report) -> None:
         _heal(
             report,
             "reconcile.gateway_grants",
-            {"added": len(set(desired) - actual), "removed": len(actual - set(desired))},
+            {
+                "added": len(set(desired) - actual),
+                "removed": len(actual - set(desired)),
+                "changed": sum(
+                    1
+                    for key, value in actual_values.items()
+                    if key in desired and desired[key].value != value
+                ),
+            },
             object_type="gateway",
             object_id="grants.map",
         )

@@ -365,6 +365,7 @@ def entry_for(grant: Grant, *, environment: str, client_id: str) -> Entry:
         kommune=grant.kommune.orgnr,
         service=grant.service.code,
         access=grant.access,
+        service_codes=grant.service_codes,
     )
 
 

@@ -39,6 +39,10 @@ RESOURCES = {
     "CarePlan": "care-plan",
     "Bundle": "journaling",
 }
+#: The catalogue's scopes for RESOURCES, as the renderer gets them.
+SCOPES = {code: (f"nhn:ksp/{code}.read", f"nhn:ksp/{code}.write") for code in RESOURCES.values()}
+#: A token holding every scope: what the grants alone decide.
+ALL_SCOPES = " ".join(scope for pair in SCOPES.values() for scope in pair)
 KOMMUNE = "123456789"
 OTHER_KOMMUNE = "987654321"
 
@@ -134,11 +138,13 @@ class Gateway:
         aud: str | list[str] | None = None,
         iss: str | None = None,
         alg: str = "RS256",
+        scope: str | None = ALL_SCOPES,
         **claims: Any,
     ) -> str:
-        """An access token for ``client_id``. ``alg="HS256"`` signs with the public key's PEM
-        as the HMAC secret (the classic algorithm-confusion forgery); ``alg="none"`` signs
-        nothing. A claim given as None is left out."""
+        """An access token for ``client_id``, by default with every scope of the catalogue.
+        ``alg="HS256"`` signs with the public key's PEM as the HMAC secret (the classic
+        algorithm-confusion forgery); ``alg="none"`` signs nothing. A claim given as None is
+        left out."""
         key = key or self.key
         now = int(time.time())
         payload: dict[str, Any] = {
@@ -148,6 +154,7 @@ class Gateway:
             "client_id": client_id,
             "iat": now,
             "exp": now + exp_in,
+            "scope": scope,
             **claims,
         }
         payload = {name: value for name, value in payload.items() if value is not None}
@@ -172,6 +179,7 @@ class Gateway:
         service: str = "patient",
         access: str = "read",
         environment: str = "production",
+        service_codes: tuple[str, ...] = (),
     ) -> Entry:
         """Add a grant at the running gateway and return it."""
         entry = Entry(
@@ -180,6 +188,7 @@ class Gateway:
             kommune=kommune,
             service=service,
             access=access,
+            service_codes=service_codes,
         )
         self.adapter.upsert(entry)
         return entry
@@ -204,7 +213,7 @@ def gateway(tmp_path: Path, rsa_signing_key: KeyPair) -> Iterator[Gateway]:
         audience=AUDIENCE,
     )
     adapter = HAProxyGateway(config)
-    adapter.write_config([rsa_signing_key.signing_key])
+    adapter.write_config([rsa_signing_key.signing_key], scopes=SCOPES)
     adapter.write_map_files([], RESOURCES)
     with ExitStack() as stack:
         echo_port = int(config.upstream.rsplit(":", 1)[1])

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from django.db import connection
 
 from provisioning.gateway import HAProxyGateway, signing_keys_from_jwks
-from provisioning.reconcile import resource_map
+from provisioning.reconcile import resource_map, scope_map
 from provisioning.settings import gateway_config
 from tests.components import PROJECT_DIR, VENV_BIN, free_port, port_open, process, stop, wait_until
 from tests.integration import Provider
@@ -218,7 +218,7 @@ def stack(settings: Any, oidc_settings: Provider, tmp_path: Path) -> Iterator[St
         wait_until(lambda: port_open(echo_port), timeout=10, what="echo upstream", log=log)
         gw = HAProxyGateway(gateway_config())
         jwks = requests.get(f"{oidc_settings.issuer}/jwks", timeout=5).json()
-        gw.write_config(signing_keys_from_jwks(jwks))
+        gw.write_config(signing_keys_from_jwks(jwks), scopes=scope_map())
         gw.write_map_files([], resource_map())
         result = Stack(
             provider=oidc_settings,

@@ -53,11 +53,17 @@ class Vendor:
         DelegationFactory(kommune=self.kommune, vendor=self.vendor)
         self.key = rsa_private_key(0)
 
-    def order(self, *codes_access: str, kommune: Organisation | None = None) -> list[Grant]:
+    def order(
+        self,
+        *codes_access: str,
+        kommune: Organisation | None = None,
+        service_codes: tuple[str, ...] = (),
+    ) -> list[Grant]:
         items = []
         for code_access in codes_access:
             code, access = code_access.split(".")
-            items.append(services.ItemInput(service=Service.objects.get(code=code), access=access))
+            service = Service.objects.get(code=code)
+            items.append(services.ItemInput(service, access, service_codes=service_codes))
         [request] = services.access_request_create(
             client=self.client,
             kommuner=[kommune or self.kommune],
@@ -436,3 +442,58 @@ def test_the_map_files_follow_the_database_in_the_background_coalesced(stack: St
     client_id = vendor.client_id()
     assert f"production|{client_id}|{vendor.kommune.orgnr}|patient|read" in written
     assert f"production|{client_id}|{vendor.kommune.orgnr}|care-plan|read" in written
+
+
+def test_a_grants_service_codes_reach_the_upstream_and_a_changed_set_is_healed(
+    stack: Stack,
+) -> None:
+    stack.start_worker()
+    vendor = Vendor()
+    [grant] = vendor.order("patient.read", service_codes=("TA", "RT"))
+    wait_for(lambda: active(grant), timeout=DEADLINE, what="grant active")
+    token = stack.access_token(vendor.client_id(), vendor.key)
+    assert stack.call(fhir(vendor.kommune, "Patient/1"), token).json()["service_codes"] == "RT,TA"
+
+    # Changed behind the gateway's back: the key is the same, its value (the codes) is not.
+    Grant.objects.filter(pk=grant.pk).update(service_codes=["RT"])
+    report = reconcile()
+
+    assert "reconcile.gateway_grants" in report.heals
+    assert stack.call(fhir(vendor.kommune, "Patient/1"), token).json()["service_codes"] == "RT"
+    assert "|patient|read RT\n" in stack.gateway.config.grants_map.read_text()
+
+
+def test_a_token_without_the_grants_scope_is_refused_by_the_gateway_end_to_end(
+    stack: Stack,
+) -> None:
+    stack.start_worker()
+    vendor = Vendor()
+    patient, care_plan = vendor.order("patient.read", "care-plan.read")
+    wait_for(lambda: active(patient) and active(care_plan), timeout=DEADLINE, what="active")
+    client_id = vendor.client_id()
+    narrow = stack.access_token(client_id, vendor.key, scope="nhn:ksp/patient.read")
+    wide = stack.access_token(client_id, vendor.key)
+
+    refused = stack.call(fhir(vendor.kommune, "CarePlan/1"), narrow)
+    assert refused.status_code == 403
+    assert refused.json()["error"] == "insufficient_scope"
+    assert stack.call(fhir(vendor.kommune, "Patient/1"), narrow).status_code == 200
+    reaching = fhir(vendor.kommune, "Patient?_revinclude=CarePlan:subject")
+    assert stack.call(reaching, narrow).json()["error"] == "insufficient_scope"
+    assert stack.call(reaching, wide).status_code == 200
+
+
+def test_a_changed_catalogue_scope_is_written_into_the_gateway_and_reloaded_by_the_reconciler(
+    stack: Stack,
+) -> None:
+    config = stack.gateway.config
+    assert "nhn:ksp/patient.read" in config.config_file.read_text()
+
+    Service.objects.filter(code="patient").update(read_scope="nhn:ksp/pasient.les")
+    report = reconcile()
+
+    assert "reconcile.gateway_keys" in report.heals  # the configuration, keys and scopes
+    assert "nhn:ksp/pasient\\.les" in config.config_file.read_text()
+    assert "nhn:ksp/patient\\.read" not in config.config_file.read_text()
+    assert "patient|read nhn:ksp/pasient.les\n" in config.scopes_map.read_text()
+    assert reconcile().heals == []

@@ -1,5 +1,6 @@
 """Write the gateway's configuration before HAProxy starts: the signing keys from the
-authorization server as PEM files, haproxy.cfg, and the map files from the database."""
+authorization server as PEM files, haproxy.cfg with the catalogue's scopes, and the map files
+from the database."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from provisioning.gateway import signing_keys_from_jwks
-from provisioning.reconcile import desired_entries, resource_map
+from provisioning.reconcile import desired_entries, resource_map, scope_map
 from provisioning.runner import gateway
 
 
@@ -34,7 +35,7 @@ class Command(BaseCommand):
                 time.sleep(0.5)
         gw = gateway()
         keys = signing_keys_from_jwks(response.json())
-        gw.write_config(keys)
+        gw.write_config(keys, scopes=scope_map())
         gw.write_map_files(desired_entries(), resource_map())
         self.stdout.write(
             f"gateway configured with {len(keys)} signing keys in {gw.config.directory}"
