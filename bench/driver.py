@@ -162,15 +162,19 @@ def onboard(
     if response.status_code != 201 or response.json()["items"][0]["status"] != "approved":
         raise SystemExit(f"order refused: {response.status_code} {response.text[:300]}")
     submitted = time.perf_counter()
-    # As a vendor's system does: one token fetched after the order, then the call retried until
-    # the gateway lets it through. The gateway decides by its grants map, not by the token's
-    # scopes, so the token need not wait for the grant; fetching one per try only burned the
-    # cores the worker needs.
+    # As a vendor's system does: a token fetched after the order, then the call retried until
+    # the gateway lets it through. The gateway also requires the grant's scope in the token, so
+    # a token issued before the authorization server had the scope is replaced; otherwise the
+    # same token is reused (fetching one per try only burned the cores the worker needs).
+    scope = f"nhn:ksp/{code}.{access}"
     token = vendor.token(client_id)
     tries = 0
     while True:
         tries += 1
-        if vendor.fhir(token, kommune, RESOURCE[code], METHOD[access]) == 200:
+        claims = jwt.decode(token, options={"verify_signature": False})
+        if scope not in str(claims.get("scope", "")).split():
+            token = vendor.token(client_id)
+        elif vendor.fhir(token, kommune, RESOURCE[code], METHOD[access]) == 200:
             done = time.perf_counter()
             if parts is not None:
                 parts.setdefault("submit_api", []).append((submitted - started) * 1000)
