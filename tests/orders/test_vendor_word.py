@@ -371,3 +371,90 @@ def test_an_unverified_test_client_of_a_kommune_order_still_needs_the_vendor(
     body = ask(world, str(client.pk), {"service": "patient", "access": "read"}, who="kommune_admin")
 
     assert body["items"][0]["status"] == "awaiting_vendor", body
+
+
+# --- Bad input: 400 with field errors, never a 500 --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"system_type": "XYZ"}, "system_type"),
+        ({}, "system_type"),
+        ({"system_type": "VFT", "is_epic": True}, "is_epic"),
+    ],
+)
+def test_a_bad_verification_is_a_field_error(
+    world: World, body: dict[str, Any], field: str
+) -> None:
+    response = as_(world, "nhn_operator").post(
+        f"/api/v1/products/{world.product.pk}/verify/", body, format="json"
+    )
+    assert response.status_code == 400, response.content
+    assert field in response.json()
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [({"system_type": "XYZ"}, "system_type"), ({"is_epic": True}, "is_epic")],
+)
+def test_a_bad_declaration_is_a_field_error(world: World, body: dict[str, Any], field: str) -> None:
+    response = as_(world, "vendor_admin").patch(
+        f"/api/v1/products/{world.product.pk}/", body, format="json"
+    )
+    assert response.status_code == 400, response.content
+    assert field in response.json()
+    world.product.refresh_from_db()
+    assert world.product.is_verified
+
+
+@pytest.mark.parametrize(
+    "items",
+    [
+        [],
+        [{"service": "nope", "access": "read"}],
+        [{"service": "patient", "access": "admin"}],
+        [{"service": "patient", "access": "read", "service_codes": ["XX"]}],
+        [{"service": "patient", "access": "read"}, {"service": "patient", "access": "read"}],
+        "patient",
+    ],
+)
+def test_bad_delegation_items_are_a_field_error(world: World, items: Any) -> None:
+    before = type(world.delegation).objects.count()
+    response = as_(world, "kommune_admin").post(
+        "/api/v1/delegations/",
+        {"kommune": world.kommune.orgnr, "vendor": world.vendor.orgnr, "items": items},
+        format="json",
+    )
+    assert response.status_code == 400, response.content
+    assert "items" in response.json()
+    assert type(world.delegation).objects.count() == before
+
+
+@pytest.mark.parametrize(
+    "codes",
+    [
+        lambda item_id: {item_id: ["GPS"]},  # not asked for
+        lambda item_id: {"6a1c3c2e-0000-4000-8000-000000000000": ["RT"]},  # not an item of it
+        lambda item_id: {item_id: ["XX"]},  # not a service code
+        lambda item_id: ["RT"],  # not by item
+    ],
+)
+def test_bad_service_codes_on_approval_are_a_field_error(world: World, codes: Any) -> None:
+    world.delegation.items.all().delete()
+    body = ask(
+        world,
+        str(world.client.pk),
+        {"service": "patient", "access": "read", "service_codes": ["RT"]},
+    )
+    item_id = body["items"][0]["id"]
+
+    response = as_(world, "kommune_admin").post(
+        f"/api/v1/access-requests/{body['id']}/approve/",
+        {"service_codes": codes(item_id)},
+        format="json",
+    )
+
+    assert response.status_code == 400, response.content
+    assert "service_codes" in response.json()
+    assert AccessRequestItem.objects.get(pk=item_id).status == ItemStatus.AWAITING_KOMMUNE
