@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from celery import current_app
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Max, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -747,6 +747,39 @@ def _items_reevaluate(items: QuerySet[AccessRequestItem], *, actor: User | None)
     return granted
 
 
+def _policy_rows_share(*, product_id: Any, kommune_ids: Iterable[Any]) -> dict[Any, Organisation]:
+    """Share-lock the rows whose change re-evaluates grants, and return the kommuner as read
+    under the lock.
+
+    NHN's verification, the vendor's declaration and a kommune's EPJ change lock the product or
+    kommune FOR UPDATE and then re-evaluate. Under these share locks either the change waits for
+    this transaction to commit and then sees its items and grants, or this transaction waits
+    for the change and reads what it committed: the statements after this one take a new
+    snapshot. Without them an order decided on the old type or EPJ kept a grant that the
+    change's re-evaluation could not yet see. Deciders call this before reading the client's
+    product or a kommune's EPJ.
+    """
+    organisations = Organisation._meta.db_table
+    kommuner = {
+        k.pk: k
+        for k in Organisation.objects.raw(
+            f'SELECT * FROM "{organisations}" WHERE "id" = ANY(%s) FOR SHARE',  # noqa: S608
+            [list(kommune_ids)],
+        )
+    }
+    products = {product_id} | {
+        pk for k in kommuner.values() for pk in (k.epj_product_id, k.epj_switch_product_id)
+    }
+    products.discard(None)
+    if products:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f'SELECT 1 FROM "{Product._meta.db_table}" WHERE "id" = ANY(%s) FOR SHARE',  # noqa: S608
+                [list(products)],
+            )
+    return kommuner
+
+
 @transaction.atomic
 def access_request_create(
     *,
@@ -767,6 +800,8 @@ def access_request_create(
     _items_unique(items)
     if len({k.pk for k in kommuner}) != len(kommuner):
         raise ValidationError({"kommuner": _("A kommune is listed twice.")})
+    fresh = _policy_rows_share(product_id=client.product_id, kommune_ids=[k.pk for k in kommuner])
+    kommuner = [fresh[k.pk] for k in kommuner]
     # Serialise grant decisions per client: two requests for the same item make one grant.
     client = (
         OAuthClient.objects.select_for_update(of=("self",))
@@ -856,7 +891,8 @@ def access_request_approve(
     ``service_codes`` (by item id) narrows the codes an item's grant holds to those the kommune
     allows; an item left out keeps the codes it asked for, which the admin saw and approved.
     """
-    OAuthClient.objects.select_for_update().filter(pk=request.client_id).first()
+    client = OAuthClient.objects.select_for_update().filter(pk=request.client_id).first()
+    _policy_rows_share(product_id=client and client.product_id, kommune_ids=[request.kommune_id])
     items = _items_of(request, item_ids)
     todo = [i for i in items if i.status == ItemStatus.AWAITING_KOMMUNE]
     if item_ids is not None:
@@ -911,7 +947,8 @@ def access_request_consent(
 ) -> AccessRequest:
     """An admin of the client's vendor consents to the kommune's order (items that wait for
     the vendor; all of them by default); the items then go on through the rest of the policy."""
-    OAuthClient.objects.select_for_update().filter(pk=request.client_id).first()
+    client = OAuthClient.objects.select_for_update().filter(pk=request.client_id).first()
+    _policy_rows_share(product_id=client and client.product_id, kommune_ids=[request.kommune_id])
     items = _items_of(request, item_ids)
     todo = [i for i in items if i.status == ItemStatus.AWAITING_VENDOR]
     if item_ids is not None and len(todo) != len(items):

@@ -23,6 +23,7 @@ from orders.models import (
     ProvisioningJob,
     Service,
 )
+from tenants import services as tenant_services
 from tenants.models import Environment, Product
 from tests.conftest import World
 from tests.factories import ClientFactory, DelegationFactory, ProductFactory
@@ -328,6 +329,32 @@ def test_a_kommune_leaving_epic_revokes_its_epic_only_grants(world: World) -> No
     assert condition.status == GrantStatus.REVOKING
     assert "bruker ikke lenger Epic" in condition.revoke_reason
     assert patient.status == GrantStatus.PENDING  # any EPJ will do for patient
+
+
+def test_nhn_finding_a_kommune_s_epj_is_not_epic_revokes_its_epic_only_grants(
+    world: World,
+) -> None:
+    epic = ProductFactory(system_type=Product.SystemType.EPJ, is_epic=True)
+    tenant_services.kommune_epj_set(kommune=world.kommune, product=epic)
+    world.kommune.refresh_from_db()
+    [request] = services.access_request_create(
+        client=world.client,
+        kommuner=[world.kommune],
+        items=[services.ItemInput(service=Service.objects.get(code="condition"), access="read")],
+        initiated_by=AccessRequest.Initiator.VENDOR,
+        actor=world.people["vendor_admin"],
+    )
+    grant = request.items.get().grant
+    assert grant is not None
+
+    response = as_(world, "nhn_operator").post(
+        f"/api/v1/products/{epic.pk}/verify/", {"system_type": "EPJ", "is_epic": False}
+    )
+
+    assert response.status_code == 200, response.json()
+    grant.refresh_from_db()
+    assert grant.status == GrantStatus.REVOKING
+    assert "bruker ikke lenger Epic" in grant.revoke_reason
 
 
 # --- 4. A kommune's order for a vendor's client waits for the vendor -------------------------
