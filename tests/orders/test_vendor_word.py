@@ -485,3 +485,33 @@ def test_bad_service_codes_on_approval_are_a_field_error(world: World, codes: An
     assert response.status_code == 400, response.content
     assert "service_codes" in response.json()
     assert AccessRequestItem.objects.get(pk=item_id).status == ItemStatus.AWAITING_KOMMUNE
+
+
+def test_every_new_reason_and_status_reads_in_bokmal_and_english() -> None:
+    from django.utils import translation
+
+    from orders import policy
+
+    params = {
+        "product": "Trygghet Alarm",
+        "allowed": "EPJ",
+        "access": "skrive",
+        "service": "patient",
+        "kommune": "Oslo kommune",
+        "epj": "Journal EPJ",
+    }
+    texts = [
+        lambda code=code: str(policy.GRANT_REASONS[code]) % params for code in policy.GRANT_REASONS
+    ]
+    texts += [
+        lambda: str(ItemStatus.AWAITING_VERIFICATION.label),
+        lambda: str(ItemStatus.AWAITING_VENDOR.label),
+        lambda: str(Product._meta.get_field("verified_system_type").verbose_name),
+    ]
+    for text in texts:
+        with translation.override("nb"):
+            norwegian = text()
+        with translation.override("en"):
+            english = text()
+        assert norwegian
+        assert norwegian != english, english
