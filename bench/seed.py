@@ -18,7 +18,15 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from bench.scale import Scale
-from orders.models import Delegation, Grant, GrantStatus, Instruction, Service
+from orders.models import (
+    Access,
+    Delegation,
+    DelegationItem,
+    Grant,
+    GrantStatus,
+    Instruction,
+    Service,
+)
 from provisioning.authserver import AuthServerClient, client_metadata
 from provisioning.models import ClientRegistration
 from provisioning.reconcile import desired_entries, resource_map
@@ -94,14 +102,24 @@ def organisations(scale: Scale, public_jwk: dict[str, Any]) -> World:
         for i in range(scale.vendors)
     )
     types = itertools.cycle(["VFT", "VFT", "VFT", "VFT", "DHO", "EPJ"])
+    # NHN has verified every bench product (production orders wait for that).
+    now = timezone.now()
     products = Product.objects.bulk_create(
-        Product(vendor=v, name=f"System {i}", system_type=next(types))
-        for i, v in enumerate(vendors)
+        Product(
+            vendor=v, name=f"System {i}", system_type=t, verified_system_type=t, verified_at=now
+        )
+        for i, (v, t) in enumerate(zip(vendors, types, strict=False))
     )
     bench_vendor = Organisation.objects.create(
         orgnr=orgnr_from(60000000), name="Bench AS", kind=Organisation.Kind.VENDOR
     )
-    bench_product = Product.objects.create(vendor=bench_vendor, name="Bench VFT", system_type="VFT")
+    bench_product = Product.objects.create(
+        vendor=bench_vendor,
+        name="Bench VFT",
+        system_type="VFT",
+        verified_system_type="VFT",
+        verified_at=now,
+    )
 
     # Clients, each with the benchmark's public key, spread over the vendors.
     clients = OAuthClient.objects.bulk_create(
@@ -149,9 +167,11 @@ def organisations(scale: Scale, public_jwk: dict[str, Any]) -> World:
         Delegation(kommune=k, vendor=bench_vendor, valid_from=timezone.localdate())
         for k in kommuner
     )
-    DThrough = Delegation.services.through
-    DThrough.objects.bulk_create(
-        DThrough(delegation_id=d.pk, service_id=s.pk) for d in delegations for s in services
+    DelegationItem.objects.bulk_create(
+        DelegationItem(delegation_id=d.pk, service_id=s.pk, access=access)
+        for d in delegations
+        for s in services
+        for access in Access.values
     )
 
     # Grants: each client serves its own run of kommuner with what its system type may do.

@@ -318,7 +318,6 @@ class Delegation(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     kommune = models.ForeignKey(Organisation, models.PROTECT, related_name="delegations_given")
     vendor = models.ForeignKey(Organisation, models.PROTECT, related_name="delegations_received")
-    services = models.ManyToManyField(Service, related_name="delegations")
     valid_from = models.DateField(_("valid from"))
     valid_until = models.DateField(_("valid until"), null=True, blank=True)
     created_by = models.ForeignKey(
@@ -348,6 +347,9 @@ class Delegation(models.Model):
     def __str__(self) -> str:
         return f"delegation {self.kommune_id} -> {self.vendor_id}"
 
+    #: Its items in the order the API shows them: a Prefetch's ``to_attr`` or the new ones.
+    ordered_items: list[DelegationItem]
+
     @property
     def status(self) -> str:
         if self.revoked_at is not None:
@@ -356,6 +358,31 @@ class Delegation(models.Model):
         if self.valid_until is not None and self.valid_until < today:
             return "expired"
         return "active" if self.valid_from <= today else "scheduled"
+
+
+class DelegationItem(models.Model):
+    """One (service, access) a kommune delegates to a vendor, with the tjenstlig-behov service
+    codes the vendor may use for it. Read covers read only; write covers write only."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    delegation = models.ForeignKey(Delegation, models.CASCADE, related_name="items")
+    service = models.ForeignKey(Service, models.PROTECT, related_name="+")
+    access = models.CharField(_("access"), max_length=5, choices=Access.choices)
+    service_codes = models.JSONField(_("service codes"), default=list, blank=True)
+
+    class Meta:
+        ordering = ["delegation", "service__position", "access"]
+        verbose_name = _("delegation item")
+        verbose_name_plural = _("delegation items")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["delegation", "service", "access"],
+                name="orders_delegationitem_unique_per_delegation",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.service_id} {self.access}"
 
 
 # --- Access requests and grants -----------------------------------------------------------------
@@ -401,10 +428,19 @@ class ItemStatus(models.TextChoices):
     REJECTED = "rejected", _("Rejected")
     AWAITING_KOMMUNE = "awaiting_kommune", _("Awaiting the kommune")
     AWAITING_AVAILABILITY = "awaiting_availability", _("Awaiting availability")
+    AWAITING_VERIFICATION = "awaiting_verification", _("Awaiting NHN's verification")
+    AWAITING_VENDOR = "awaiting_vendor", _("Awaiting the vendor")
     WITHDRAWN = "withdrawn", _("Withdrawn")
 
 
-WAITING_STATUSES = frozenset({ItemStatus.AWAITING_KOMMUNE, ItemStatus.AWAITING_AVAILABILITY})
+WAITING_STATUSES = frozenset(
+    {
+        ItemStatus.AWAITING_KOMMUNE,
+        ItemStatus.AWAITING_AVAILABILITY,
+        ItemStatus.AWAITING_VERIFICATION,
+        ItemStatus.AWAITING_VENDOR,
+    }
+)
 
 
 class AccessRequestItem(models.Model):
@@ -420,6 +456,11 @@ class AccessRequestItem(models.Model):
     reason_code = models.CharField(_("reason code"), max_length=40, blank=True)
     reason_params = models.JSONField(default=dict, blank=True)
     kommune_approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    # The codes the kommune admin allowed when approving (None: not approved by a person).
+    kommune_service_codes = models.JSONField(null=True, blank=True)
+    vendor_approved_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, models.PROTECT, null=True, blank=True, related_name="+"
     )
     decided_by = models.ForeignKey(

@@ -3,12 +3,19 @@
 An access-request item is approved when all of these hold, checked in this order; the first that
 fails decides, with a reason a person can act on:
 
-1. the client's system type may have that access to the service (the catalogue) -> rejected;
+1. the client's system type may have that access to the service (the catalogue) -> rejected.
+   In production the type is the one NHN verified; an unverified product whose declared type
+   would do -> awaiting_verification (NHN's verification releases it);
 2. the kommune's EPJ meets the service's EPJ requirement (reading the switch plan) -> rejected;
+   in production, whether the EPJ is Epic is NHN's word too -> awaiting_verification;
 3. production only: a signed instruction of the kommune covers the service -> awaiting_kommune;
-4. vendor-initiated only: a delegation in force covers the service, or a kommune admin approved
-   the item -> awaiting_kommune;
+4. vendor-initiated: a delegation in force covers the service and the access, or a kommune admin
+   approved the item -> awaiting_kommune; kommune-initiated: the client's vendor consented ->
+   awaiting_vendor;
 5. the service is available in the client's environment -> awaiting_availability.
+
+The service codes (tjenstlig behov) of the grant are those the vendor asked for that the kommune
+allowed: on the delegation item, on its admin's approval, or in its own order.
 
 Pure: everything it needs is passed in, so it is tested without a database.
 """
@@ -26,7 +33,7 @@ from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 
 from orders.models import Access, AccessRequest, Delegation, Instruction, ItemStatus, Service
-from tenants.models import Environment, Organisation
+from tenants.models import Environment, Organisation, Product
 
 #: Reason codes and their wording; the parameters are filled in the reader's language.
 REASONS: dict[str, Any] = {
@@ -48,6 +55,18 @@ REASONS: dict[str, Any] = {
     "delegation_missing": _(
         "No delegation from %(kommune)s to %(vendor)s covers %(service)s, so a kommune admin of "
         "%(kommune)s must approve this item."
+    ),
+    "product_unverified": _(
+        "%(product)s is declared a %(system_type)s, but NHN has not yet verified its system type. "
+        "Production access waits for that verification; this item then goes on by itself."
+    ),
+    "epj_unverified": _(
+        "%(service)s is only for kommuner on Epic, and NHN has not yet verified whether "
+        "%(kommune)s's EPJ %(epj)s is Epic. The item goes on by itself once NHN has."
+    ),
+    "vendor_consent_missing": _(
+        "%(kommune)s ordered this for a client of %(vendor)s, so an administrator of %(vendor)s "
+        "must consent before it is granted."
     ),
     "not_available": _(
         "%(service)s opens in %(environment)s on %(date)s; the item is granted by itself then."
@@ -96,15 +115,23 @@ class Context:
 
     service: Service
     access: str
-    system_type: str
+    system_type: str  # NHN's verified type in production, the declared one in test
     environment: str
     kommune: Organisation
     vendor_name: str
     initiated_by: str
     instruction: Instruction | None  # the kommune's instruction in force, if any
-    delegation: Delegation | None  # a delegation in force covering the service, if any
+    delegation: Delegation | None  # a delegation in force covering service and access, if any
     kommune_approved: bool = False
     today: datetime.date | None = None
+    #: False for a production client whose product NHN has not verified; ``system_type`` is then
+    #: the vendor's declaration, enough to refuse but never to grant.
+    product_verified: bool = True
+    product_name: str = ""
+    vendor_consented: bool = False
+    service_codes: tuple[str, ...] = ()  # asked for
+    delegation_codes: tuple[str, ...] = ()  # allowed by the delegation item
+    kommune_codes: tuple[str, ...] | None = None  # allowed by the approving kommune admin
 
 
 @dataclass(frozen=True)
@@ -114,6 +141,7 @@ class Decision:
     reason_params: dict[str, Any] = field(default_factory=dict)
     instruction: Instruction | None = None
     delegation: Delegation | None = None
+    service_codes: tuple[str, ...] = ()
 
     @property
     def approved(self) -> bool:
@@ -142,12 +170,25 @@ def decide(ctx: Context) -> Decision:
             },
         )
 
+    # 1b. Production goes by NHN's verification, never by the vendor's word alone.
+    if not ctx.product_verified:
+        return Decision(
+            ItemStatus.AWAITING_VERIFICATION,
+            "product_unverified",
+            {**names, "product": ctx.product_name, "system_type": ctx.system_type},
+        )
+
     # 2. The EPJ requirement, reading the kommune's switch plan.
     if service.epj_requirement == Service.EpjRequirement.EPIC:
         epj = ctx.kommune.epj_for(ctx.environment, on=ctx.today)
         if epj is None:
             return Decision(ItemStatus.REJECTED, "epj_unknown", names)
-        if not epj.is_epic:
+        epic = epj.is_epic_in(ctx.environment)
+        if epic is None:
+            return Decision(
+                ItemStatus.AWAITING_VERIFICATION, "epj_unverified", {**names, "epj": epj.name}
+            )
+        if not epic:
             return Decision(ItemStatus.REJECTED, "epj_not_epic", {**names, "epj": epj.name})
 
     # 3. Production needs the kommune's instruction to NHN to cover the service.
@@ -158,17 +199,31 @@ def decide(ctx: Context) -> Decision:
             return Decision(ItemStatus.AWAITING_KOMMUNE, "instruction_missing", names)
         instruction = ctx.instruction
 
-    # 4. A vendor's request needs a delegation, or a kommune admin's approval.
+    # 4. A vendor's request needs a delegation, or a kommune admin's approval; a kommune's
+    # order for a vendor's client needs that vendor's consent.
     delegation = None
-    if ctx.initiated_by == AccessRequest.Initiator.VENDOR and not ctx.kommune_approved:
-        if ctx.delegation is None:
+    codes = ctx.service_codes
+    if ctx.initiated_by == AccessRequest.Initiator.VENDOR:
+        if ctx.kommune_approved:
+            allowed = ctx.service_codes if ctx.kommune_codes is None else ctx.kommune_codes
+            codes = tuple(c for c in ctx.service_codes if c in allowed)
+        elif ctx.delegation is None:
             return Decision(
                 ItemStatus.AWAITING_KOMMUNE,
                 "delegation_missing",
                 {**names, "vendor": ctx.vendor_name},
                 instruction=instruction,
             )
-        delegation = ctx.delegation
+        else:
+            delegation = ctx.delegation
+            codes = tuple(c for c in ctx.service_codes if c in ctx.delegation_codes)
+    elif not ctx.vendor_consented:
+        return Decision(
+            ItemStatus.AWAITING_VENDOR,
+            "vendor_consent_missing",
+            {**names, "vendor": ctx.vendor_name},
+            instruction=instruction,
+        )
 
     # 5. The service must be open in the environment; otherwise the item waits for it.
     if not service.is_available(ctx.environment, on=ctx.today):
@@ -183,4 +238,62 @@ def decide(ctx: Context) -> Decision:
             delegation=delegation,
         )
 
-    return Decision(ItemStatus.APPROVED, instruction=instruction, delegation=delegation)
+    return Decision(
+        ItemStatus.APPROVED, instruction=instruction, delegation=delegation, service_codes=codes
+    )
+
+
+#: Why a live grant was revoked when its product's type or its kommune's EPJ changed.
+GRANT_REASONS: dict[str, Any] = {
+    "product_unverified": _(
+        "%(product)s is no longer verified by NHN, and production access needs that."
+    ),
+    "not_verified_as": _(
+        "%(product)s is no longer verified as %(allowed)s, the system type that may %(access)s "
+        "%(service)s."
+    ),
+    "not_declared_as": _(
+        "%(product)s is no longer declared as %(allowed)s, the system type that may %(access)s "
+        "%(service)s."
+    ),
+    "not_epic": _("%(kommune)s no longer runs Epic, which %(service)s needs."),
+    "epj_unverified": _(
+        "%(kommune)s's EPJ %(epj)s is not verified by NHN as Epic, which %(service)s needs."
+    ),
+}
+
+
+def grant_objection(
+    *,
+    service: Service,
+    access: str,
+    product: Product | None,
+    environment: str,
+    kommune: Organisation,
+    today: datetime.date | None = None,
+) -> str:
+    """Why rules 1 and 2 no longer allow a live grant, worded for its revoke reason ('' when
+    they do). Rules 3 and 4 have their own revocations (instruction signed, delegation
+    revoked); availability never takes a grant away."""
+    names = {
+        "service": service.code,
+        "kommune": kommune.name,
+        "access": str(Access(access).label).lower(),
+        "product": product.name if product is not None else "-",
+    }
+    allowed = service.readable_by if access == Access.READ else service.writable_by
+    names["allowed"] = _(" or ").join(allowed) or "-"
+    system_type = product.system_type_in(environment) if product is not None else None
+    if environment == Environment.PRODUCTION and system_type is None:
+        return str(GRANT_REASONS["product_unverified"]) % names
+    if system_type is None or not service.allows(system_type=system_type, access=access):
+        code = "not_verified_as" if environment == Environment.PRODUCTION else "not_declared_as"
+        return str(GRANT_REASONS[code]) % names
+    if service.epj_requirement == Service.EpjRequirement.EPIC:
+        epj = kommune.epj_for(environment, on=today)
+        epic = epj.is_epic_in(environment) if epj is not None else False
+        if epic is None and epj is not None:
+            return str(GRANT_REASONS["epj_unverified"]) % {**names, "epj": epj.name}
+        if not epic:
+            return str(GRANT_REASONS["not_epic"]) % names
+    return ""

@@ -6,15 +6,15 @@ rule, writes the change and its audit events in one transaction, and leaves a pr
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from celery import current_app
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.db import transaction
-from django.db.models import Max, QuerySet
+from django.db import connection, transaction
+from django.db.models import Max, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -25,6 +25,7 @@ from orders.models import (
     AccessRequest,
     AccessRequestItem,
     Delegation,
+    DelegationItem,
     Grant,
     GrantStatus,
     Instruction,
@@ -34,6 +35,7 @@ from orders.models import (
 )
 from portal.db import create_validated
 from portal.exceptions import Conflict
+from tenants.hooks import PolicyInputsChanged
 from tenants.jwks import PublicKey, validate_jwks
 from tenants.models import ClientKey, Environment, Membership, OAuthClient, Organisation, Product
 from tenants.services import check_role, organisation_permissions_sync
@@ -245,11 +247,30 @@ def instruction_sign(*, instruction: Instruction, actor: User) -> Instruction:
 # --- Delegations --------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class DelegationItemInput:
+    service: Service
+    access: str
+    service_codes: tuple[str, ...] = ()
+
+
+def _delegation_items(delegation: Delegation) -> list[DelegationItem]:
+    items = getattr(delegation, "ordered_items", None)
+    if items is None:
+        items = list(
+            delegation.items.select_related("service").order_by("service__position", "access")
+        )
+    return items
+
+
 def _delegation_snapshot(delegation: Delegation) -> dict[str, Any]:
     return {
         "kommune": delegation.kommune.orgnr,
         "vendor": delegation.vendor.orgnr,
-        "services": sorted(s.code for s in delegation.services.all()),
+        "items": [
+            {"service": i.service.code, "access": i.access, "service_codes": i.service_codes}
+            for i in _delegation_items(delegation)
+        ],
         "valid_from": delegation.valid_from.isoformat(),
         "valid_until": delegation.valid_until.isoformat() if delegation.valid_until else None,
         "status": delegation.status,
@@ -261,18 +282,20 @@ def delegation_create(
     *,
     kommune: Organisation,
     vendor: Organisation,
-    services: Sequence[Service],
+    items: Sequence[DelegationItemInput],
     valid_from: datetime.date | None,
     valid_until: datetime.date | None,
     actor: User,
 ) -> Delegation:
-    """Let the vendor's requests for these services be approved without asking the kommune."""
+    """Let the vendor's requests for these (service, access) items be approved without asking
+    the kommune; the grants hold the service codes of the item that the vendor asked for."""
     if kommune.kind != Organisation.Kind.KOMMUNE:
         raise ValidationError({"kommune": _("Only a kommune delegates.")})
     if vendor.kind != Organisation.Kind.VENDOR:
         raise ValidationError({"vendor": _("Services are delegated to a vendor.")})
-    if not services:
-        raise ValidationError({"services": _("Delegate at least one service.")})
+    if not items:
+        raise ValidationError({"items": _("Delegate at least one service.")})
+    _items_unique(items)
     today = timezone.localdate()
     start = valid_from or today
     if valid_until is not None and valid_until < max(start, today):
@@ -281,7 +304,16 @@ def delegation_create(
         kommune=kommune, vendor=vendor, valid_from=start, valid_until=valid_until, created_by=actor
     )
     create_validated(delegation)
-    delegation.services.set(services)
+    ordered = sorted(items, key=lambda i: (i.service.position, i.access))
+    delegation.ordered_items = DelegationItem.objects.bulk_create(
+        DelegationItem(
+            delegation=delegation,
+            service=i.service,
+            access=i.access,
+            service_codes=list(dict.fromkeys(i.service_codes)),
+        )
+        for i in ordered
+    )
     audit_event_record(
         actor=actor,
         action="delegation.created",
@@ -570,13 +602,27 @@ class ItemInput:
     service_codes: tuple[str, ...] = ()
 
 
+def _items_unique(items: Sequence[ItemInput | DelegationItemInput]) -> None:
+    seen: set[tuple[Any, str]] = set()
+    for item_input in items:
+        key = (item_input.service.pk, item_input.access)
+        if key in seen:
+            raise ValidationError(
+                {
+                    "items": _("%(service)s %(access)s is listed twice.")
+                    % {"service": item_input.service.code, "access": item_input.access}
+                }
+            )
+        seen.add(key)
+
+
 class _PolicyInputs:
     """The instruction and delegations in force, read once per (kommune, vendor), each with the
     services it covers in one statement (through the many-to-many table, not a prefetch)."""
 
     def __init__(self) -> None:
         self._instructions: dict[Any, Instruction | None] = {}
-        self._delegations: dict[tuple[Any, Any], dict[Any, Delegation]] = {}
+        self._delegations: dict[tuple[Any, Any], dict[tuple[Any, str], DelegationItem]] = {}
 
     def instruction(self, kommune: Organisation) -> Instruction | None:
         if kommune.pk not in self._instructions:
@@ -584,37 +630,48 @@ class _PolicyInputs:
         return self._instructions[kommune.pk]
 
     def delegation(
-        self, kommune: Organisation, vendor_id: Any, service: Service
-    ) -> Delegation | None:
-        """The oldest delegation in force from the kommune to the vendor covering the service."""
+        self, kommune: Organisation, vendor_id: Any, service: Service, access: str
+    ) -> DelegationItem | None:
+        """The item of the oldest delegation in force from the kommune to the vendor that
+        covers the service with that access (a read item does not cover write)."""
         key = (kommune.pk, vendor_id)
         if key not in self._delegations:
-            by_service: dict[Any, Delegation] = {}
+            by_item: dict[tuple[Any, str], DelegationItem] = {}
             in_force = Delegation.objects.in_force().filter(kommune=kommune, vendor_id=vendor_id)
             coverage = (
-                Delegation.services.through.objects.filter(delegation__in=in_force)
+                DelegationItem.objects.filter(delegation__in=in_force)
                 .select_related("delegation")
                 .order_by("delegation__created_at")
             )
             for row in coverage:
-                by_service.setdefault(row.service_id, row.delegation)
-            self._delegations[key] = by_service
-        return self._delegations[key].get(service.pk)
+                by_item.setdefault((row.service_id, row.access), row)
+            self._delegations[key] = by_item
+        return self._delegations[key].get((service.pk, access))
 
     def context(self, item: AccessRequestItem, request: AccessRequest) -> policy.Context:
         client = request.client
         product = client.product
+        system_type = product.system_type_in(client.environment) if product is not None else ""
+        covering = self.delegation(request.kommune, client.vendor_id, item.service, item.access)
+        kommune_codes = item.kommune_service_codes
         return policy.Context(
             service=item.service,
             access=item.access,
-            system_type=product.system_type if product is not None else "",
+            # Unverified in production: the declaration, enough to refuse but never to grant.
+            system_type=system_type or (product.system_type if product is not None else ""),
+            product_verified=system_type is not None,
+            product_name=product.name if product is not None else "",
             environment=client.environment,
             kommune=request.kommune,
             vendor_name=client.vendor.name,
             initiated_by=request.initiated_by,
             instruction=self.instruction(request.kommune),
-            delegation=self.delegation(request.kommune, client.vendor_id, item.service),
+            delegation=covering.delegation if covering is not None else None,
+            delegation_codes=tuple(covering.service_codes) if covering is not None else (),
             kommune_approved=item.kommune_approved_by_id is not None,
+            kommune_codes=tuple(kommune_codes) if kommune_codes is not None else None,
+            vendor_consented=item.vendor_approved_by_id is not None,
+            service_codes=tuple(item.service_codes),
         )
 
 
@@ -636,7 +693,7 @@ def _grant_for(item: AccessRequestItem, decision: policy.Decision, approver: Use
         service=item.service,
         access=item.access,
         scope=item.service.scope_for(item.access),
-        service_codes=item.service_codes,
+        service_codes=list(decision.service_codes),
         instruction=decision.instruction,
         delegation=decision.delegation,
         approved_by=approver,
@@ -681,6 +738,8 @@ def _item_set(
                 "decided_by",
                 "grant",
                 "kommune_approved_by",
+                "kommune_service_codes",
+                "vendor_approved_by",
             ]
         )
 
@@ -713,6 +772,39 @@ def _items_reevaluate(items: QuerySet[AccessRequestItem], *, actor: User | None)
     return granted
 
 
+def _policy_rows_share(*, product_id: Any, kommune_ids: Iterable[Any]) -> dict[Any, Organisation]:
+    """Share-lock the rows whose change re-evaluates grants, and return the kommuner as read
+    under the lock.
+
+    NHN's verification, the vendor's declaration and a kommune's EPJ change lock the product or
+    kommune FOR UPDATE and then re-evaluate. Under these share locks either the change waits for
+    this transaction to commit and then sees its items and grants, or this transaction waits
+    for the change and reads what it committed: the statements after this one take a new
+    snapshot. Without them an order decided on the old type or EPJ kept a grant that the
+    change's re-evaluation could not yet see. Deciders call this before reading the client's
+    product or a kommune's EPJ.
+    """
+    organisations = Organisation._meta.db_table
+    kommuner = {
+        k.pk: k
+        for k in Organisation.objects.raw(
+            f'SELECT * FROM "{organisations}" WHERE "id" = ANY(%s) FOR SHARE',  # noqa: S608
+            [list(kommune_ids)],
+        )
+    }
+    products = {product_id} | {
+        pk for k in kommuner.values() for pk in (k.epj_product_id, k.epj_switch_product_id)
+    }
+    products.discard(None)
+    if products:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f'SELECT 1 FROM "{Product._meta.db_table}" WHERE "id" = ANY(%s) FOR SHARE',  # noqa: S608
+                [list(products)],
+            )
+    return kommuner
+
+
 @transaction.atomic
 def access_request_create(
     *,
@@ -730,19 +822,11 @@ def access_request_create(
     """
     if not items:
         raise ValidationError({"items": _("Ask for at least one service.")})
-    seen: set[tuple[Any, str]] = set()
-    for item_input in items:
-        key = (item_input.service.pk, item_input.access)
-        if key in seen:
-            raise ValidationError(
-                {
-                    "items": _("%(service)s %(access)s is listed twice.")
-                    % {"service": item_input.service.code, "access": item_input.access}
-                }
-            )
-        seen.add(key)
+    _items_unique(items)
     if len({k.pk for k in kommuner}) != len(kommuner):
         raise ValidationError({"kommuner": _("A kommune is listed twice.")})
+    fresh = _policy_rows_share(product_id=client.product_id, kommune_ids=[k.pk for k in kommuner])
+    kommuner = [fresh[k.pk] for k in kommuner]
     # Serialise grant decisions per client: two requests for the same item make one grant.
     client = (
         OAuthClient.objects.select_for_update(of=("self",))
@@ -819,14 +903,21 @@ def _items_of(request: AccessRequest, item_ids: Iterable[Any] | None) -> list[Ac
 
 @transaction.atomic
 def access_request_approve(
-    *, request: AccessRequest, actor: User, item_ids: Iterable[Any] | None = None
+    *,
+    request: AccessRequest,
+    actor: User,
+    item_ids: Iterable[Any] | None = None,
+    service_codes: Mapping[str, Sequence[str]] | None = None,
 ) -> AccessRequest:
     """A kommune admin approves items that wait for the kommune (all of them by default).
 
     Approving an item that no longer waits is a Conflict, except that approving an approved item
     again changes nothing. An item that still lacks a signed instruction cannot be approved.
+    ``service_codes`` (by item id) narrows the codes an item's grant holds to those the kommune
+    allows; an item left out keeps the codes it asked for, which the admin saw and approved.
     """
-    OAuthClient.objects.select_for_update().filter(pk=request.client_id).first()
+    client = OAuthClient.objects.select_for_update().filter(pk=request.client_id).first()
+    _policy_rows_share(product_id=client and client.product_id, kommune_ids=[request.kommune_id])
     items = _items_of(request, item_ids)
     todo = [i for i in items if i.status == ItemStatus.AWAITING_KOMMUNE]
     if item_ids is not None:
@@ -838,9 +929,28 @@ def access_request_approve(
                 _("These items do not wait for the kommune: %(items)s.")
                 % {"items": ", ".join(f"{i.service.code} {i.access} ({i.status})" for i in stuck)}
             )
+    codes = {str(k): list(v) for k, v in (service_codes or {}).items()}
+    known = {str(i.pk): i for i in items}
+    for item_id, allowed in codes.items():
+        item = known.get(item_id)
+        if item is None:
+            raise ValidationError({"service_codes": _("Some items are not part of this request.")})
+        extra = [c for c in allowed if c not in item.service_codes]
+        if extra:
+            raise ValidationError(
+                {
+                    "service_codes": _("%(service)s %(access)s did not ask for %(codes)s.")
+                    % {
+                        "service": item.service.code,
+                        "access": item.access,
+                        "codes": ", ".join(extra),
+                    }
+                }
+            )
     inputs = _PolicyInputs()
     for item in todo:
         item.kommune_approved_by = actor
+        item.kommune_service_codes = codes.get(str(item.pk), list(item.service_codes))
         decision = policy.decide(inputs.context(item, request))
         if decision.reason_code == "instruction_missing":
             raise Conflict(policy.reason_text(decision.reason_code, decision.reason_params))
@@ -849,6 +959,34 @@ def access_request_approve(
         audit_event_record(
             actor=actor,
             action="access_request.approved",
+            target=request,
+            organisation=request.kommune,
+            after=_request_snapshot(request),
+        )
+    return request
+
+
+@transaction.atomic
+def access_request_consent(
+    *, request: AccessRequest, actor: User, item_ids: Iterable[Any] | None = None
+) -> AccessRequest:
+    """An admin of the client's vendor consents to the kommune's order (items that wait for
+    the vendor; all of them by default); the items then go on through the rest of the policy."""
+    client = OAuthClient.objects.select_for_update().filter(pk=request.client_id).first()
+    _policy_rows_share(product_id=client and client.product_id, kommune_ids=[request.kommune_id])
+    items = _items_of(request, item_ids)
+    todo = [i for i in items if i.status == ItemStatus.AWAITING_VENDOR]
+    if item_ids is not None and len(todo) != len(items):
+        raise Conflict(_("Only items that wait for the vendor can be consented to."))
+    inputs = _PolicyInputs()
+    for item in todo:
+        item.vendor_approved_by = actor
+        decision = policy.decide(inputs.context(item, request))
+        _item_set(item, decision, actor, approver=item.kommune_approved_by)
+    if todo:
+        audit_event_record(
+            actor=actor,
+            action="access_request.vendor_consented",
             target=request,
             organisation=request.kommune,
             after=_request_snapshot(request),
@@ -1001,3 +1139,64 @@ def grant_revoke(*, grant: Grant, actor: User, reason: str = "") -> Grant:
             )
         }
     )
+
+
+# --- Changes of a product's type or a kommune's EPJ ---------------------------------------------
+
+
+def policy_inputs_reevaluate(change: PolicyInputsChanged) -> None:
+    """Receiver of ``tenants.hooks``: after a product's type (declared or verified) or a
+    kommune's EPJ changed, in the same transaction, revoke the live grants rules 1 and 2 no
+    longer allow (through provisioning, with the reason) and decide the waiting items again."""
+    if change.products:
+        product_ids = [p.pk for p in change.products]
+        # The product's own clients, and kommuner whose EPJ (now or planned) it is.
+        epj_of = Q(kommune__epj_product__in=product_ids) | Q(
+            kommune__epj_switch_product__in=product_ids
+        )
+        grants = Grant.objects.live().filter(
+            Q(client__product__in=product_ids)
+            | (epj_of & Q(service__epj_requirement=Service.EpjRequirement.EPIC))
+        )
+        items = AccessRequestItem.objects.filter(
+            Q(request__client__product__in=product_ids)
+            | Q(request__kommune__epj_product__in=product_ids)
+            | Q(request__kommune__epj_switch_product__in=product_ids)
+        )
+    elif change.kommune is not None:
+        grants = Grant.objects.live().filter(
+            kommune=change.kommune, service__epj_requirement=Service.EpjRequirement.EPIC
+        )
+        items = AccessRequestItem.objects.filter(request__kommune=change.kommune)
+    else:
+        return
+    grants_reevaluate(grants, actor=change.actor)
+    _items_reevaluate(items, actor=None)
+
+
+def grants_reevaluate(grants: QuerySet[Grant], *, actor: User | None) -> list[Grant]:
+    """Revoke the live grants among ``grants`` that the policy's rules 1 and 2 no longer allow,
+    each with its own reason. Returns those revoked."""
+    objections: dict[str, list[Any]] = {}
+    candidates = grants.select_related(
+        "service",
+        "client__product",
+        "kommune__epj_product",
+        "kommune__epj_switch_product",
+    ).order_by("pk")
+    for grant in candidates:
+        reason = policy.grant_objection(
+            service=grant.service,
+            access=grant.access,
+            product=grant.client.product,
+            environment=grant.client.environment,
+            kommune=grant.kommune,
+        )
+        if reason:
+            objections.setdefault(reason, []).append(grant.pk)
+    revoked = []
+    for reason, ids in objections.items():
+        revoked += _grants_revoke(
+            Grant.objects.live().filter(pk__in=ids), actor=actor, reason=reason
+        )
+    return revoked

@@ -276,6 +276,7 @@ SPECTACULAR_SETTINGS = {
         "GrantStatusEnum": "orders.models.GrantStatus",
         "ItemStatusEnum": "orders.models.ItemStatus",
         "AccessEnum": "orders.models.Access",
+        "SystemTypeEnum": "tenants.models.Product.SystemType",
     },
 }
 

@@ -161,6 +161,17 @@ class Product(models.Model):
     is_epic = models.BooleanField(
         _("Epic"), default=False, help_text=_("The EPJ is Epic (Helseplattformen).")
     )
+    # NHN's word, which production relies on: the vendor's declaration above counts in the test
+    # environment only. A new declaration clears ``verified_at`` (the product is unverified until
+    # NHN looks again); the verified type stays as history of what NHN last said.
+    verified_system_type = models.CharField(
+        _("verified system type"), max_length=3, choices=SystemType.choices, blank=True
+    )
+    verified_is_epic = models.BooleanField(_("verified as Epic"), default=False)
+    verified_at = models.DateTimeField(_("verified at"), null=True, blank=True)
+    verified_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.PROTECT, null=True, blank=True, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -178,10 +189,35 @@ class Product(models.Model):
                 condition=Q(is_epic=False) | Q(system_type="EPJ"),
                 violation_error_message=_("Only an EPJ can be Epic."),
             ),
+            models.CheckConstraint(
+                name="tenants_product_verified_has_type",
+                condition=Q(verified_at__isnull=True) | ~Q(verified_system_type=""),
+            ),
+            models.CheckConstraint(
+                name="tenants_product_verified_epic_is_epj",
+                condition=Q(verified_is_epic=False) | Q(verified_system_type="EPJ"),
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.system_type})"
+
+    @property
+    def is_verified(self) -> bool:
+        return self.verified_at is not None
+
+    def system_type_in(self, environment: str) -> str | None:
+        """The type the policy goes by: the declared one in test, NHN's verified one in
+        production (None while unverified)."""
+        if environment == Environment.TEST:
+            return self.system_type
+        return self.verified_system_type if self.is_verified else None
+
+    def is_epic_in(self, environment: str) -> bool | None:
+        """Whether the policy counts it as Epic; None in production while unverified."""
+        if environment == Environment.TEST:
+            return self.is_epic
+        return self.verified_is_epic if self.is_verified else None
 
 
 class Environment(models.TextChoices):

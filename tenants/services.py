@@ -16,6 +16,7 @@ from audit.services import audit_event_record
 from portal import request_memo
 from portal.db import create_validated
 from portal.exceptions import Conflict
+from tenants.hooks import PolicyInputsChanged, policy_inputs_changed
 from tenants.models import (
     ADMIN_ROLES,
     ROLE_RANK,
@@ -106,6 +107,91 @@ def product_register(
         organisation=vendor,
         after={"name": product.name, "system_type": system_type, "is_epic": is_epic},
     )
+    return product
+
+
+def _product_snapshot(product: Product) -> dict[str, Any]:
+    return {
+        "name": product.name,
+        "system_type": product.system_type,
+        "is_epic": product.is_epic,
+        "verified_system_type": product.verified_system_type,
+        "verified_is_epic": product.verified_is_epic,
+        "verified": product.is_verified,
+    }
+
+
+def _epic_check(system_type: str, is_epic: bool, field: str) -> None:
+    if is_epic and system_type != Product.SystemType.EPJ:
+        raise ValidationError({field: _("Only an EPJ can be Epic.")})
+
+
+@transaction.atomic
+def product_declare(
+    *,
+    product: Product,
+    actor: User | None,
+    name: str | None = None,
+    system_type: str | None = None,
+    is_epic: bool | None = None,
+) -> Product:
+    """The vendor changes its product. A new system type or Epic flag is only the vendor's word:
+    the product is unverified again, and the grants of its clients are re-evaluated (in
+    production nothing passes until NHN verifies it again)."""
+    product = Product.objects.select_for_update().get(pk=product.pk)
+    before = _product_snapshot(product)
+    new_type = product.system_type if system_type is None else system_type
+    new_epic = product.is_epic if is_epic is None else is_epic
+    _epic_check(new_type, new_epic, "is_epic")
+    retyped = (new_type, new_epic) != (product.system_type, product.is_epic)
+    if name is not None:
+        product.name = name.strip()
+    product.system_type, product.is_epic = new_type, new_epic
+    if retyped:
+        product.verified_at = None
+        product.verified_by = None
+    product.full_clean()
+    product.save(update_fields=["name", "system_type", "is_epic", "verified_at", "verified_by"])
+    audit_event_record(
+        actor=actor,
+        action="product.declared",
+        target=product,
+        organisation=product.vendor,
+        before=before,
+        after=_product_snapshot(product),
+    )
+    if retyped:
+        policy_inputs_changed(PolicyInputsChanged(actor=actor, products=[product]))
+    return product
+
+
+@transaction.atomic
+def product_verify(
+    *, product: Product, system_type: str, is_epic: bool, actor: User | None
+) -> Product:
+    """NHN records the system type (and whether it is Epic) it has verified; production goes
+    by it. Waiting items of the product's clients go on, and live grants the verified type no
+    longer allows are revoked."""
+    _epic_check(system_type, is_epic, "is_epic")
+    product = Product.objects.select_for_update().select_related("vendor").get(pk=product.pk)
+    before = _product_snapshot(product)
+    product.verified_system_type = system_type
+    product.verified_is_epic = is_epic
+    product.verified_at = timezone.now()
+    product.verified_by = actor
+    product.full_clean()
+    product.save(
+        update_fields=["verified_system_type", "verified_is_epic", "verified_at", "verified_by"]
+    )
+    audit_event_record(
+        actor=actor,
+        action="product.verified",
+        target=product,
+        organisation=product.vendor,
+        before=before,
+        after=_product_snapshot(product),
+    )
+    policy_inputs_changed(PolicyInputsChanged(actor=actor, products=[product]))
     return product
 
 
@@ -376,6 +462,8 @@ def kommune_epj_set(
         before=before,
         after=_epj_snapshot(kommune),
     )
+    if _epj_snapshot(kommune) != before:
+        policy_inputs_changed(PolicyInputsChanged(actor=actor, kommune=kommune))
     return kommune
 
 

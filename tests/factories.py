@@ -8,7 +8,7 @@ import factory
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from orders.models import Delegation, Instruction, Service
+from orders.models import Access, Delegation, DelegationItem, Instruction, Service
 from tenants.models import (
     ClientKey,
     Environment,
@@ -60,12 +60,21 @@ class KommuneOrganisationFactory(OrganisationFactory):
 
 
 class ProductFactory(factory.django.DjangoModelFactory[Product]):
+    """A product NHN has verified as what it declares; ``verified_at=None`` for an unverified
+    one (whose production orders wait for NHN)."""
+
     class Meta:
         model = Product
 
     vendor = factory.SubFactory(OrganisationFactory)
     name = factory.Sequence(lambda n: f"Product {n}")
     system_type = Product.SystemType.VFT
+    is_epic = False
+    verified_system_type = factory.LazyAttribute(
+        lambda o: o.system_type if o.verified_at is not None else ""
+    )
+    verified_is_epic = factory.LazyAttribute(lambda o: o.is_epic and o.verified_at is not None)
+    verified_at = factory.LazyFunction(timezone.now)
 
 
 class MembershipFactory(factory.django.DjangoModelFactory[Membership]):
@@ -138,7 +147,11 @@ class InstructionFactory(factory.django.DjangoModelFactory[Instruction]):
 
 
 class DelegationFactory(factory.django.DjangoModelFactory[Delegation]):
-    """A delegation in force covering every service (pass ``services=[...]`` to narrow it)."""
+    """A delegation in force covering every service for read and write, without service codes.
+
+    Pass ``services=[...]`` to narrow it to those services (read and write), or
+    ``items=[(service, access, codes), ...]`` for exact items.
+    """
 
     class Meta:
         model = Delegation
@@ -150,5 +163,22 @@ class DelegationFactory(factory.django.DjangoModelFactory[Delegation]):
 
     @factory.post_generation
     def services(self, create: bool, extracted: Any, **kwargs: Any) -> None:
-        if create:
-            self.services.set(extracted if extracted is not None else Service.objects.all())
+        if create and extracted is not None:
+            delegation_items_set(self, [(s, a, ()) for s in extracted for a in Access.values])
+
+    @factory.post_generation
+    def items(self, create: bool, extracted: Any, **kwargs: Any) -> None:
+        if not create or self.items.exists():
+            return
+        if extracted is None:
+            extracted = [(s, a, ()) for s in Service.objects.all() for a in Access.values]
+        delegation_items_set(self, extracted)
+
+
+def delegation_items_set(delegation: Delegation, items: Any) -> None:
+    """Replace the delegation's items by ``(service, access, service_codes)`` triples."""
+    DelegationItem.objects.filter(delegation=delegation).delete()
+    DelegationItem.objects.bulk_create(
+        DelegationItem(delegation=delegation, service=s, access=a, service_codes=list(codes))
+        for s, a, codes in items
+    )

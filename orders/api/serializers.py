@@ -12,6 +12,7 @@ from orders.models import (
     AccessRequest,
     AccessRequestItem,
     Delegation,
+    DelegationItem,
     Grant,
     Instruction,
     Service,
@@ -150,13 +151,47 @@ class InstructionInputSerializer(serializers.Serializer[Any]):
     contact_phone = serializers.CharField(max_length=40, required=False, allow_blank=True)
 
 
+# --- Items: a service by code and an access ------------------------------------------------
+
+
+class ItemInputSerializer(serializers.Serializer[Any]):
+    service = serializers.SlugField()
+    access = serializers.ChoiceField(choices=Access.choices)
+    service_codes = serializers.ListField(
+        child=serializers.ChoiceField(choices=SERVICE_CODES),
+        required=False,
+        help_text="Tjenstlig behov: the service codes the client may send with this item.",
+    )
+
+    def validate_service(self, code: str) -> Service:
+        service = Service.objects.filter(code=code).first()
+        if service is None:
+            raise serializers.ValidationError(
+                _("Unknown service code: %(codes)s.") % {"codes": code}
+            )
+        return service
+
+
 # --- Delegations --------------------------------------------------------------------------------
+
+
+class DelegationItemSerializer(serializers.ModelSerializer[DelegationItem]):
+    service = serializers.CharField(source="service.code")
+
+    class Meta:
+        model = DelegationItem
+        fields = ["service", "access", "service_codes"]
+        read_only_fields = fields
+
+
+#: One instance renders every item (no per-row serializer; see tenants' PRODUCT_REF).
+DELEGATION_ITEM = DelegationItemSerializer()
 
 
 class DelegationSerializer(serializers.ModelSerializer[Delegation]):
     kommune = serializers.CharField(source="kommune.orgnr")
     vendor = serializers.CharField(source="vendor.orgnr")
-    services = ServiceCodesField()
+    items = serializers.SerializerMethodField()
     status = serializers.CharField()
 
     class Meta:
@@ -165,7 +200,7 @@ class DelegationSerializer(serializers.ModelSerializer[Delegation]):
             "id",
             "kommune",
             "vendor",
-            "services",
+            "items",
             "valid_from",
             "valid_until",
             "status",
@@ -174,11 +209,21 @@ class DelegationSerializer(serializers.ModelSerializer[Delegation]):
         ]
         read_only_fields = fields
 
+    @extend_schema_field(DelegationItemSerializer(many=True))
+    def get_items(self, delegation: Delegation) -> list[dict[str, Any]]:
+        # Set by the view's Prefetch or by the service that made the delegation; read otherwise.
+        items = getattr(delegation, "ordered_items", None)
+        if items is None:
+            items = list(
+                delegation.items.select_related("service").order_by("service__position", "access")
+            )
+        return [DELEGATION_ITEM.to_representation(item) for item in items]
+
 
 class DelegationInputSerializer(serializers.Serializer[Any]):
     kommune = serializers.CharField(max_length=9)
     vendor = serializers.CharField(max_length=9)
-    services = ServiceCodesField()
+    items = ItemInputSerializer(many=True, allow_empty=False, max_length=50)  # type: ignore[call-arg]
     valid_from = serializers.DateField(required=False, allow_null=True)
     valid_until = serializers.DateField(required=False, allow_null=True)
 
@@ -300,22 +345,6 @@ class AccessRequestSerializer(serializers.ModelSerializer[AccessRequest]):
         read_only_fields = fields
 
 
-class ItemInputSerializer(serializers.Serializer[Any]):
-    service = serializers.SlugField()
-    access = serializers.ChoiceField(choices=Access.choices)
-    service_codes = serializers.ListField(
-        child=serializers.ChoiceField(choices=SERVICE_CODES), required=False
-    )
-
-    def validate_service(self, code: str) -> Service:
-        service = Service.objects.filter(code=code).first()
-        if service is None:
-            raise serializers.ValidationError(
-                _("Unknown service code: %(codes)s.") % {"codes": code}
-            )
-        return service
-
-
 class AccessRequestInputSerializer(serializers.Serializer[Any]):
     client = serializers.UUIDField()
     kommune = serializers.CharField(max_length=9, required=False)
@@ -340,6 +369,15 @@ class ItemsActionSerializer(serializers.Serializer[Any]):
         required=False,
         allow_empty=False,
         help_text="The items to act on; all that qualify when left out.",
+    )
+
+
+class ApproveSerializer(ItemsActionSerializer):
+    service_codes = serializers.DictField(
+        child=serializers.ListField(child=serializers.ChoiceField(choices=SERVICE_CODES)),
+        required=False,
+        help_text="By item id: the service codes (tjenstlig behov) the kommune allows for it, "
+        "among those it asked for. An item left out keeps the codes it asked for.",
     )
 
 

@@ -19,6 +19,7 @@ from orders import services
 from orders.api.serializers import (
     AccessRequestInputSerializer,
     AccessRequestSerializer,
+    ApproveSerializer,
     ClientInputSerializer,
     ClientSerializer,
     DelegationInputSerializer,
@@ -34,6 +35,7 @@ from orders.models import (
     AccessRequest,
     AccessRequestItem,
     Delegation,
+    DelegationItem,
     Grant,
     GrantStatus,
     Instruction,
@@ -58,7 +60,7 @@ class ServiceViewSet(viewsets.ReadOnlyModelViewSet[Service]):
 
 # --- Helpers ------------------------------------------------------------------------------------
 
-#: Instructions and delegations show their services by code: a list of 100 of them loads 900
+#: Instructions show their services by code: a list of 100 of them loads 900
 #: services, and whole rows (names and descriptions in two languages) cost most of its time.
 SERVICES_AS_CODES = Prefetch("services", queryset=Service.objects.only("code", "position"))
 
@@ -201,10 +203,16 @@ class DelegationViewSet(
     serializer_class = DelegationSerializer
 
     def get_queryset(self) -> QuerySet[Delegation]:
-        queryset = (
+        items = DelegationItem.objects.select_related("service").only(
+            "delegation_id", "access", "service_codes", "service__code", "service__position"
+        )
+        ordered = Prefetch(
+            "items", queryset=items.order_by("service__position", "access"), to_attr="ordered_items"
+        )
+        queryset: QuerySet[Delegation] = (
             Delegation.objects.visible_to(self.request.user)
             .select_related("kommune", "vendor")
-            .prefetch_related(SERVICES_AS_CODES)
+            .prefetch_related(ordered)  # type: ignore[no-redef]
         )
         return filter_by(queryset, self.request, kommune="kommune__orgnr", vendor="vendor__orgnr")
 
@@ -226,7 +234,14 @@ class DelegationViewSet(
         delegation = services.delegation_create(
             kommune=kommune,
             vendor=vendor,
-            services=data.validated_data["services"],
+            items=[
+                services.DelegationItemInput(
+                    service=item["service"],
+                    access=item["access"],
+                    service_codes=tuple(item.get("service_codes", ())),
+                )
+                for item in data.validated_data["items"]
+            ],
             valid_from=data.validated_data.get("valid_from"),
             valid_until=data.validated_data.get("valid_until"),
             actor=authenticated_user(request),
@@ -444,12 +459,23 @@ class AccessRequestViewSet(
             return Response(body[0], status=status.HTTP_201_CREATED)
         return Response(body, status=status.HTTP_201_CREATED)
 
-    def _items_action(self, request: Request, act: Any, who: str) -> Response:
+    def _items_action(
+        self,
+        request: Request,
+        act: Any,
+        who: str,
+        serializer: type[ItemsActionSerializer] = ItemsActionSerializer,
+    ) -> Response:
         access_request = self.get_object()
-        data = ItemsActionSerializer(data=request.data)
+        data = serializer(data=request.data)
         data.is_valid(raise_exception=True)
+        extra = {k: v for k, v in data.validated_data.items() if k != "items"}
         if who == "kommune":
             require_admin(request.user, access_request.kommune)
+        elif who == "vendor":
+            if access_request.initiated_by != AccessRequest.Initiator.KOMMUNE:
+                raise PermissionDenied(_("Only the kommune's own orders wait for the vendor."))
+            require_role(request.user, access_request.client.vendor, Role.VENDOR_ADMIN)
         else:  # the requester's side
             side = (
                 access_request.client.vendor
@@ -461,13 +487,24 @@ class AccessRequestViewSet(
             request=access_request,
             actor=authenticated_user(request),
             item_ids=data.validated_data.get("items"),
+            **extra,
         )
         return Response(AccessRequestSerializer(self.get_queryset().get(pk=access_request.pk)).data)
 
-    @extend_schema(request=ItemsActionSerializer, responses=AccessRequestSerializer)
+    @extend_schema(request=ApproveSerializer, responses=AccessRequestSerializer)
     @action(detail=True, methods=["post"])
     def approve(self, request: Request, pk: str) -> Response:
-        return self._items_action(request, services.access_request_approve, "kommune")
+        """A kommune admin approves items that wait for the kommune, and may narrow the
+        service codes each item's grant holds."""
+        return self._items_action(
+            request, services.access_request_approve, "kommune", ApproveSerializer
+        )
+
+    @extend_schema(request=ItemsActionSerializer, responses=AccessRequestSerializer)
+    @action(detail=True, methods=["post"])
+    def consent(self, request: Request, pk: str) -> Response:
+        """An admin of the client's vendor consents to a kommune's order for that client."""
+        return self._items_action(request, services.access_request_consent, "vendor")
 
     @extend_schema(request=ItemsActionSerializer, responses=AccessRequestSerializer)
     @action(detail=True, methods=["post"])

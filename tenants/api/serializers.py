@@ -76,11 +76,34 @@ class OrganizationCreateSerializer(serializers.Serializer[Any]):
 
 class ProductSerializer(serializers.ModelSerializer[Product]):
     vendor = serializers.CharField(source="vendor.orgnr")
+    verified_by = serializers.CharField(
+        source="verified_by.username", allow_null=True, default=None
+    )
 
     class Meta:
         model = Product
-        fields = ["id", "vendor", "name", "system_type", "is_epic", "created_at"]
+        fields = [
+            "id",
+            "vendor",
+            "name",
+            "system_type",
+            "is_epic",
+            "verified_system_type",
+            "verified_is_epic",
+            "verified_at",
+            "verified_by",
+            "created_at",
+        ]
         read_only_fields = fields
+        extra_kwargs = {
+            "system_type": {
+                "help_text": "The vendor's declaration; the test environment goes by it."
+            },
+            "verified_system_type": {
+                "help_text": "What NHN verified; production goes by it, and waits while "
+                "verified_at is null."
+            },
+        }
 
 
 class ProductInputSerializer(serializers.Serializer[Any]):
@@ -88,6 +111,19 @@ class ProductInputSerializer(serializers.Serializer[Any]):
     name = serializers.CharField(max_length=200)
     system_type = serializers.ChoiceField(choices=Product.SystemType.choices)
     is_epic = serializers.BooleanField(default=False)
+
+
+class ProductUpdateSerializer(serializers.Serializer[Any]):
+    name = serializers.CharField(max_length=200, required=False)
+    system_type = serializers.ChoiceField(choices=Product.SystemType.choices, required=False)
+    is_epic = serializers.BooleanField(required=False)
+
+
+class ProductVerifySerializer(serializers.Serializer[Any]):
+    system_type = serializers.ChoiceField(
+        choices=Product.SystemType.choices, help_text="The system type NHN has verified."
+    )
+    is_epic = serializers.BooleanField(default=False, help_text="NHN verified it is Epic.")
 
 
 class MembershipSerializer(serializers.ModelSerializer[Membership]):

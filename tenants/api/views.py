@@ -27,6 +27,8 @@ from tenants.api.serializers import (
     OrganizationSerializer,
     ProductInputSerializer,
     ProductSerializer,
+    ProductUpdateSerializer,
+    ProductVerifySerializer,
 )
 from tenants.models import Membership, Organisation, Product, Role
 from tenants.permissions import IsNhnOperator, is_nhn_operator, require_admin, require_role
@@ -125,12 +127,17 @@ class ProductViewSet(
     mixins.CreateModelMixin,
     viewsets.GenericViewSet[Product],
 ):
-    """Vendors' systems. Anyone logged in may read them (a kommune picks its EPJ here)."""
+    """Vendors' systems. Anyone logged in may read them (a kommune picks its EPJ here), so
+    nobody logged in is an outsider: those without the role get 403. The vendor declares the
+    system type; NHN operators verify it, and production goes by NHN's word."""
 
     serializer_class = ProductSerializer
+    http_method_names = ["get", "post", "patch", "head", "options"]
 
     def get_queryset(self) -> QuerySet[Product]:
-        queryset = Product.objects.select_related("vendor").order_by("vendor__name", "name")
+        queryset = Product.objects.select_related("vendor", "verified_by").order_by(
+            "vendor__name", "name"
+        )
         if vendor := self.request.query_params.get("vendor"):
             queryset = queryset.filter(vendor__orgnr=vendor)
         if system_type := self.request.query_params.get("system_type"):
@@ -155,6 +162,36 @@ class ProductViewSet(
             actor=authenticated_user(request),
         )
         return Response(ProductSerializer(product).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=ProductUpdateSerializer, responses=ProductSerializer)
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """A vendor admin changes the product; a new type or Epic flag un-verifies it."""
+        product = self.get_object()
+        require_role(request.user, product.vendor, Role.VENDOR_ADMIN)
+        data = ProductUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.product_declare(
+            product=product,
+            actor=authenticated_user(request),
+            **data.validated_data,
+        )
+        return Response(ProductSerializer(self.get_queryset().get(pk=product.pk)).data)
+
+    @extend_schema(request=ProductVerifySerializer, responses=ProductSerializer)
+    @action(detail=True, methods=["post"], permission_classes=[IsAuthenticated, IsNhnOperator])
+    def verify(self, request: Request, pk: str) -> Response:
+        """An NHN operator records the system type (and Epic) NHN has verified; clients of the
+        product are re-evaluated: waiting items go on, grants it no longer allows are revoked."""
+        product = self.get_object()
+        data = ProductVerifySerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.product_verify(
+            product=product,
+            system_type=data.validated_data["system_type"],
+            is_epic=data.validated_data["is_epic"],
+            actor=authenticated_user(request),
+        )
+        return Response(ProductSerializer(self.get_queryset().get(pk=product.pk)).data)
 
 
 @extend_schema(

@@ -211,7 +211,7 @@ def test_a_delegation_that_ends_before_it_starts_is_refused(world: World) -> Non
         {
             "kommune": world.kommune.orgnr,
             "vendor": world.vendor.orgnr,
-            "services": ["patient"],
+            "items": [{"service": "patient", "access": "read"}],
             "valid_from": "2030-01-02",
             "valid_until": "2030-01-01",
         },
@@ -223,7 +223,7 @@ def test_a_delegation_that_ends_before_it_starts_is_refused(world: World) -> Non
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_two_approvals_of_the_same_item_at_the_same_moment_make_one_grant(world: World) -> None:
-    world.delegation.services.set(Service.objects.none())
+    world.delegation.items.all().delete()
     [request] = services.access_request_create(
         client=world.client,
         kommuner=[world.kommune],

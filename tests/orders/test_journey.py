@@ -73,7 +73,14 @@ def test_the_ordering_journey_through_the_api_alone() -> None:
     assert signed["signed_by"] == "admin@oslo.example"
     delegation = oslo.post(
         "/api/v1/delegations/",
-        {"kommune": OSLO, "vendor": TRYGGHET, "services": ["patient", "observation"]},
+        {
+            "kommune": OSLO,
+            "vendor": TRYGGHET,
+            "items": [
+                {"service": "patient", "access": "read"},
+                {"service": "observation", "access": "write", "service_codes": ["TA", "DHO"]},
+            ],
+        },
         format="json",
     )
     assert delegation.status_code == 201, delegation.json()
@@ -138,7 +145,11 @@ def test_the_ordering_journey_through_the_api_alone() -> None:
     sign_instruction(trondheim, TRONDHEIM, ["condition"])
     trondheim.post(
         "/api/v1/delegations/",
-        {"kommune": TRONDHEIM, "vendor": TRYGGHET, "services": ["condition"]},
+        {
+            "kommune": TRONDHEIM,
+            "vendor": TRYGGHET,
+            "items": [{"service": "condition", "access": "read"}],
+        },
         format="json",
     )
     response = trygghet.post(

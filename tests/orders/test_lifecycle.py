@@ -77,19 +77,15 @@ def test_the_same_item_requested_twice_makes_one_grant(world: World) -> None:
 
 def test_revoking_a_delegation_revokes_the_grants_resting_on_it(world: World) -> None:
     grant = order(world, "patient.read").items.get().grant
-    kommune_asked = (
-        services.access_request_create(
-            client=world.client,
-            kommuner=[world.kommune],
-            items=[
-                services.ItemInput(service=Service.objects.get(code="care-plan"), access="read")
-            ],
-            initiated_by=AccessRequest.Initiator.KOMMUNE,
-            actor=world.people["kommune_admin"],
-        )[0]
-        .items.get()
-        .grant
+    [kommune_order] = services.access_request_create(
+        client=world.client,
+        kommuner=[world.kommune],
+        items=[services.ItemInput(service=Service.objects.get(code="care-plan"), access="read")],
+        initiated_by=AccessRequest.Initiator.KOMMUNE,
+        actor=world.people["kommune_admin"],
     )
+    services.access_request_consent(request=kommune_order, actor=world.people["vendor_admin"])
+    kommune_asked = kommune_order.items.get().grant
     assert grant is not None
     assert kommune_asked is not None
     assert kommune_asked.delegation is None
@@ -216,7 +212,7 @@ def test_items_waiting_for_a_service_to_open_are_granted_by_the_periodic_task(
 
 
 def test_a_kommune_admin_approves_or_rejects_waiting_items_one_by_one(world: World) -> None:
-    world.delegation.services.set(Service.objects.none())
+    world.delegation.items.all().delete()
     request = order(world, "patient.read", "care-plan.read")
     patient, care_plan = (request.items.get(service__code=c) for c in ("patient", "care-plan"))
     admin = as_(world, "kommune_admin")
@@ -250,7 +246,7 @@ def test_a_kommune_admin_approves_or_rejects_waiting_items_one_by_one(world: Wor
 
 
 def test_the_requester_withdraws_what_still_waits(world: World) -> None:
-    world.delegation.services.set(Service.objects.none())
+    world.delegation.items.all().delete()
     request = order(world, "patient.read")
 
     response = as_(world, "vendor_admin").post(f"/api/v1/access-requests/{request.pk}/withdraw/")
@@ -325,7 +321,7 @@ def test_removing_a_client_revokes_its_grants_and_withdraws_its_waiting_items(
     world: World,
 ) -> None:
     grant = order(world, "patient.read").items.get().grant
-    world.delegation.services.set(Service.objects.none())
+    world.delegation.items.all().delete()
     waiting = order(world, "care-plan.read").items.get()
     assert grant is not None
 

@@ -506,7 +506,7 @@ def state(world: World, people: dict[str, Any]) -> State:
     grant = Grant.objects.get(request_items__request=granted)
 
     # The delegation stops covering episode-of-care, so the vendor's request for it waits.
-    world.delegation.services.set(Service.objects.exclude(code="episode-of-care"))
+    world.delegation.items.filter(service__code="episode-of-care").delete()
     [waiting] = services.access_request_create(
         client=world.client,
         kommuner=[world.kommune],
@@ -578,7 +578,7 @@ def body_for(method: str, route: str, state: State) -> Any:
         "delegation-list": lambda: {
             "kommune": world.kommune.orgnr,
             "vendor": world.vendor.orgnr,
-            "services": ["patient"],
+            "items": [{"service": "patient", "access": "read"}],
         },
         "client-list": lambda: {
             "name": "X",

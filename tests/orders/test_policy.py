@@ -27,6 +27,7 @@ def decide(
     instruction: Instruction | None = None,
     delegated: bool = True,
     kommune_approved: bool = False,
+    vendor_consented: bool = False,
     today: datetime.date = TODAY,
 ) -> policy.Decision:
     service = Service.objects.with_availability().get(code=code)
@@ -42,6 +43,7 @@ def decide(
             instruction=instruction,
             delegation=DelegationFactory(kommune=kommune) if delegated else None,
             kommune_approved=kommune_approved,
+            vendor_consented=vendor_consented,
             today=today,
         )
     )
@@ -148,15 +150,27 @@ def test_rule_4_a_vendor_without_delegation_waits_for_the_kommune(
     assert approved.status == ItemStatus.APPROVED
 
 
-def test_rule_4_the_kommune_asking_itself_needs_no_delegation(
+def test_rule_4_the_kommune_asking_itself_needs_no_delegation_but_the_vendor_s_consent(
     kommune: Organisation, signed: Instruction
 ) -> None:
+    waiting = decide(
+        kommune,
+        "patient",
+        instruction=signed,
+        delegated=False,
+        initiated_by=AccessRequest.Initiator.KOMMUNE,
+    )
+    assert (waiting.status, waiting.reason_code) == (
+        ItemStatus.AWAITING_VENDOR,
+        "vendor_consent_missing",
+    )
     decision = decide(
         kommune,
         "patient",
         instruction=signed,
         delegated=False,
         initiated_by=AccessRequest.Initiator.KOMMUNE,
+        vendor_consented=True,
     )
     assert decision.status == ItemStatus.APPROVED
 
@@ -208,6 +222,7 @@ def test_every_reason_reads_in_bokmal_and_english(kommune: Organisation) -> None
         "epj": "Journal EPJ",
         "date": "2027-01-01",
         "person": "Kari",
+        "product": "Trygghet Alarm",
     }
     for code in policy.REASONS:
         with translation.override("nb"):

@@ -114,7 +114,7 @@ def test_an_automation_client_acts_with_its_role_and_no_more(
         json={
             "kommune": vendor.kommune.orgnr,
             "vendor": vendor.vendor.orgnr,
-            "services": ["patient"],
+            "items": [{"service": "patient", "access": "read"}],
         },
     )
     assert refused.status_code == 403
