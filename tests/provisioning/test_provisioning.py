@@ -12,7 +12,8 @@ from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
 from orders import services
-from orders.models import AccessRequest, Grant, GrantStatus, ProvisioningJob, Service
+from orders.api.serializers import SERVICE_CODES
+from orders.models import Access, AccessRequest, Grant, GrantStatus, ProvisioningJob, Service
 from provisioning.models import ClientRegistration
 from provisioning.reconcile import reconcile
 from tenants.models import Environment, Organisation, Product, Role
@@ -50,7 +51,13 @@ class Vendor:
         product = ProductFactory(vendor=self.vendor, system_type=Product.SystemType.VFT)
         self.client = ClientFactory(product=product, environment=environment)
         InstructionFactory(kommune=self.kommune)
-        DelegationFactory(kommune=self.kommune, vendor=self.vendor)
+        # Every service, both accesses, every tjenstlig-behov code: the codes a grant holds are
+        # those the vendor asks for that the kommune allowed.
+        DelegationFactory(
+            kommune=self.kommune,
+            vendor=self.vendor,
+            items=[(s, a, SERVICE_CODES) for s in Service.objects.all() for a in Access.values],
+        )
         self.key = rsa_private_key(0)
 
     def order(
