@@ -22,7 +22,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, Q
+from django.db.models import Exists, Q, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -80,20 +80,24 @@ def job_claim(*, job_id: Any) -> tuple[ProvisioningJob, ClientState] | None:
     by a live lease, or another job of the same client is running)."""
     now = timezone.now()
     with transaction.atomic():
-        # One statement locks the job and its client; the client's row lock serialises claims of
-        # its jobs. NO KEY UPDATE, not UPDATE: a transaction that writes a new job (or anything
-        # else referring to the client) takes KEY SHARE on the client and must not wait for a
-        # claim that may be waiting for that transaction's grants. Its registration comes along
-        # (not locked: only workers holding the lease write it).
+        # The client's row lock first, then the job's: the client's lock serialises claims of
+        # its jobs, and every transaction that locks both takes them in this order (an order
+        # locks the client, then finds its pending job), so none waits for the other in a
+        # cycle: a claim that held its job while waiting for the client deadlocked with one
+        # coalescing that job. NO KEY UPDATE, not UPDATE: a transaction that writes a new job
+        # (or anything else referring to the client) takes KEY SHARE on the client and need not
+        # wait. Its registration comes along (not locked: only workers holding the lease write
+        # it).
         try:
-            job = (
-                ProvisioningJob.objects.select_for_update(of=("self", "client"), no_key=True)
-                .select_related("client", "client__registration", "client__vendor")
-                .get(pk=job_id)
+            client = (
+                OAuthClient.objects.select_for_update(of=("self",), no_key=True)
+                .select_related("registration", "vendor")
+                .get(pk=Subquery(ProvisioningJob.objects.filter(pk=job_id).values("client_id")))
             )
-        except ProvisioningJob.DoesNotExist:
+            job = ProvisioningJob.objects.select_for_update().get(pk=job_id)
+        except (OAuthClient.DoesNotExist, ProvisioningJob.DoesNotExist):
             return None
-        client = job.client
+        job.client = client
         status = ProvisioningJob.Status
         due = job.status == status.PENDING and job.next_attempt_at <= now + EARLY_TOLERANCE
         abandoned = job.status == status.RUNNING and (
@@ -147,6 +151,22 @@ def lease_renew(job: ProvisioningJob) -> None:
         raise LeaseLost(f"provisioning job {job.pk}: the lease was taken over")
 
 
+class _Fence:
+    """``lease_renew`` before a call to the outside, once a third of the lease has passed since
+    the last renewal (or the claim): until then the lease cannot have run out, so no other claim
+    can hold the job, and the call on the path to an open grant saves a round trip."""
+
+    def __init__(self, job: ProvisioningJob) -> None:
+        self.job = job
+        self.renewed = time.monotonic()
+
+    def __call__(self) -> None:
+        if time.monotonic() - self.renewed < lease().total_seconds() / 3:
+            return
+        lease_renew(self.job)
+        self.renewed = time.monotonic()
+
+
 def _release(job: ProvisioningJob, **fields: Any) -> bool:
     """End this claim; False (nothing changed) when it no longer holds the job."""
     fields["updated_at"] = timezone.now()
@@ -155,6 +175,18 @@ def _release(job: ProvisioningJob, **fields: Any) -> bool:
         pk=job.pk, status=ProvisioningJob.Status.RUNNING, lease_token=job.lease_token
     ).update(**fields)
     return bool(released)
+
+
+def _end_claim(
+    job: ProvisioningJob, client: OAuthClient, client_status: str, error: str, **fields: Any
+) -> None:
+    """In the caller's transaction: the client's status, then the job's release; LeaseLost
+    (which rolls the transaction back) when this claim no longer holds the job. The client's
+    row first, as a claim takes them: a claim waiting for this job while holding the client,
+    and this transaction waiting for the client while holding the job, would deadlock."""
+    _client_status(client, client_status, error, job.attempts)
+    if not _release(job, **fields):
+        raise LeaseLost(f"provisioning job {job.pk}: the lease was taken over")
 
 
 def _client_status(client: OAuthClient, status: str, error: str, attempts: int) -> None:
@@ -200,22 +232,23 @@ def job_run(*, job_id: Any) -> Outcome:
     job, state = claimed_job
     claimed = time.perf_counter()
     try:
-        client_sync(client_id=job.client_id, state=state, fence=lambda: lease_renew(job))
+        client_sync(client_id=job.client_id, state=state, fence=_Fence(job))
         synced = time.perf_counter()
         # What changed, the job's end and the client's status are recorded in one transaction,
         # by this claim only.
         with transaction.atomic():
-            if not _release(
+            status, error = _settled_status(state)
+            _end_claim(
                 job,
+                state.client,
+                status,
+                error,
                 status=ProvisioningJob.Status.DONE,
                 finished_at=timezone.now(),
                 last_error="",
                 lease_expires_at=None,
-            ):
-                raise LeaseLost(f"provisioning job {job.pk}: the lease was taken over")
+            )
             record(state)
-            status, error = _settled_status(state)
-            _client_status(state.client, status, error, job.attempts)
             _kick_pending(job.client_id)
     except LeaseLost as exc:
         logger.warning("%s; this worker stops", exc)
@@ -246,20 +279,23 @@ def _attempt_failed(job: ProvisioningJob, state: ClientState, error: str) -> Out
         return Outcome("failed")
     delay = backoff(job.attempts)
     now = timezone.now()
-    with transaction.atomic():
-        released = _release(
-            job,
-            status=ProvisioningJob.Status.PENDING,
-            last_error=error,
-            next_attempt_at=now + datetime.timedelta(seconds=delay),
-            lease_expires_at=None,
-            sent_at=now,
-        )
-        if not released:
-            logger.warning("provisioning job %s: the lease was taken over", job.pk)
-            return Outcome("lost")
-        _client_status(state.client, "pending", error, job.attempts)
-        _kick_pending(job.client_id)
+    try:
+        with transaction.atomic():
+            _end_claim(
+                job,
+                state.client,
+                "pending",
+                error,
+                status=ProvisioningJob.Status.PENDING,
+                last_error=error,
+                next_attempt_at=now + datetime.timedelta(seconds=delay),
+                lease_expires_at=None,
+                sent_at=now,
+            )
+            _kick_pending(job.client_id)
+    except LeaseLost as exc:
+        logger.warning("%s; this worker stops", exc)
+        return Outcome("lost")
     logger.info("provisioning job %s: failed attempt, retry in %.1fs", job.pk, delay)
     return Outcome("retry", retry_in=delay)
 
@@ -275,39 +311,49 @@ def _fail(job: ProvisioningJob, message: str) -> None:
     Those grants never passed the gateway (a grant opens only once the authorization server
     accepted it); their entries are removed all the same, in case an older run left one."""
     now = timezone.now()
-    with transaction.atomic():
-        if not _release(
-            job,
-            status=ProvisioningJob.Status.FAILED,
-            finished_at=now,
-            last_error=message,
-            lease_expires_at=None,
-        ):
-            logger.warning("provisioning job %s: the lease was taken over", job.pk)
-            return
-        _client_status(job.client, "failed", message, job.attempts)
-        stuck = Grant.objects.filter(client_id=job.client_id, status=GrantStatus.PROVISIONING)
-        failed = list(stuck.select_for_update().select_related("kommune", "service"))
-        with audit_events_batched():
-            for grant in failed:
-                audit_event_record(
-                    actor=None,
-                    actor_label=ACTOR,
-                    action="grant.failed",
-                    target=grant,
-                    organisation=grant.kommune,
-                    before={"status": grant.status},
-                    after={"status": GrantStatus.FAILED, "error": message},
-                )
-        Grant.objects.filter(pk__in=[g.pk for g in failed]).update(
-            status=GrantStatus.FAILED, status_changed_at=now, status_reason=message[:300]
-        )
-        _kick_pending(job.client_id)
+    try:
+        with transaction.atomic():
+            _end_claim(
+                job,
+                job.client,
+                "failed",
+                message,
+                status=ProvisioningJob.Status.FAILED,
+                finished_at=now,
+                last_error=message,
+                lease_expires_at=None,
+            )
+            failed = _grants_fail(job, message, now)
+    except LeaseLost as exc:
+        logger.warning("%s; this worker stops", exc)
+        return
     logger.warning("provisioning job %s failed: %s", job.pk, message)
     try:
         _close_at_gateway(failed)
     except (GatewayUnavailable, GatewayError) as exc:  # the reconciler closes them later
         logger.warning("provisioning job %s: closing failed grants: %s", job.pk, exc)
+
+
+def _grants_fail(job: ProvisioningJob, message: str, now: datetime.datetime) -> list[Grant]:
+    """The job's client's grants being provisioned fail with its reason; returns them."""
+    stuck = Grant.objects.filter(client_id=job.client_id, status=GrantStatus.PROVISIONING)
+    failed = list(stuck.select_for_update().select_related("kommune", "service"))
+    with audit_events_batched():
+        for grant in failed:
+            audit_event_record(
+                actor=None,
+                actor_label=ACTOR,
+                action="grant.failed",
+                target=grant,
+                organisation=grant.kommune,
+                before={"status": grant.status},
+                after={"status": GrantStatus.FAILED, "error": message},
+            )
+    Grant.objects.filter(pk__in=[g.pk for g in failed]).update(
+        status=GrantStatus.FAILED, status_changed_at=now, status_reason=message[:300]
+    )
+    _kick_pending(job.client_id)
+    return failed
 
 
 def _kick_pending(client_id: Any) -> None:
@@ -483,9 +529,19 @@ def _state_of(client: OAuthClient, now: datetime.datetime, *, resync: bool = Fal
     grants stay failed: not counted as passing, not in the scope sent to the server (an
     operator's retry of the job makes them pending again). ``resync``: a retry opens the
     active grants at the gateway again, in case the failed attempt had not."""
-    pending = list(
-        Grant.objects.filter(client=client, status=GrantStatus.PENDING).select_related("kommune")
+    all_keys = list(client.keys.all())
+    keys = [key.jwk for key in all_keys if key.expires_at is None or key.expires_at > now]
+    wanted = client.removed_at is None and bool(keys)
+    closing_statuses = [GrantStatus.REVOKING]
+    if not wanted:  # nothing may pass for this client any more
+        closing_statuses += [GrantStatus.ACTIVE, GrantStatus.PROVISIONING]
+    changing = list(
+        Grant.objects.filter(
+            client=client,
+            status__in=[GrantStatus.PENDING, GrantStatus.PROVISIONING, *closing_statuses],
+        ).select_related("kommune", "service")
     )
+    pending = [grant for grant in changing if grant.status == GrantStatus.PENDING]
     if pending:
         with audit_events_batched():
             for grant in pending:
@@ -498,18 +554,10 @@ def _state_of(client: OAuthClient, now: datetime.datetime, *, resync: bool = Fal
                     before={"status": GrantStatus.PENDING},
                     after={"status": GrantStatus.PROVISIONING},
                 )
-        Grant.objects.filter(pk__in=[g.pk for g in pending], status=GrantStatus.PENDING).update(
+                grant.status = GrantStatus.PROVISIONING
+        Grant.objects.filter(pk__in=[g.pk for g in pending]).update(
             status=GrantStatus.PROVISIONING, status_changed_at=now
         )
-    all_keys = list(client.keys.all())
-    keys = [key.jwk for key in all_keys if key.expires_at is None or key.expires_at > now]
-    wanted = client.removed_at is None and bool(keys)
-    closing_statuses = [GrantStatus.REVOKING]
-    if not wanted:  # nothing may pass for this client any more
-        closing_statuses += [GrantStatus.ACTIVE, GrantStatus.PROVISIONING]
-    changing = Grant.objects.filter(
-        client=client, status__in=[GrantStatus.PROVISIONING, *closing_statuses]
-    ).select_related("kommune", "service")
     # What the server must accept: what passes, and what is being provisioned now.
     scope_union = sorted(
         Grant.objects.filter(
@@ -624,38 +672,48 @@ def client_sync(
     fence()
     server_client_id = _register_or_update(state, server)
 
-    # 3. The server accepted the scopes: the new grants become active, then open.
-    fence()
-    opening = [*_grants_accept(state.new), *state.reopen]
+    # 3. The server accepted the scopes: the new grants become active, then open. Their
+    # entries are built first: one the gateway cannot carry fails the job before any grant is
+    # called active.
+    entries = {
+        grant.pk: entry_for(grant, environment=client.environment, client_id=server_client_id)
+        for grant in [*state.new, *state.reopen]
+    }
+    opening = [*_grants_accept(state.new, fence), *state.reopen]
     if not opening:
         return state
     for grant in opening:
-        gw.upsert(entry_for(grant, environment=client.environment, client_id=server_client_id))
+        gw.upsert(entries[grant.pk])
     still_passing = set(
         Grant.objects.passing().filter(pk__in=[g.pk for g in opening]).values_list("pk", flat=True)
     )
     for grant in opening:
         if grant.pk not in still_passing:  # revoked while it was being opened
-            gw.remove(entry_for(grant, environment=client.environment, client_id=server_client_id))
+            gw.remove(entries[grant.pk])
     return state
 
 
-def _grants_accept(grants: list[Grant]) -> list[Grant]:
+def _grants_accept(grants: list[Grant], fence: Callable[[], None]) -> list[Grant]:
     """The authorization server accepted their scope: those still being provisioned become
-    active (a grant revoked meanwhile stays as it is). Returns the activated ones."""
+    active (a grant revoked meanwhile stays as it is), while this claim holds the job (the
+    fence, in the same transaction). Returns the activated ones."""
     if not grants:
         return []
     now = timezone.now()
+    ids = [grant.pk for grant in grants]
     with transaction.atomic():
-        accepted = set(
-            Grant.objects.select_for_update()
-            .filter(pk__in=[g.pk for g in grants], status=GrantStatus.PROVISIONING)
-            .values_list("pk", flat=True)
-        )
-        Grant.objects.filter(pk__in=accepted).update(
+        fence()
+        accepted = Grant.objects.filter(pk__in=ids, status=GrantStatus.PROVISIONING).update(
             status=GrantStatus.ACTIVE, status_changed_at=now, status_reason=""
         )
-        activated = [g for g in grants if g.pk in accepted]
+        activated = grants
+        if accepted < len(grants):  # some were revoked meanwhile; only this claim activates
+            active = set(
+                Grant.objects.filter(pk__in=ids, status=GrantStatus.ACTIVE).values_list(
+                    "pk", flat=True
+                )
+            )
+            activated = [grant for grant in grants if grant.pk in active]
         with audit_events_batched():
             for grant in activated:
                 audit_event_record(

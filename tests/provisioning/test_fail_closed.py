@@ -229,3 +229,29 @@ def test_a_client_whose_keys_all_expired_is_closed_with_a_reason_and_healed_once
     second = reconcile()
     assert second.heals == []
     assert stack.call(fhir(vendor.kommune, "Patient/1"), token).status_code == 403
+
+
+def test_an_unforeseen_error_in_a_real_worker_ends_the_job_failed_with_its_reason(
+    stack: Stack,
+) -> None:
+    stack.env["PROVISIONING_MAX_ATTEMPTS"] = "2"
+    vendor = Vendor()
+    [grant] = vendor.order("care-plan.read")
+    # A service code the gateway cannot carry: building its map entry raises ValueError, an
+    # exception that is neither of the two known kinds.
+    Service.objects.filter(code="care-plan").update(code="care plan")
+    job = ProvisioningJob.objects.get(client=vendor.client)
+    stack.start_worker()
+    stack.start_beat()
+
+    wait_for(
+        lambda: ProvisioningJob.objects.get(pk=job.pk).status == ProvisioningJob.Status.FAILED,
+        timeout=DEADLINE,
+        what="job failed",
+    )
+    job.refresh_from_db()
+    assert job.attempts == 2
+    assert "ValueError" in job.last_error
+    assert job.lease_expires_at is None
+    assert _keys(stack, vendor) == set()
+    assert status_of(grant) == GrantStatus.FAILED
