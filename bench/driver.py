@@ -8,6 +8,7 @@ import argparse
 import gc
 import json
 import os
+import signal
 import statistics
 import time
 import uuid
@@ -257,6 +258,33 @@ def revoke(vendor: Vendor, operator_token: str, grant: Grant, client_id: str) ->
     return done - started
 
 
+def revoke_as_frozen(
+    vendor: Vendor, operator_token: str, grants: list[Grant], client_id: str
+) -> list[float]:
+    """Seconds from `revoke` to the gateway's 403 while the authorization server is frozen
+    (SIGSTOP: calls to it hang, as a stuck server's would), the client's job waiting on it."""
+    pid = int(os.environ.get("BENCH_PROVIDER_PID", "0"))
+    if not pid or not grants:
+        return []
+    token = vendor.token(client_id)  # issued before the freeze
+    times = []
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        for grant in grants:
+            kommune = grant.kommune.orgnr
+            started = time.perf_counter()
+            response = vendor.api(operator_token, "POST", f"/api/v1/grants/{grant.pk}/revoke/", {})
+            if response.status_code != 200:
+                raise SystemExit(f"revoke answered {response.status_code}: {response.text[:300]}")
+            while vendor.fhir(token, kommune, "Patient/1", "GET") != 403:
+                if time.perf_counter() - started > DEADLINE:
+                    raise SystemExit("revocation with the server frozen: no 403 in time")
+            times.append(time.perf_counter() - started)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    return times
+
+
 def bulk(
     vendor: Vendor, api_token: str, client: OAuthClient, kommuner: list[Organisation]
 ) -> float:
@@ -479,6 +507,14 @@ def run(scale: Scale, key: rsa.RSAPrivateKey) -> dict[str, Any]:
         .order_by("created_at")[: scale.revocations]
     )
     revocations = [revoke(vendor, operator_token, g, onboarding_id) for g in grants]
+    left = list(
+        Grant.objects.filter(
+            client=onboarding_client, service__code="patient", status=GrantStatus.ACTIVE
+        )
+        .select_related("kommune")
+        .order_by("created_at")[: scale.revocations]
+    )
+    revocations_as_down = revoke_as_frozen(vendor, operator_token, left, onboarding_id)
 
     bulk_seconds = bulk(vendor, api_token, bulk_client, world.kommuner[: scale.bulk_kommuner])
 
@@ -512,6 +548,10 @@ def run(scale: Scale, key: rsa.RSAPrivateKey) -> dict[str, Any]:
         "overhead_ratio": onboarding_s["p50"] / floor_s["p50"],
         "revocation_p50_s": summary(revocations)["p50"],
         "revocation_p95_s": summary(revocations)["p95"],
+        "revocation_as_down_p95_s": (
+            summary(revocations_as_down)["p95"] if revocations_as_down else None
+        ),
+        "revocation_as_down_samples": len(revocations_as_down),
         "bulk_714_s": bulk_seconds,
         "bulk_grants": 2 * min(scale.bulk_kommuner, len(world.kommuner)),
         "api_p95_ms": max(v["p95"] for v in api.values()),

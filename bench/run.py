@@ -40,6 +40,7 @@ TARGETS: dict[str, tuple[str, float | None]] = {
     "overhead_ratio": ("<=", 2.0),
     "revocation_p50_s": ("<=", None),
     "revocation_p95_s": ("<=", 0.050),
+    "revocation_as_down_p95_s": ("<=", 1.0),
     "bulk_714_s": ("<=", 30.0),
     "api_p95_ms": ("<=", 100.0),
     "max_queries_per_request": ("<=", None),
@@ -158,7 +159,7 @@ def run(scale: str, output: Path) -> dict[str, Any]:
     broker = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/2")
     redis.Redis.from_url(broker).flushdb()
 
-    with database(f"tilgang_bench_{scale}") as database_url:
+    with database(os.environ.get("BENCH_DATABASE", f"tilgang_bench_{scale}")) as database_url:
         issuer = f"http://127.0.0.1:{ports['provider']}"
         web = f"http://127.0.0.1:{ports['web']}"
         env = {
@@ -201,7 +202,9 @@ def run(scale: str, output: Path) -> dict[str, Any]:
                 check=True,
                 stdout=subprocess.DEVNULL,
             )
-            procs.start("provider", [str(NODE), "oidc/provider.mjs"], env)
+            provider = procs.start("provider", [str(NODE), "oidc/provider.mjs"], env)
+            # The driver freezes it (SIGSTOP) to measure revocation with the server stuck.
+            env["BENCH_PROVIDER_PID"] = str(provider.pid)
             wait_port(ports["provider"], "the authorization server")
             procs.start("echo", [python, "gateway/echo.py", "--port", str(ports["echo"])], env)
             subprocess.run(
@@ -319,6 +322,9 @@ def table(results: dict[str, Any]) -> str:
     lines = [f"{'figure':30} {'value':>12} {'target':>12}  ok", "-" * 62]
     for key, (op, target) in TARGETS.items():
         value = results[key]
+        if value is None:  # not measured on this run
+            lines.append(f"{key:30} {'-':>12} {'-':>12}  -")
+            continue
         shown = f"{value:.4f}" if isinstance(value, float) else str(value)
         if key == "push_one_30k_ms":
             ratio = value / results["push_one_1k_ms"] if results["push_one_1k_ms"] else 0

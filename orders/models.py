@@ -505,8 +505,9 @@ LIVE_GRANT_STATUSES = (
     GrantStatus.ACTIVE,
     GrantStatus.FAILED,
 )
-#: Grants the gateway lets through: active ones and those being provisioned.
-PASSING_GRANT_STATUSES = (GrantStatus.PROVISIONING, GrantStatus.ACTIVE)
+#: Grants the gateway lets through: only those whose scope the authorization server accepted. A
+#: grant being provisioned is not one of them yet (fail closed), nor is a failed one.
+PASSING_GRANT_STATUSES = (GrantStatus.ACTIVE,)
 
 
 class GrantQuerySet(models.QuerySet["Grant"]):
@@ -518,8 +519,8 @@ class GrantQuerySet(models.QuerySet["Grant"]):
         return self.filter(status__in=LIVE_GRANT_STATUSES)
 
     def passing(self) -> GrantQuerySet:
-        """Those that pass the gateway: active, and those being provisioned (so a full sync
-        never undoes a worker's fresh entry); their scopes make the client's registered scope."""
+        """Those that pass the gateway: active ones, whose scope the authorization server has
+        accepted. With those being provisioned they make the client's registered scope."""
         return self.filter(status__in=PASSING_GRANT_STATUSES)
 
 
@@ -553,6 +554,9 @@ class Grant(models.Model):
         settings.AUTH_USER_MODEL, models.PROTECT, null=True, blank=True, related_name="+"
     )
     revoke_reason = models.CharField(_("reason for revocation"), max_length=300, blank=True)
+    # Why provisioning left the grant where it is (a refusal by the authorization server, keys
+    # that all expired); empty once it is active.
+    status_reason = models.CharField(_("reason for the status"), max_length=300, blank=True)
 
     objects = GrantQuerySet.as_manager()
 
@@ -604,6 +608,9 @@ class ProvisioningJob(models.Model):
     )
     attempts = models.PositiveIntegerField(default=0)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # The fencing token of the claim holding the lease: every renewal, release and record checks
+    # it, so a worker whose lease was taken over can change nothing of the new claim.
+    lease_token = models.UUIDField(null=True, blank=True)
     next_attempt_at = models.DateTimeField(default=timezone.now)
     # When its message was last published: the sweeper re-sends only jobs whose message is overdue.
     sent_at = models.DateTimeField(null=True, blank=True)

@@ -6,6 +6,7 @@ rule, writes the change and its audit events in one transaction, and leaves a pr
 from __future__ import annotations
 
 import datetime
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -40,6 +41,8 @@ from tenants.jwks import PublicKey, validate_jwks
 from tenants.models import ClientKey, Environment, Membership, OAuthClient, Organisation, Product
 from tenants.services import check_role, organisation_permissions_sync
 
+logger = logging.getLogger(__name__)
+
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
@@ -59,12 +62,17 @@ def provisioning_job_enqueue(
     """Write the durable job row in the caller's transaction and send its task once it commits.
 
     The worker reads the client's desired state when it runs, so one pending job per client is
-    enough: a later change finds it and rides along (the latest state wins). If the message is
-    lost (a crash between COMMIT and publish), the sweeper sends it again.
+    enough: a later change finds it and rides along (the latest state wins). It locks that job
+    until COMMIT, so a claim taking it waits for this change and reads it; a job a claim is
+    taking right now (locked) is skipped, and this change gets a job of its own: never lost,
+    and never a wait for a claim (which may wait for this transaction's grants). If the message
+    is lost (a crash between COMMIT and publish, the broker down), the sweeper sends it again.
     """
-    pending = ProvisioningJob.objects.filter(
-        client=client, status=ProvisioningJob.Status.PENDING
-    ).first()
+    pending = (
+        ProvisioningJob.objects.select_for_update(skip_locked=True)
+        .filter(client=client, status=ProvisioningJob.Status.PENDING)
+        .first()
+    )
     if pending is not None:
         return pending
     job = ProvisioningJob.objects.create(
@@ -75,15 +83,37 @@ def provisioning_job_enqueue(
 
 
 PROVISIONING_TASK = "provisioning.run_job"
+GATEWAY_CLOSE_TASK = "provisioning.gateway_close"
+
+
+def _job_send(job_id: Any) -> None:
+    try:
+        current_app.send_task(PROVISIONING_TASK, args=[str(job_id)], ignore_result=True)
+    except Exception:  # the broker is down: the write stands, the sweeper sends the job
+        logger.warning("provisioning job %s not sent (broker unreachable)", job_id, exc_info=True)
+        ProvisioningJob.objects.filter(pk=job_id, status=ProvisioningJob.Status.PENDING).update(
+            sent_at=None
+        )
 
 
 def provisioning_job_send_on_commit(*, job_id: Any) -> None:
     """Publish the job's task after COMMIT, by name: this layer never imports the workers.
     Nobody waits for its result (the job row is the outcome): without ``ignore_result`` Celery's
-    Redis result backend would subscribe this process to a result channel on every send."""
-    transaction.on_commit(
-        lambda: current_app.send_task(PROVISIONING_TASK, args=[str(job_id)], ignore_result=True)
-    )
+    Redis result backend would subscribe this process to a result channel on every send. With
+    the broker down the write that committed still answers: the job is marked unsent and the
+    sweeper sends it at its next round (``robust``: no failure here reaches the caller)."""
+    transaction.on_commit(lambda: _job_send(job_id), robust=True)
+
+
+def gateway_close_send_on_commit(*, grant_ids: list[Any]) -> None:
+    """After COMMIT, have a worker close these grants at the gateway at once, beside the
+    client's job (which may wait for a lease or for the authorization server)."""
+    ids = [str(pk) for pk in grant_ids]
+
+    def send() -> None:
+        current_app.send_task(GATEWAY_CLOSE_TASK, args=[ids], ignore_result=True)
+
+    transaction.on_commit(send, robust=True)
 
 
 # --- Data-processing instructions ---------------------------------------------------------------
@@ -1078,8 +1108,9 @@ def _grant_snapshot(grant: Grant) -> dict[str, Any]:
 
 
 def _grants_revoke(grants: QuerySet[Grant], *, actor: User | None, reason: str) -> list[Grant]:
-    """Move live grants to `revoking` and queue one job per client: the gateway entry goes
-    first, then the scope at the authorization server (done by the worker). Returns them."""
+    """Move live grants to `revoking`, close them at the gateway at once (a task of its own after
+    COMMIT) and queue one job per client, which narrows the scope at the authorization server
+    (and closes them at the gateway too, in case the first task was lost). Returns them."""
     now = timezone.now()
     clients: dict[Any, OAuthClient] = {}
     revoked = []
@@ -1114,6 +1145,8 @@ def _grants_revoke(grants: QuerySet[Grant], *, actor: User | None, reason: str) 
             )
             clients[grant.client_id] = grant.client
             revoked.append(grant)
+    if revoked:  # sent first: the close must not queue behind a job waiting for the server
+        gateway_close_send_on_commit(grant_ids=[grant.pk for grant in revoked])
     for client in clients.values():
         provisioning_job_enqueue(client=client, reason="grant.revoked")
     return revoked

@@ -40,7 +40,12 @@ def client_metadata(
     *, software_id: str, name: str, jwks: dict[str, Any], scopes: list[str]
 ) -> dict[str, Any]:
     """What the portal registers: client credentials with private_key_jwt, the vendor's public
-    keys, and the union of the scopes its grants need."""
+    keys, and the union of the scopes its grants need.
+
+    The assertion's algorithm follows the keys: every key carries its ``alg`` (the JWKS
+    validator requires it), and the server takes only that one when all keys agree. Keys of
+    several algorithms (a rotation from RSA to EC) leave it to the server, which checks each
+    assertion against the key its ``kid`` names and the algorithms it enables."""
     metadata: dict[str, Any] = {
         "software_id": software_id,
         "client_name": name,
@@ -48,9 +53,11 @@ def client_metadata(
         "response_types": [],
         "redirect_uris": [],
         "token_endpoint_auth_method": "private_key_jwt",
-        "token_endpoint_auth_signing_alg": "RS256",
         "jwks": jwks,
     }
+    algorithms = {key.get("alg") for key in jwks.get("keys", [])}
+    if len(algorithms) == 1 and None not in algorithms:
+        metadata["token_endpoint_auth_signing_alg"] = algorithms.pop()
     if scopes:
         metadata["scope"] = " ".join(sorted(set(scopes)))
     return metadata

@@ -10,24 +10,33 @@ from typing import Any
 
 import requests
 from django.conf import settings
-from django.db import transaction
+from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
 from audit.services import audit_event_record
-from orders.models import Grant, Service
+from orders.models import Grant, GrantStatus, Service
 from provisioning.authserver import (
     AuthServerClient,
     AuthServerUnavailable,
     RegistrationGone,
 )
-from provisioning.gateway import Entry, GatewayUnavailable, Scopes, signing_keys_from_jwks
+from provisioning.gateway import (
+    Entry,
+    GatewayUnavailable,
+    HAProxyGateway,
+    Scopes,
+    signing_keys_from_jwks,
+)
 from provisioning.models import ClientRegistration
-from provisioning.runner import client_sync, gateway, record
+from provisioning.runner import gateway, job_run_now
 from tenants.models import OAuthClient
 
 logger = logging.getLogger(__name__)
 ACTOR = "system:reconciler"
+#: The PostgreSQL advisory lock that lets one reconciler run at a time (any process, any host
+#: sharing the database): "tilgang-reconcile" as a number.
+LOCK_KEY = 0x7469_6C67_7263_6E63
 
 
 @dataclass
@@ -36,6 +45,7 @@ class Report:
     errors: list[str] = field(default_factory=list)
     clients_checked: int = 0
     entries: int = 0
+    skipped: bool = False  # another reconciler was running
 
     def counts(self) -> dict[str, int]:
         return {
@@ -43,13 +53,15 @@ class Report:
             "errors": len(self.errors),
             "clients_checked": self.clients_checked,
             "entries": self.entries,
+            "skipped": int(self.skipped),
         }
 
 
 def desired_entries() -> list[Entry]:
-    """Every grant that should pass the gateway: active ones, and those being provisioned (so a
-    full sync never undoes a worker's fresh entry). Read as tuples: at 30,000 grants, model
-    instances with four related ones each took 2 s of the reconcile, tuples 0.3 s."""
+    """Every grant that should pass the gateway: the active ones, whose scope the authorization
+    server accepted (a worker activates a grant before it opens it, so a full sync never undoes
+    a worker's fresh entry). Read as tuples: at 30,000 grants, model instances with four
+    related ones each took 2 s of the reconcile, tuples 0.3 s."""
     rows = (
         Grant.objects.passing()
         .filter(
@@ -99,22 +111,47 @@ def _heal(
 
 
 def reconcile(*, authserver: AuthServerClient | None = None) -> Report:
+    """One full comparison and heal. One at a time: a run that finds another one running
+    returns at once (``skipped``)."""
     report = Report()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [LOCK_KEY])
+        (locked,) = cursor.fetchone()
+    if not locked:
+        report.skipped = True
+        logger.info("reconcile skipped: another run holds the lock")
+        return report
     try:
-        _gateway(report)
-    except GatewayUnavailable as exc:
-        report.errors.append(f"gateway: {exc}")
-    _authorization_server(report, authserver or AuthServerClient())
+        try:
+            _gateway(report)
+        except GatewayUnavailable as exc:
+            report.errors.append(f"gateway: {exc}")
+        _authorization_server(report, authserver or AuthServerClient())
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [LOCK_KEY])
     return report
 
 
 def _gateway(report: Report) -> None:
+    """Heal the gateway from the database alone: the authorization server's keys are checked
+    when it answers, and their absence does not stop the grants from being put right."""
     gw = gateway()
-    response = requests.get(
-        settings.OIDC_OP_JWKS_ENDPOINT, timeout=settings.PROVISIONING_HTTP_TIMEOUT
-    )
-    response.raise_for_status()
-    if gw.write_config(signing_keys_from_jwks(response.json()), scopes=scope_map()):
+    wanted_resources = resource_map()
+    try:
+        response = requests.get(
+            settings.OIDC_OP_JWKS_ENDPOINT, timeout=settings.PROVISIONING_HTTP_TIMEOUT
+        )
+        response.raise_for_status()
+        keys = signing_keys_from_jwks(response.json())
+    except (requests.RequestException, ValueError) as exc:
+        report.errors.append(f"authorization server keys: {type(exc).__name__}")
+        keys = None
+    if keys is not None and gw.write_config(keys, scopes=scope_map()):
+        # A reload loads the map files: they hold what passes now, never an older state that
+        # would reopen a revoked grant. The desired entries are read again after the reload,
+        # so a revocation that lands meanwhile is healed below.
+        gw.write_map_files(desired_entries(), wanted_resources)
         gw.reload()
         _heal(
             report,
@@ -123,7 +160,6 @@ def _gateway(report: Report) -> None:
             object_type="gateway",
             object_id="keys",
         )
-    wanted_resources = resource_map()
     if gw.resources() != wanted_resources:
         gw.set_resources(wanted_resources)
         _heal(
@@ -143,11 +179,7 @@ def _gateway(report: Report) -> None:
     # heals drift.
     if drift or gw.revoked():
         gw.replace_all(desired.values())
-        # A commit drops entries a worker added while the new version was being filled: add
-        # back whatever the database wants that the swap lost.
-        fresh = {entry.key: entry for entry in desired_entries()}
-        for key in set(fresh) - gw.entries():
-            gw.upsert(fresh[key])
+        _add_back_what_the_swap_lost(gw)
     if drift:
         _heal(
             report,
@@ -164,7 +196,23 @@ def _gateway(report: Report) -> None:
             object_type="gateway",
             object_id="grants.map",
         )
-    gw.write_map_files(desired.values(), wanted_resources)
+    gw.write_map_files(desired_entries(), wanted_resources)
+
+
+def _add_back_what_the_swap_lost(gw: HAProxyGateway) -> None:
+    """A commit drops entries a worker added while the new version was being filled: add back
+    whatever the database wants that the swap lost. Then read the database once more and take
+    out again what was revoked meanwhile: a revocation that closed its entry before this
+    upsert would otherwise be undone (the revocation closes after its COMMIT, so whatever it
+    closed before the upsert is no longer wanted on this second read)."""
+    fresh = {entry.key: entry for entry in desired_entries()}
+    added = set(fresh) - gw.entries()
+    for key in added:
+        gw.upsert(fresh[key])
+    if added:
+        still = {entry.key for entry in desired_entries()}
+        for key in added - still:
+            gw.remove(fresh[key])
 
 
 def _authorization_server(report: Report, server: AuthServerClient) -> None:
@@ -176,8 +224,12 @@ def _authorization_server(report: Report, server: AuthServerClient) -> None:
         .prefetch_related("keys")
     )
     live_scopes: dict[Any, set[str]] = {}
+    registered = (GrantStatus.ACTIVE, GrantStatus.PROVISIONING)
     for client_id, scope in (
-        Grant.objects.passing().order_by().values_list("client_id", "scope").distinct()
+        Grant.objects.filter(status__in=registered)
+        .order_by()
+        .values_list("client_id", "scope")
+        .distinct()
     ):
         live_scopes.setdefault(client_id, set()).add(scope)
     for client in clients:
@@ -185,9 +237,11 @@ def _authorization_server(report: Report, server: AuthServerClient) -> None:
         try:
             drift = _registration_drift(client, server, live_scopes.get(client.pk, set()))
             if drift:
-                state = client_sync(client_id=client.pk, authserver=server)
-                with transaction.atomic():
-                    record(state)
+                # Through a job's claim and lease: never beside a worker syncing the client.
+                outcome = job_run_now(client=client, reason="reconcile")
+                if outcome.status not in ("done", "skipped"):
+                    report.errors.append(f"{client.pk}: {drift}: job {outcome.status}")
+                    continue
                 _heal(
                     report,
                     "reconcile.registration",
@@ -206,12 +260,15 @@ def _registration_drift(
     client: OAuthClient, server: AuthServerClient, live_scopes: set[str]
 ) -> str:
     """What differs between the client's registration and what it should be ("" for nothing);
-    ``live_scopes`` are those of its active and provisioning grants."""
+    ``live_scopes`` are those of its active and provisioning grants. A client without a valid
+    key is not registered: that is no drift (its keys all expired: it stays closed)."""
     registration: ClientRegistration | None = getattr(client, "registration", None)
+    now = timezone.now()
+    valid = {k.kid for k in client.keys.all() if k.expires_at is None or k.expires_at > now}
     if client.removed_at is not None:
         return "registered though removed" if registration is not None else ""
     if registration is None:
-        return "not registered" if client.keys.all() else ""
+        return "not registered" if valid else ""
     try:
         actual = server.read(
             registration.registration_client_uri, registration.registration_access_token
@@ -228,8 +285,6 @@ def _registration_drift(
         registration.save(update_fields=["metadata_hash", "updated_at"])
         return "scope differs"
     actual_kids = {key.get("kid") for key in actual.get("jwks", {}).get("keys", [])}
-    now = timezone.now()
-    valid = {k.kid for k in client.keys.all() if k.expires_at is None or k.expires_at > now}
     if actual_kids != valid:
         registration.metadata_hash = ""
         registration.save(update_fields=["metadata_hash", "updated_at"])

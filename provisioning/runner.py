@@ -15,14 +15,16 @@ import json
 import logging
 import random
 import time
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, Q
+from django.db.models import Exists, Q, Subquery
 from django.utils import timezone
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _
 
 from audit.services import audit_event_record, audit_events_batched
 from orders.models import PASSING_GRANT_STATUSES, Grant, GrantStatus, ProvisioningJob
@@ -42,7 +44,12 @@ from tenants.models import OAuthClient
 
 logger = logging.getLogger(__name__)
 
-Job = ProvisioningJob
+ACTOR = "system:provisioning"
+#: Why a client and its grants are closed though nobody revoked them.
+KEYS_EXPIRED = _(
+    "Every public key of the client has expired: its grants are closed at the gateway until "
+    "a new key is registered."
+)
 TRANSIENT = (AuthServerUnavailable, GatewayUnavailable)
 PERMANENT = (AuthServerRejected, GatewayError)
 PORTAL_API_SCOPE = "tilgang:api"
@@ -63,64 +70,127 @@ def backoff(attempts: int) -> float:
 # --- Claim and release --------------------------------------------------------------------------
 
 
+class LeaseLost(Exception):
+    """Another claim took this worker's job over (its lease ran out): stop, change nothing."""
+
+
 def job_claim(*, job_id: Any) -> tuple[ProvisioningJob, ClientState] | None:
-    """Take the job for this worker with a lease, and read its client's desired state in the same
-    transaction; None when it is not ours to run (done, not due, held by a live lease, or another
-    job of the same client is running)."""
+    """Take the job for this worker with a lease and a fresh fencing token, and read its client's
+    desired state in the same transaction; None when it is not ours to run (done, not due, held
+    by a live lease, or another job of the same client is running)."""
     now = timezone.now()
     with transaction.atomic():
-        # One statement locks the job and its client; the client's row lock serialises claims of
-        # its jobs. Its registration comes along (not locked: only workers holding the lock write
+        # The client's row lock first, then the job's: the client's lock serialises claims of
+        # its jobs, and every transaction that locks both takes them in this order (an order
+        # locks the client, then finds its pending job), so none waits for the other in a
+        # cycle: a claim that held its job while waiting for the client deadlocked with one
+        # coalescing that job. NO KEY UPDATE, not UPDATE: a transaction that writes a new job
+        # (or anything else referring to the client) takes KEY SHARE on the client and need not
+        # wait. Its registration comes along (not locked: only workers holding the lease write
         # it).
         try:
-            job = (
-                Job.objects.select_for_update(of=("self", "client"))
-                .select_related("client", "client__registration")
-                .get(pk=job_id)
+            client = (
+                OAuthClient.objects.select_for_update(of=("self",), no_key=True)
+                .select_related("registration", "vendor")
+                .get(pk=Subquery(ProvisioningJob.objects.filter(pk=job_id).values("client_id")))
             )
-        except Job.DoesNotExist:
+            job = ProvisioningJob.objects.select_for_update().get(pk=job_id)
+        except (OAuthClient.DoesNotExist, ProvisioningJob.DoesNotExist):
             return None
-        client = job.client
-        due = job.status == Job.Status.PENDING and job.next_attempt_at <= now + EARLY_TOLERANCE
-        abandoned = job.status == Job.Status.RUNNING and (
+        job.client = client
+        status = ProvisioningJob.Status
+        due = job.status == status.PENDING and job.next_attempt_at <= now + EARLY_TOLERANCE
+        abandoned = job.status == status.RUNNING and (
             job.lease_expires_at is None or job.lease_expires_at < now
         )
         if not (due or abandoned):
             return None
         # Taken only while no other job of the client holds a live lease: one statement.
-        another_running = Job.objects.filter(
-            client_id=client.pk, status=Job.Status.RUNNING, lease_expires_at__gte=now
+        another_running = ProvisioningJob.objects.filter(
+            client_id=client.pk, status=status.RUNNING, lease_expires_at__gte=now
         ).exclude(pk=job.pk)
-        job.status = Job.Status.RUNNING
+        job.status = status.RUNNING
         job.attempts += 1
         job.lease_expires_at = now + lease()
+        job.lease_token = uuid.uuid4()
         job.updated_at = now
         taken = (
-            Job.objects.filter(pk=job.pk)
+            ProvisioningJob.objects.filter(pk=job.pk)
             .exclude(Exists(another_running))
             .update(
                 status=job.status,
                 attempts=job.attempts,
                 lease_expires_at=job.lease_expires_at,
+                lease_token=job.lease_token,
                 updated_at=now,
             )
         )
         if not taken:
             return None
         # Changes committed before this claim are all read by this run: their jobs ride along.
-        Job.objects.filter(client_id=client.pk, status=Job.Status.PENDING).exclude(
+        # A change still being written holds its pending job's row lock
+        # (``provisioning_job_enqueue``): this statement waits for its COMMIT, and the state is
+        # read after it, so the change is read here or has a job of its own, never lost.
+        ProvisioningJob.objects.filter(client_id=client.pk, status=status.PENDING).exclude(
             pk=job.pk
-        ).update(status=Job.Status.DONE, finished_at=now, coalesced_into=job, updated_at=now)
-        state = _state_of(client, now)
+        ).update(status=status.DONE, finished_at=now, coalesced_into=job, updated_at=now)
+        state = _state_of(client, now, resync=job.attempts > 1)
     return job, state
 
 
-def _release(job: ProvisioningJob, **fields: Any) -> None:
+def lease_renew(job: ProvisioningJob) -> None:
+    """The fence and heartbeat of a running sync, before each call to the outside: extend the
+    lease while this claim (its token) still holds it, or raise LeaseLost. Each step is shorter
+    than a lease (HTTP timeouts), so a live worker keeps its client and no second worker
+    syncs it at the same time."""
+    now = timezone.now()
+    renewed = ProvisioningJob.objects.filter(
+        pk=job.pk, status=ProvisioningJob.Status.RUNNING, lease_token=job.lease_token
+    ).update(lease_expires_at=now + lease(), updated_at=now)
+    if not renewed:
+        raise LeaseLost(f"provisioning job {job.pk}: the lease was taken over")
+
+
+class _Fence:
+    """``lease_renew`` before a call to the outside, once a third of the lease has passed since
+    the last renewal (or the claim): until then the lease cannot have run out, so no other claim
+    can hold the job, and the call on the path to an open grant saves a round trip."""
+
+    def __init__(self, job: ProvisioningJob) -> None:
+        self.job = job
+        self.renewed = time.monotonic()
+
+    def __call__(self) -> None:
+        if time.monotonic() - self.renewed < lease().total_seconds() / 3:
+            return
+        lease_renew(self.job)
+        self.renewed = time.monotonic()
+
+
+def _release(job: ProvisioningJob, **fields: Any) -> bool:
+    """End this claim; False (nothing changed) when it no longer holds the job."""
     fields["updated_at"] = timezone.now()
-    Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(**fields)
+    fields["lease_token"] = None
+    released = ProvisioningJob.objects.filter(
+        pk=job.pk, status=ProvisioningJob.Status.RUNNING, lease_token=job.lease_token
+    ).update(**fields)
+    return bool(released)
 
 
-def _client_status(client_id: Any, status: str, error: str, attempts: int) -> None:
+def _end_claim(
+    job: ProvisioningJob, client: OAuthClient, client_status: str, error: str, **fields: Any
+) -> None:
+    """In the caller's transaction: the client's status, then the job's release; LeaseLost
+    (which rolls the transaction back) when this claim no longer holds the job. The client's
+    row first, as a claim takes them: a claim waiting for this job while holding the client,
+    and this transaction waiting for the client while holding the job, would deadlock."""
+    _client_status(client, client_status, error, job.attempts)
+    if not _release(job, **fields):
+        raise LeaseLost(f"provisioning job {job.pk}: the lease was taken over")
+
+
+def _client_status(client: OAuthClient, status: str, error: str, attempts: int) -> None:
+    """The client's provisioning status as the API shows it; a change of status is audited."""
     now = timezone.now()
     values: dict[str, Any] = {
         "provisioning_status": status,
@@ -129,7 +199,18 @@ def _client_status(client_id: Any, status: str, error: str, attempts: int) -> No
     }
     if status == "provisioned":
         values["provisioned_at"] = now
-    OAuthClient.objects.filter(pk=client_id).update(**values)
+    OAuthClient.objects.filter(pk=client.pk).update(**values)
+    if client.provisioning_status != status:
+        audit_event_record(
+            actor=None,
+            actor_label=ACTOR,
+            action="client.provisioning_status",
+            target=client,
+            organisation=client.vendor,
+            before={"provisioning_status": client.provisioning_status},
+            after={"provisioning_status": status, "error": error},
+        )
+        client.provisioning_status = status
 
 
 @dataclass
@@ -141,7 +222,9 @@ class Outcome:
 
 
 def job_run(*, job_id: Any) -> Outcome:
-    """Claim and run one job; transient failures come back with a delay, permanent ones fail."""
+    """Claim and run one job. A permanent refusal fails it; any other exception (transient or
+    not foreseen) counts as an attempt and comes back with a delay, until the last attempt
+    fails it with its reason: no job is left running."""
     started = time.perf_counter()
     claimed_job = job_claim(job_id=job_id)
     if claimed_job is None:
@@ -149,42 +232,37 @@ def job_run(*, job_id: Any) -> Outcome:
     job, state = claimed_job
     claimed = time.perf_counter()
     try:
-        client_sync(client_id=job.client_id, state=state)
-    except TRANSIENT as exc:
-        error = str(exc)
-        if job.attempts >= settings.PROVISIONING_MAX_ATTEMPTS:
-            message = f"Gave up after {job.attempts} attempts. Last error: {error}"
-            _fail(job, message)
-            return Outcome("failed")
-        delay = backoff(job.attempts)
+        client_sync(client_id=job.client_id, state=state, fence=_Fence(job))
+        synced = time.perf_counter()
+        # What changed, the job's end and the client's status are recorded in one transaction,
+        # by this claim only.
         with transaction.atomic():
-            _release(
+            status, error = _settled_status(state)
+            _end_claim(
                 job,
-                status=Job.Status.PENDING,
-                last_error=error,
-                next_attempt_at=timezone.now() + datetime.timedelta(seconds=delay),
+                state.client,
+                status,
+                error,
+                status=ProvisioningJob.Status.DONE,
+                finished_at=timezone.now(),
+                last_error="",
                 lease_expires_at=None,
-                sent_at=timezone.now(),
             )
-            _client_status(job.client_id, "pending", error, job.attempts)
-        logger.info("provisioning job %s: transient failure, retry in %.1fs", job.pk, delay)
-        return Outcome("retry", retry_in=delay)
+            record(state)
+            _kick_pending(job.client_id)
+    except LeaseLost as exc:
+        logger.warning("%s; this worker stops", exc)
+        return Outcome("lost")
     except PERMANENT as exc:
         _fail(job, str(exc))
         return Outcome("failed")
-    synced = time.perf_counter()
-    # What changed, the job's end and the client's status are recorded in one transaction.
-    with transaction.atomic():
-        record(state)
-        _release(
-            job,
-            status=Job.Status.DONE,
-            finished_at=timezone.now(),
-            last_error="",
-            lease_expires_at=None,
-        )
-        _client_status(job.client_id, "provisioned", "", job.attempts)
-        _kick_pending(job.client_id)
+    except Exception as exc:  # noqa: BLE001 - every failure is an attempt, none leaves it running
+        if isinstance(exc, TRANSIENT):
+            error = str(exc)
+        else:
+            logger.exception("provisioning job %s: unexpected error", job.pk)
+            error = f"{type(exc).__name__}: {exc}"[:1000]
+        return _attempt_failed(job, state, error)
     logger.info(
         "provisioning job %s done in %.1f ms (claim %.1f, sync %.1f)",
         job.pk,
@@ -195,47 +273,160 @@ def job_run(*, job_id: Any) -> Outcome:
     return Outcome("done")
 
 
-def _fail(job: ProvisioningJob, message: str) -> None:
-    """A failure a person must look at: the job, the client and its unfinished grants say why."""
+def _attempt_failed(job: ProvisioningJob, state: ClientState, error: str) -> Outcome:
+    if job.attempts >= settings.PROVISIONING_MAX_ATTEMPTS:
+        _fail(job, f"Gave up after {job.attempts} attempts. Last error: {error}")
+        return Outcome("failed")
+    delay = backoff(job.attempts)
     now = timezone.now()
-    with transaction.atomic():
-        _release(job, status=Job.Status.FAILED, finished_at=now, last_error=message)
-        _client_status(job.client_id, "failed", message, job.attempts)
-        stuck = Grant.objects.filter(client_id=job.client_id, status=GrantStatus.PROVISIONING)
-        with audit_events_batched():
-            for grant in stuck.select_related("kommune"):
-                audit_event_record(
-                    actor=None,
-                    actor_label="system:provisioning",
-                    action="grant.failed",
-                    target=grant,
-                    organisation=grant.kommune,
-                    after={"status": GrantStatus.FAILED, "error": message},
-                )
-        stuck.update(status=GrantStatus.FAILED, status_changed_at=now)
+    try:
+        with transaction.atomic():
+            _end_claim(
+                job,
+                state.client,
+                "pending",
+                error,
+                status=ProvisioningJob.Status.PENDING,
+                last_error=error,
+                next_attempt_at=now + datetime.timedelta(seconds=delay),
+                lease_expires_at=None,
+                sent_at=now,
+            )
+            _kick_pending(job.client_id)
+    except LeaseLost as exc:
+        logger.warning("%s; this worker stops", exc)
+        return Outcome("lost")
+    logger.info("provisioning job %s: failed attempt, retry in %.1fs", job.pk, delay)
+    return Outcome("retry", retry_in=delay)
+
+
+def _settled_status(state: ClientState) -> tuple[str, str]:
+    if state.keys_expired:
+        return "keys_expired", str(KEYS_EXPIRED)
+    return "provisioned", ""
+
+
+def _fail(job: ProvisioningJob, message: str) -> None:
+    """A failure a person must look at: the job, the client and its unfinished grants say why.
+    Those grants never passed the gateway (a grant opens only once the authorization server
+    accepted it); their entries are removed all the same, in case an older run left one."""
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            _end_claim(
+                job,
+                job.client,
+                "failed",
+                message,
+                status=ProvisioningJob.Status.FAILED,
+                finished_at=now,
+                last_error=message,
+                lease_expires_at=None,
+            )
+            failed = _grants_fail(job, message, now)
+    except LeaseLost as exc:
+        logger.warning("%s; this worker stops", exc)
+        return
     logger.warning("provisioning job %s failed: %s", job.pk, message)
+    try:
+        _close_at_gateway(failed)
+    except (GatewayUnavailable, GatewayError) as exc:  # the reconciler closes them later
+        logger.warning("provisioning job %s: closing failed grants: %s", job.pk, exc)
+
+
+def _grants_fail(job: ProvisioningJob, message: str, now: datetime.datetime) -> list[Grant]:
+    """The job's client's grants being provisioned fail with its reason; returns them."""
+    stuck = Grant.objects.filter(client_id=job.client_id, status=GrantStatus.PROVISIONING)
+    failed = list(stuck.select_for_update().select_related("kommune", "service"))
+    with audit_events_batched():
+        for grant in failed:
+            audit_event_record(
+                actor=None,
+                actor_label=ACTOR,
+                action="grant.failed",
+                target=grant,
+                organisation=grant.kommune,
+                before={"status": grant.status},
+                after={"status": GrantStatus.FAILED, "error": message},
+            )
+    Grant.objects.filter(pk__in=[g.pk for g in failed]).update(
+        status=GrantStatus.FAILED, status_changed_at=now, status_reason=message[:300]
+    )
     _kick_pending(job.client_id)
+    return failed
 
 
 def _kick_pending(client_id: Any) -> None:
     """A job that arrived while this one ran was refused its claim; send it (after COMMIT)."""
-    pending = Job.objects.filter(
-        client_id=client_id, status=Job.Status.PENDING, next_attempt_at__lte=timezone.now()
+    pending = ProvisioningJob.objects.filter(
+        client_id=client_id,
+        status=ProvisioningJob.Status.PENDING,
+        next_attempt_at__lte=timezone.now(),
     )
     for job_id in pending.values_list("pk", flat=True):
         provisioning_job_send_on_commit(job_id=job_id)
 
 
+def job_run_now(*, client: OAuthClient, reason: str) -> Outcome:
+    """Run a job for the client in this process (the reconciler), through the same claim and
+    lease as the workers: never beside a worker's job of the same client. When one holds the
+    client, this job is sent and waits its turn."""
+    with transaction.atomic():
+        job = ProvisioningJob.objects.filter(
+            client=client, status=ProvisioningJob.Status.PENDING
+        ).first() or ProvisioningJob.objects.create(
+            client=client, reason=reason, sent_at=timezone.now()
+        )
+    outcome = job_run(job_id=job.pk)
+    if outcome.status == "skipped":
+        provisioning_job_send_on_commit(job_id=job.pk)
+    return outcome
+
+
+def gateway_close(*, grant_ids: list[Any]) -> int:
+    """Close these grants at the gateway at once, idempotently, without the client's lease or
+    the authorization server: what a revocation's on-commit task runs, so that revoking never
+    waits for a job that is backing off or a server that does not answer. A grant that passes
+    again (not one of the closed statuses) is left alone. Returns how many were closed."""
+    grants = list(
+        Grant.objects.filter(pk__in=grant_ids)
+        .exclude(status__in=PASSING_GRANT_STATUSES)
+        .select_related("client__registration", "kommune", "service")
+    )
+    return _close_at_gateway(grants)
+
+
+def _close_at_gateway(grants: list[Grant]) -> int:
+    gw = gateway()
+    closed = 0
+    for grant in grants:
+        registration = _registration_of(grant.client)
+        if registration is None:
+            continue  # never registered: never opened
+        gw.remove(
+            entry_for(
+                grant,
+                environment=grant.client.environment,
+                client_id=registration.server_client_id,
+            )
+        )
+        closed += 1
+    return closed
+
+
 @transaction.atomic
 def job_retry(*, job: ProvisioningJob, actor: Any) -> ProvisioningJob:
-    """An NHN operator sends a failed job again (after fixing its cause)."""
-    job = Job.objects.select_for_update().select_related("client__vendor").get(pk=job.pk)
-    if job.status != Job.Status.FAILED:
+    """An NHN operator sends a failed job again (after fixing its cause); the client's failed
+    grants are tried again with it (they wait as pending, not counted as passing)."""
+    job = (
+        ProvisioningJob.objects.select_for_update().select_related("client__vendor").get(pk=job.pk)
+    )
+    if job.status != ProvisioningJob.Status.FAILED:
         raise Conflict(
             _("Only failed jobs are retried; this one is %(status)s.") % {"status": job.status}
         )
     now = timezone.now()
-    job.status = Job.Status.PENDING
+    job.status = ProvisioningJob.Status.PENDING
     job.attempts = 0
     job.next_attempt_at = now
     job.sent_at = now
@@ -258,6 +449,18 @@ def job_retry(*, job: ProvisioningJob, actor: Any) -> ProvisioningJob:
         before={"status": "failed", "error": job.last_error},
         after={"status": "pending"},
     )
+    failed = Grant.objects.filter(client_id=job.client_id, status=GrantStatus.FAILED)
+    with audit_events_batched():
+        for grant in failed.select_for_update().select_related("kommune"):
+            audit_event_record(
+                actor=actor,
+                action="grant.retried",
+                target=grant,
+                organisation=grant.kommune,
+                before={"status": GrantStatus.FAILED, "reason": grant.status_reason},
+                after={"status": GrantStatus.PENDING},
+            )
+    failed.update(status=GrantStatus.PENDING, status_changed_at=now, status_reason="")
     provisioning_job_send_on_commit(job_id=job.pk)
     return job
 
@@ -266,18 +469,25 @@ def jobs_sweep() -> int:
     """Send again what is due but was not delivered: jobs whose worker died (lease ended) and
     pending jobs whose message was lost. Run by beat every few seconds."""
     now = timezone.now()
-    Job.objects.filter(status=Job.Status.RUNNING, lease_expires_at__lt=now).update(
-        status=Job.Status.PENDING, next_attempt_at=now, sent_at=None, updated_at=now
+    # Their worker's token goes with the lease: if it still runs, it can change nothing more.
+    ProvisioningJob.objects.filter(
+        status=ProvisioningJob.Status.RUNNING, lease_expires_at__lt=now
+    ).update(
+        status=ProvisioningJob.Status.PENDING,
+        next_attempt_at=now,
+        sent_at=None,
+        lease_token=None,
+        updated_at=now,
     )
     overdue = now - datetime.timedelta(seconds=10)
-    due = Job.objects.filter(
+    due = ProvisioningJob.objects.filter(
         Q(sent_at__isnull=True) | Q(sent_at__lt=overdue),
-        status=Job.Status.PENDING,
+        status=ProvisioningJob.Status.PENDING,
         next_attempt_at__lte=now,
     ).order_by("next_attempt_at")[:500]
     ids = list(due.values_list("pk", flat=True))
     with transaction.atomic():
-        Job.objects.filter(pk__in=ids).update(sent_at=now)
+        ProvisioningJob.objects.filter(pk__in=ids).update(sent_at=now)
         for job_id in ids:
             provisioning_job_send_on_commit(job_id=job_id)
     return len(ids)
@@ -294,13 +504,20 @@ class ClientState:
     client: OAuthClient
     keys: list[dict[str, Any]]
     scope_union: list[str]
-    new: list[Grant] = field(default_factory=list)  # to add at the gateway
+    new: list[Grant] = field(default_factory=list)  # to widen the scope for, then to open
     closing: list[Grant] = field(default_factory=list)  # to remove from the gateway
+    reopen: list[Grant] = field(default_factory=list)  # active ones to open again (a retry)
     registration: ClientRegistration | None = None
+    had_keys: bool = False
 
     @property
     def wanted(self) -> bool:
         return self.client.removed_at is None and bool(self.keys)
+
+    @property
+    def keys_expired(self) -> bool:
+        """Not removed, but every key it has has expired: closed until it gets a new one."""
+        return self.client.removed_at is None and self.had_keys and not self.keys
 
     @property
     def scopes(self) -> list[str]:
@@ -309,22 +526,45 @@ class ClientState:
         return self.scope_union
 
 
-def _state_of(client: OAuthClient, now: datetime.datetime) -> ClientState:
-    """Read a (locked) client's desired state; pending and failed grants become provisioning."""
-    Grant.objects.filter(
-        client=client, status__in=(GrantStatus.PENDING, GrantStatus.FAILED)
-    ).update(status=GrantStatus.PROVISIONING, status_changed_at=now)
-    keys = [key.jwk for key in client.keys.all() if key.expires_at is None or key.expires_at > now]
+def _state_of(client: OAuthClient, now: datetime.datetime, *, resync: bool = False) -> ClientState:
+    """Read a (locked) client's desired state; its pending grants become provisioning. Failed
+    grants stay failed: not counted as passing, not in the scope sent to the server (an
+    operator's retry of the job makes them pending again). ``resync``: a retry opens the
+    active grants at the gateway again, in case the failed attempt had not."""
+    all_keys = list(client.keys.all())
+    keys = [key.jwk for key in all_keys if key.expires_at is None or key.expires_at > now]
     wanted = client.removed_at is None and bool(keys)
     closing_statuses = [GrantStatus.REVOKING]
     if not wanted:  # nothing may pass for this client any more
-        closing_statuses += PASSING_GRANT_STATUSES
-    changing = Grant.objects.filter(
-        client=client, status__in=[GrantStatus.PROVISIONING, *closing_statuses]
-    ).select_related("kommune", "service")
+        closing_statuses += [GrantStatus.ACTIVE, GrantStatus.PROVISIONING]
+    changing = list(
+        Grant.objects.filter(
+            client=client,
+            status__in=[GrantStatus.PENDING, GrantStatus.PROVISIONING, *closing_statuses],
+        ).select_related("kommune", "service")
+    )
+    pending = [grant for grant in changing if grant.status == GrantStatus.PENDING]
+    if pending:
+        with audit_events_batched():
+            for grant in pending:
+                audit_event_record(
+                    actor=None,
+                    actor_label=ACTOR,
+                    action="grant.provisioning",
+                    target=grant,
+                    organisation=grant.kommune,
+                    before={"status": GrantStatus.PENDING},
+                    after={"status": GrantStatus.PROVISIONING},
+                )
+                grant.status = GrantStatus.PROVISIONING
+        Grant.objects.filter(pk__in=[g.pk for g in pending]).update(
+            status=GrantStatus.PROVISIONING, status_changed_at=now
+        )
+    # What the server must accept: what passes, and what is being provisioned now.
     scope_union = sorted(
-        Grant.objects.passing()
-        .filter(client=client)
+        Grant.objects.filter(
+            client=client, status__in=[*PASSING_GRANT_STATUSES, GrantStatus.PROVISIONING]
+        )
         .order_by()  # DISTINCT over the scope alone, not the model's ordering column too
         .values_list("scope", flat=True)
         .distinct()
@@ -334,12 +574,17 @@ def _state_of(client: OAuthClient, now: datetime.datetime) -> ClientState:
         keys=keys,
         scope_union=scope_union,
         registration=_registration_of(client),
+        had_keys=bool(all_keys),
     )
     for grant in changing:
         if grant.status in closing_statuses:
             state.closing.append(grant)
         else:
             state.new.append(grant)
+    if resync and wanted:
+        state.reopen = list(
+            Grant.objects.passing().filter(client=client).select_related("kommune", "service")
+        )
     return state
 
 
@@ -354,7 +599,11 @@ def _registration_of(client: OAuthClient) -> ClientRegistration | None:
 
 def _state(client_id: Any) -> ClientState:
     with transaction.atomic():
-        client = OAuthClient.objects.select_for_update().get(pk=client_id)
+        client = (
+            OAuthClient.objects.select_for_update(no_key=True)
+            .select_related("vendor")
+            .get(pk=client_id)
+        )
         return _state_of(client, timezone.now())
 
 
@@ -377,18 +626,28 @@ def gateway() -> HAProxyGateway:
     return HAProxyGateway(gateway_config())
 
 
+def _no_fence() -> None:
+    return None
+
+
 def client_sync(
     *,
     client_id: Any,
     authserver: AuthServerClient | None = None,
     state: ClientState | None = None,
+    fence: Callable[[], None] = _no_fence,
 ) -> ClientState:
     """Bring one client's registration and gateway entries in line with the database; the
-    caller then records the outcome (``record``) in its transaction.
+    caller then records the outcome (``record``) in its transaction. ``fence`` runs before each
+    call to the outside (the job's lease renewal: it raises LeaseLost when the job was taken
+    over).
 
     Revocation order: the gateway entries go first (denial at once), then the scope at the
-    authorization server is narrowed. New grants: the scope is widened first, then the entries
-    are added, so a grant is never open at the gateway for a token that cannot carry its scope.
+    authorization server is narrowed. New grants fail closed: the scope is widened first; once
+    the server accepted it the grants become active, and only then are they opened at the
+    gateway. A grant revoked meanwhile is not activated, and one revoked between its
+    activation and its opening is closed again right after (the re-check below), so a worker
+    that read a grant before its revocation never leaves it open.
     """
     state = state or _state(client_id)
     client = state.client
@@ -397,26 +656,79 @@ def client_sync(
     server_client_id = state.registration.server_client_id if state.registration else ""
 
     # 1. Close what is being revoked (or everything, for a removed client) at the gateway.
-    if server_client_id:
+    if server_client_id and state.closing:
+        fence()
         for grant in state.closing:
             gw.remove(entry_for(grant, environment=client.environment, client_id=server_client_id))
 
     # 2. The registration at the authorization server.
     if not state.wanted:
         if state.registration is not None:
+            fence()
             server.delete(
                 state.registration.registration_client_uri,
                 state.registration.registration_access_token,
             )
             state.registration.delete()
-    else:
-        server_client_id = _register_or_update(state, server)
+            state.registration = None
+        return state
+    fence()
+    server_client_id = _register_or_update(state, server)
 
-    # 3. Open the new grants at the gateway.
-    if state.wanted:
-        for grant in state.new:
-            gw.upsert(entry_for(grant, environment=client.environment, client_id=server_client_id))
+    # 3. The server accepted the scopes: the new grants become active, then open. Their
+    # entries are built first: one the gateway cannot carry fails the job before any grant is
+    # called active.
+    entries = {
+        grant.pk: entry_for(grant, environment=client.environment, client_id=server_client_id)
+        for grant in [*state.new, *state.reopen]
+    }
+    opening = [*_grants_accept(state.new, fence), *state.reopen]
+    if not opening:
+        return state
+    for grant in opening:
+        gw.upsert(entries[grant.pk])
+    still_passing = set(
+        Grant.objects.passing().filter(pk__in=[g.pk for g in opening]).values_list("pk", flat=True)
+    )
+    for grant in opening:
+        if grant.pk not in still_passing:  # revoked while it was being opened
+            gw.remove(entries[grant.pk])
     return state
+
+
+def _grants_accept(grants: list[Grant], fence: Callable[[], None]) -> list[Grant]:
+    """The authorization server accepted their scope: those still being provisioned become
+    active (a grant revoked meanwhile stays as it is), while this claim holds the job (the
+    fence, in the same transaction). Returns the activated ones."""
+    if not grants:
+        return []
+    now = timezone.now()
+    ids = [grant.pk for grant in grants]
+    with transaction.atomic():
+        fence()
+        accepted = Grant.objects.filter(pk__in=ids, status=GrantStatus.PROVISIONING).update(
+            status=GrantStatus.ACTIVE, status_changed_at=now, status_reason=""
+        )
+        activated = grants
+        if accepted < len(grants):  # some were revoked meanwhile; only this claim activates
+            active = set(
+                Grant.objects.filter(pk__in=ids, status=GrantStatus.ACTIVE).values_list(
+                    "pk", flat=True
+                )
+            )
+            activated = [grant for grant in grants if grant.pk in active]
+        with audit_events_batched():
+            for grant in activated:
+                audit_event_record(
+                    actor=None,
+                    actor_label=ACTOR,
+                    action="grant.activated",
+                    target=grant,
+                    organisation=grant.kommune,
+                    before={"status": GrantStatus.PROVISIONING},
+                    after={"status": GrantStatus.ACTIVE, "scope": grant.scope},
+                )
+    return activated
 
 
 def _register_or_update(state: ClientState, server: AuthServerClient) -> str:
@@ -462,30 +774,35 @@ def _register_or_update(state: ClientState, server: AuthServerClient) -> str:
 
 
 def record(state: ClientState) -> None:
-    """The outside world now matches: the new grants are active, the closed ones revoked.
-    Run inside the caller's transaction, after ``client_sync``."""
+    """The outside world now matches: the closed grants are revoked; those of a client whose
+    keys all expired wait as pending, with the reason, for a new key. Run inside the caller's
+    transaction, after ``client_sync`` (which activated the new grants)."""
     now = timezone.now()
-    changes = [
-        *[(g, GrantStatus.PROVISIONING, GrantStatus.ACTIVE, "grant.activated") for g in state.new],
-        *[
-            (g, g.status, GrantStatus.REVOKED, "grant.revoked_everywhere")
-            for g in state.closing
-            if g.status == GrantStatus.REVOKING
-        ],
+    changes: list[tuple[Grant, str, str, str, str]] = [
+        (g, g.status, GrantStatus.REVOKED, "grant.revoked_everywhere", g.status_reason)
+        for g in state.closing
+        if g.status == GrantStatus.REVOKING
     ]
+    if state.keys_expired:
+        reason = str(KEYS_EXPIRED)
+        changes += [
+            (g, g.status, GrantStatus.PENDING, "grant.suspended", reason)
+            for g in state.closing
+            if g.status in (GrantStatus.ACTIVE, GrantStatus.PROVISIONING)
+        ]
     with audit_events_batched():
-        for grant, old, new, action in changes:
-            # A grant revoked while this job ran keeps `revoking`: the next job closes it.
+        for grant, old, new, action, reason in changes:
+            # A grant whose status changed while this job ran keeps it: its change has a job.
             changed = Grant.objects.filter(pk=grant.pk, status=old).update(
-                status=new, status_changed_at=now
+                status=new, status_changed_at=now, status_reason=reason
             )
             if changed:
                 audit_event_record(
                     actor=None,
-                    actor_label="system:provisioning",
+                    actor_label=ACTOR,
                     action=action,
                     target=grant,
                     organisation=grant.kommune,
                     before={"status": old},
-                    after={"status": new, "scope": grant.scope},
+                    after={"status": new, "scope": grant.scope, "reason": reason},
                 )

@@ -8,6 +8,7 @@ from typing import Any
 from celery import Task, shared_task
 
 from provisioning import reconcile, runner
+from provisioning.gateway import GatewayUnavailable
 
 
 @shared_task(name="provisioning.run_job", bind=True, acks_late=True, max_retries=None)
@@ -19,6 +20,17 @@ def run_job(self: Task[Any, Any], job_id: str) -> str:
     if outcome.retry_in is not None:
         raise self.retry(countdown=outcome.retry_in)
     return outcome.status
+
+
+@shared_task(name="provisioning.gateway_close", bind=True, acks_late=True, max_retries=50)
+def gateway_close(self: Task[Any, Any], grant_ids: list[str]) -> int:
+    """Close revoked grants at the gateway at once, whatever the client's job is waiting for.
+    Idempotent: the client's job closes them too (gateway first, then the server). A gateway
+    that does not answer is asked again soon (0.2 s, doubling, at most 5 s apart)."""
+    try:
+        return runner.gateway_close(grant_ids=grant_ids)
+    except GatewayUnavailable as exc:
+        raise self.retry(countdown=min(0.2 * 2**self.request.retries, 5.0)) from exc
 
 
 @shared_task(name="provisioning.sweep", ignore_result=True)

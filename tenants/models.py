@@ -434,6 +434,7 @@ class OAuthClient(models.Model):
             ("pending", _("Pending")),
             ("provisioned", _("Provisioned")),
             ("failed", _("Failed")),
+            ("keys_expired", _("Keys expired")),
         ],
         default="pending",
     )

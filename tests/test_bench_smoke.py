@@ -20,6 +20,7 @@ KEYS = [
     "overhead_ratio",
     "revocation_p50_s",
     "revocation_p95_s",
+    "revocation_as_down_p95_s",
     "bulk_714_s",
     "api_p95_ms",
     "max_queries_per_request",

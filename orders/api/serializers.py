@@ -410,6 +410,7 @@ class GrantSerializer(serializers.ModelSerializer[Grant]):
             "scope",
             "service_codes",
             "status",
+            "status_reason",
             "instruction_version",
             "delegation",
             "approved_by",
