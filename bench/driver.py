@@ -102,13 +102,19 @@ class Vendor:
         return token
 
     def fhir(self, token: str, kommune: str, resource: str, method: str) -> int:
+        return self.fhir_answer(token, kommune, resource, method)[0]
+
+    def fhir_answer(self, token: str, kommune: str, resource: str, method: str) -> tuple[int, str]:
+        """The gateway's status and, for a refusal, its error code."""
         response = requests.request(
             method,
             f"{self.gateway}/{kommune}/fhir/{resource}",
             headers={"Authorization": f"Bearer {token}"},
             timeout=10,
         )
-        return response.status_code
+        if response.status_code == 200:
+            return 200, ""
+        return response.status_code, response.json().get("error", "")
 
     def api(self, token: str, method: str, path: str, body: Any = None) -> requests.Response:
         return requests.request(
@@ -163,19 +169,19 @@ def onboard(
     if response.status_code != 201 or response.json()["items"][0]["status"] != "approved":
         raise SystemExit(f"order refused: {response.status_code} {response.text[:300]}")
     submitted = time.perf_counter()
-    # As a vendor's system does: a token fetched after the order, then the call retried until
-    # the gateway lets it through. The gateway also requires the grant's scope in the token, so
-    # a token issued before the authorization server had the scope is replaced; otherwise the
-    # same token is reused (fetching one per try only burned the cores the worker needs).
-    scope = f"nhn:ksp/{code}.{access}"
+    # As a vendor's system does: one token fetched after the order, then the call retried until
+    # the gateway lets it through. The gateway opens a grant only after the authorization server
+    # accepted its scope, and also requires that scope in the token: a token fetched before then
+    # is refused with `insufficient_scope` (RFC 6750), and only then is a new one fetched.
+    # Fetching one per try would burn the cores the worker needs.
     token = vendor.token(client_id)
     tries = 0
     while True:
         tries += 1
-        claims = jwt.decode(token, options={"verify_signature": False})
-        if scope not in str(claims.get("scope", "")).split():
+        status, error = vendor.fhir_answer(token, kommune, RESOURCE[code], METHOD[access])
+        if error == "insufficient_scope":
             token = vendor.token(client_id)
-        elif vendor.fhir(token, kommune, RESOURCE[code], METHOD[access]) == 200:
+        elif status == 200:
             done = time.perf_counter()
             if parts is not None:
                 parts.setdefault("submit_api", []).append((submitted - started) * 1000)
