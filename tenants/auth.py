@@ -59,7 +59,7 @@ def unverified_username(claims: dict[str, Any]) -> str:
     return f"unverified:{hashlib.sha256(subject.encode()).hexdigest()[:40]}"
 
 
-class MembershipOIDCBackend(OIDCAuthenticationBackend):  # type: ignore[misc]
+class MembershipOIDCBackend(OIDCAuthenticationBackend):
     """Matches a person by the identity claim and binds the memberships made for it.
 
     The Django username is the identity itself, so invitations made before a person's first
@@ -150,7 +150,7 @@ def provider_logout_url(request: HttpRequest) -> str:
     return f"{settings.OIDC_OP_END_SESSION_ENDPOINT}?{urlencode(params)}"
 
 
-class LoginCallbackView(OIDCAuthenticationCallbackView):  # type: ignore[misc]
+class LoginCallbackView(OIDCAuthenticationCallbackView):
     """Says in the page that a login failed, instead of silently landing on the front page."""
 
     def login_failure(self) -> HttpResponse:

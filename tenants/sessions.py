@@ -109,7 +109,7 @@ def _return_to(request: HttpRequest) -> str:
     return "/"
 
 
-class ProviderSessionRefresh(SessionRefresh):  # type: ignore[misc]
+class ProviderSessionRefresh(SessionRefresh):
     """``SessionRefresh`` for page loads and writes alike, never for bearer tokens.
 
     API calls with an automation client's bearer token are checked locally and never refreshed.
