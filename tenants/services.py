@@ -229,19 +229,20 @@ def check_role(*, organisation: Organisation, role: str, actor: User | None) -> 
 
 
 def _admin_present(organisation: Organisation, *, without: Membership | None = None) -> bool:
-    """The organisation has a logged-in, active admin (an automation client holding the role
-    counts), apart from ``without``.
+    """The organisation has a logged-in, active admin, apart from ``without``.
 
     The one predicate of both the bootstrap rule and the last-admin rule: if the two counted
     differently (open invitations on one side only), an operator could remove the logged-in admin
     "because an invited one remains" and then bootstrap past the invitation. Open invitations do
-    not count, so a mistyped first invitation can be followed by another.
+    not count, so a mistyped first invitation can be followed by another. Nor do automation
+    clients holding the role: a person administers, and operators may remove any client.
     """
     admins = Membership.objects.filter(
         organisation=organisation,
         role__in=ADMIN_ROLES,
         user__isnull=False,
         user__is_active=True,
+        user__automation_client__isnull=True,
     )
     if without is not None:
         admins = admins.exclude(pk=without.pk)

@@ -12,6 +12,7 @@ from audit.models import AuditEvent
 from tenants import services
 from tenants.models import Membership, Organisation, Role
 from tests.factories import KommuneOrganisationFactory, MembershipFactory, UserFactory
+from tests.keys import rsa_public_jwk
 
 pytestmark = pytest.mark.django_db
 
@@ -256,3 +257,34 @@ def test_an_operator_withdraws_a_mistyped_first_invitation(people: dict[str, Any
 
     assert removed.status_code == 204, removed.content
     assert not Membership.objects.filter(organisation=fresh).exists()
+
+
+def test_an_automation_client_with_the_admin_role_is_no_person_who_administers(
+    people: dict[str, Any], kommune: Organisation
+) -> None:
+    """Otherwise: the admin leaves, an operator removes the client (operators may remove any
+    client), and the kommune "has no admin", so the operator bootstraps themselves."""
+    admin = people["kommune_admin"]
+    operator = people["nhn_operator"]
+    registered = as_(admin).post(
+        "/api/v1/clients/",
+        {
+            "name": "Pipeline",
+            "purpose": "portal_api",
+            "organisation": kommune.orgnr,
+            "role": "kommune_admin",
+            "jwks": {"keys": [rsa_public_jwk("pipeline-1")]},
+        },
+        format="json",
+    )
+    assert registered.status_code == 201, registered.content
+    me = Membership.objects.get(organisation=kommune, user=admin)
+
+    leave = as_(admin).delete(f"/api/v1/memberships/{me.pk}/")
+    removed = as_(operator).delete(f"/api/v1/clients/{registered.json()['id']}/")
+    bootstrapped = invite(operator, kommune, operator.username, "kommune_admin")
+
+    assert leave.status_code == 409, leave.content
+    assert removed.status_code == 204, removed.content
+    assert bootstrapped.status_code == 403, bootstrapped.content
+    assert not Membership.objects.filter(organisation=kommune, user=operator).exists()
