@@ -95,10 +95,10 @@ NO_RENEWAL_URLS = ("set_language",)
 
 
 def _return_to(request: HttpRequest) -> str:
-    """Where the renewal of a held-up write leads back: the page the write was sent from.
+    """Where the renewal of a held-up write or htmx request leads back: the page it came from.
 
     Only a page of this portal (mozilla-django-oidc redirects to ``oidc_login_next`` unchecked),
-    and never the write's own URL, which may not answer a GET.
+    and never the request's own URL: a write's may not answer a GET, an htmx one is a fragment.
     """
     for candidate in (request.headers.get("HX-Current-URL"), request.headers.get("Referer")):
         if candidate and url_has_allowed_host_and_scheme(
@@ -144,9 +144,9 @@ class ProviderSessionRefresh(SessionRefresh):
         # 302 to the provider, or upstream's own 403 for XHR; both carry the renewal URL.
         url = response["Location"] if response.status_code == 302 else response["refresh_url"]
         write = request.method in WRITE_METHODS
-        if write:
-            request.session["oidc_login_next"] = _return_to(request)
         htmx = bool(request.headers.get("HX-Request"))
+        if write or htmx:
+            request.session["oidc_login_next"] = _return_to(request)
         api = request.path.startswith("/api/") and "text/html" not in request.headers.get(
             "Accept", ""
         )

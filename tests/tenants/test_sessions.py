@@ -353,3 +353,21 @@ def test_a_write_due_for_renewal_goes_through_after_a_silent_renewal_at_the_prov
     assert back.status_code == 302
     assert back["Location"] == "/services/"
     assert sent.status_code == 201, sent.content
+
+
+def test_an_htmx_load_due_for_renewal_returns_to_the_page_not_to_the_fragment(
+    client: Client, people: dict[str, Any], settings: Any
+) -> None:
+    """htmx opens the renewal in the whole window (HX-Redirect): coming back to the fragment's
+    URL would show the fragment alone."""
+    settings.OIDC_RENEW_ID_TOKEN_EXPIRY_SECONDS = 0
+    client.force_login(people["kommune_admin"])
+
+    response = client.get(
+        "/services/?fragment=1",
+        HTTP_HX_REQUEST="true",
+        HTTP_HX_CURRENT_URL="http://testserver/?tab=1",
+    )
+
+    assert response.status_code == 403
+    assert client.session["oidc_login_next"] == "/?tab=1"
