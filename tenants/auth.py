@@ -52,11 +52,14 @@ def unverified_username(claims: dict[str, Any]) -> str:
     """The account of an unverified login: keyed by the provider's subject, never by the
     identity, so it can neither become a verified person's account nor be bound by an invitation
     (both match the username against the identity)."""
-    subject = str(claims.get("sub", ""))
+    subject = claims.get("sub")
+    if not isinstance(subject, str) or not subject:
+        # verify_claims refuses such a login; every one would otherwise share one account.
+        raise ValueError("a login without the sub claim has no account")
     return f"unverified:{hashlib.sha256(subject.encode()).hexdigest()[:40]}"
 
 
-class MembershipOIDCBackend(OIDCAuthenticationBackend):  # type: ignore[misc]
+class MembershipOIDCBackend(OIDCAuthenticationBackend):
     """Matches a person by the identity claim and binds the memberships made for it.
 
     The Django username is the identity itself, so invitations made before a person's first
@@ -75,7 +78,12 @@ class MembershipOIDCBackend(OIDCAuthenticationBackend):  # type: ignore[misc]
         return user
 
     def verify_claims(self, claims: dict[str, Any]) -> bool:
-        return identity_from_claims(claims) is not None
+        """The login names its subject (OpenID Connect requires ``sub`` in userinfo; unverified
+        accounts are keyed by it) and the identity claim."""
+        subject = claims.get("sub")
+        return (
+            bool(isinstance(subject, str) and subject) and identity_from_claims(claims) is not None
+        )
 
     def filter_users_by_claims(self, claims: dict[str, Any]) -> QuerySet[User]:
         identity = identity_from_claims(claims)
@@ -142,7 +150,7 @@ def provider_logout_url(request: HttpRequest) -> str:
     return f"{settings.OIDC_OP_END_SESSION_ENDPOINT}?{urlencode(params)}"
 
 
-class LoginCallbackView(OIDCAuthenticationCallbackView):  # type: ignore[misc]
+class LoginCallbackView(OIDCAuthenticationCallbackView):
     """Says in the page that a login failed, instead of silently landing on the front page."""
 
     def login_failure(self) -> HttpResponse:

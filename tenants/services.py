@@ -228,15 +228,57 @@ def check_role(*, organisation: Organisation, role: str, actor: User | None) -> 
         )
 
 
-def _has_admin(organisation: Organisation) -> bool:
-    """An admin has logged in (or an automation client holds the role). Open invitations do not
-    count, so a mistyped first invitation can be followed by another."""
-    return Membership.objects.filter(
+def _admin_present(organisation: Organisation, *, without: Membership | None = None) -> bool:
+    """The organisation has a logged-in, active admin, apart from ``without``.
+
+    The one predicate of both the bootstrap rule and the last-admin rule: if the two counted
+    differently (open invitations on one side only), an operator could remove the logged-in admin
+    "because an invited one remains" and then bootstrap past the invitation. Open invitations do
+    not count, so a mistyped first invitation can be followed by another. Nor do automation
+    clients holding the role: a person administers, and operators may remove any client.
+    """
+    admins = Membership.objects.filter(
         organisation=organisation,
         role__in=ADMIN_ROLES,
         user__isnull=False,
         user__is_active=True,
-    ).exists()
+        user__automation_client__isnull=True,
+    )
+    if without is not None:
+        admins = admins.exclude(pk=without.pk)
+    return admins.exists()
+
+
+def _admins_lock(organisation: Organisation) -> None:
+    """Serialise the changes that read "is there an admin": two at once (two bootstraps, or two
+    admins removing each other) would each see the other's admin and leave none, or two."""
+    Organisation.objects.select_for_update().filter(pk=organisation.pk).exists()
+
+
+def _outside_operator(*, actor: User | None, organisation: Organisation) -> bool:
+    """``actor`` is an NHN operator who is not one of the organisation's admins."""
+    if actor is None:
+        return False
+    roles = Membership.objects.roles_of(actor)
+    return roles.has(Role.NHN_OPERATOR) and not roles.in_(organisation) & ADMIN_ROLES
+
+
+def _admin_membership_check(*, membership: Membership, actor: User | None) -> None:
+    """Removing or demoting an admin: never the last logged-in one, and never by an operator
+    from outside while the organisation has an admin (operators bootstrap the first only).
+
+    An open invitation or a disabled account is no admin, so it may go whenever; for an
+    operator that is withdrawing a bootstrap invitation before anyone has logged in.
+    """
+    organisation = membership.organisation
+    _admins_lock(organisation)
+    if _outside_operator(actor=actor, organisation=organisation) and _admin_present(organisation):
+        raise PermissionDenied(
+            _("%(name)s already has an administrator, who manages its members.")
+            % {"name": organisation.name}
+        )
+    if _admin_present(organisation) and not _admin_present(organisation, without=membership):
+        raise Conflict(_("The organisation would be left without an administrator."))
 
 
 def admin_bootstrap_check(*, organisation: Organisation, role: str, actor: User | None) -> bool:
@@ -246,10 +288,7 @@ def admin_bootstrap_check(*, organisation: Organisation, role: str, actor: User 
     members: roles are the organisation's admins' to give (a vendor developer, for one, may rotate
     the vendor's keys). PermissionDenied for anything else, and once the organisation has an admin.
     """
-    if actor is None:
-        return False
-    roles = Membership.objects.roles_of(actor)
-    if not roles.has(Role.NHN_OPERATOR) or roles.in_(organisation) & ADMIN_ROLES:
+    if not _outside_operator(actor=actor, organisation=organisation):
         return False
     if role not in ADMIN_ROLES:
         raise PermissionDenied(
@@ -258,9 +297,8 @@ def admin_bootstrap_check(*, organisation: Organisation, role: str, actor: User 
                 "administrators manage its members."
             )
         )
-    # Two operators bootstrapping at once would both see no admin: the row lock orders them.
-    Organisation.objects.select_for_update().filter(pk=organisation.pk).exists()
-    if _has_admin(organisation):
+    _admins_lock(organisation)
+    if _admin_present(organisation):
         raise PermissionDenied(
             _("%(name)s already has an administrator, who manages its members.")
             % {"name": organisation.name}
@@ -305,14 +343,6 @@ def membership_invite(
     return membership
 
 
-def _admins_left(organisation: Organisation, without: Membership) -> bool:
-    return (
-        Membership.objects.filter(organisation=organisation, role__in=ADMIN_ROLES)
-        .exclude(pk=without.pk)
-        .exists()
-    )
-
-
 @transaction.atomic
 def membership_role_change(*, membership: Membership, role: str, actor: User | None) -> Membership:
     """Change a member's role; never above the actor's own, never leaving no admin."""
@@ -326,9 +356,8 @@ def membership_role_change(*, membership: Membership, role: str, actor: User | N
     if membership.role == role:
         return membership
     bootstrap = admin_bootstrap_check(organisation=organisation, role=role, actor=actor)
-    demoted = membership.role in ADMIN_ROLES and role not in ADMIN_ROLES
-    if demoted and not _admins_left(organisation, membership):
-        raise Conflict(_("The organisation would be left without an administrator."))
+    if membership.role in ADMIN_ROLES and role not in ADMIN_ROLES:
+        _admin_membership_check(membership=membership, actor=actor)
     before = _membership_snapshot(membership)
     membership.role = role
     membership.save(update_fields=["role"])
@@ -353,8 +382,8 @@ def membership_remove(*, membership: Membership, actor: User | None) -> None:
     organisation = membership.organisation
     if ROLE_RANK[membership.role] > actor_rank(actor=actor, organisation=organisation):
         raise PermissionDenied(_("You cannot remove someone ranked above you."))
-    if membership.role in ADMIN_ROLES and not _admins_left(organisation, membership):
-        raise Conflict(_("The organisation would be left without an administrator."))
+    if membership.role in ADMIN_ROLES:
+        _admin_membership_check(membership=membership, actor=actor)
     audit_event_record(
         actor=actor,
         action="membership.removed",

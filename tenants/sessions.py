@@ -12,12 +12,18 @@ import logging
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import logout
+from django.contrib.auth import BACKEND_SESSION_KEY, logout
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
+from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from mozilla_django_oidc.middleware import SessionRefresh
 
 logger = logging.getLogger(__name__)
@@ -81,36 +87,79 @@ class SessionLifetimeMiddleware:
         logger.info("session ended: its %s lifetime passed", passed)
 
 
-class ProviderSessionRefresh(SessionRefresh):  # type: ignore[misc]
-    """``SessionRefresh`` that sends only page loads to the provider.
+#: Methods that change something: renewed at the provider like page loads, but answered with 403
+#: (and a link for a page's form), since a redirect would drop what was sent.
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+#: Writes that change nothing of the portal's data, so they need no renewal first.
+NO_RENEWAL_URLS = ("set_language",)
+
+
+def _return_to(request: HttpRequest) -> str:
+    """Where the renewal of a held-up write or htmx request leads back: the page it came from.
+
+    Only a page of this portal (mozilla-django-oidc redirects to ``oidc_login_next`` unchecked),
+    and never the request's own URL: a write's may not answer a GET, an htmx one is a fragment.
+    """
+    for candidate in (request.headers.get("HX-Current-URL"), request.headers.get("Referer")):
+        if candidate and url_has_allowed_host_and_scheme(
+            candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        ):
+            parts = urlsplit(candidate)
+            return f"{parts.path or '/'}{'?' + parts.query if parts.query else ''}"
+    return "/"
+
+
+class ProviderSessionRefresh(SessionRefresh):
+    """``SessionRefresh`` for page loads and writes alike, never for bearer tokens.
 
     API calls with an automation client's bearer token are checked locally and never refreshed.
-    API calls and htmx requests of a browser session cannot follow a redirect to the provider's
-    pages: like XHR (which ``SessionRefresh`` already answers so), they get 403 with the
-    ``refresh_url`` to open (htmx opens it itself, from ``HX-Redirect``).
+    mozilla-django-oidc renews GETs only, so a person the provider had logged out kept writing
+    until the session's absolute lifetime: writes due for renewal are refused here until it
+    succeeds. API calls, XHR and htmx requests cannot follow a redirect to the provider's pages:
+    they get 403 with the ``refresh_url`` to open (htmx opens it itself, from ``HX-Redirect``).
+    A page's form gets a 403 page that says it was not sent and links the renewal.
     """
 
     def is_refreshable_url(self, request: HttpRequest) -> bool:
+        """The upstream test (an OIDC login, not an exempt URL), for GETs and writes."""
         if request.headers.get("Authorization", "").lower().startswith("bearer "):
             return False
-        return bool(super().is_refreshable_url(request))
+        if request.method != "GET" and request.method not in WRITE_METHODS:
+            return False
+        if request.path in {reverse(name) for name in NO_RENEWAL_URLS}:
+            return False
+        backend = request.session.get(BACKEND_SESSION_KEY)
+        if backend and not issubclass(import_string(backend), OIDCAuthenticationBackend):
+            return False
+        return bool(
+            request.user.is_authenticated
+            and request.path not in self.exempt_urls
+            and not any(pattern.match(request.path) for pattern in self.exempt_url_patterns)
+        )
 
     def process_request(self, request: HttpRequest) -> HttpResponse | None:
         response: HttpResponse | None = super().process_request(request)
-        if response is None or response.status_code != 302:
+        if response is None or response.status_code not in (302, 403):
             return response
+        # 302 to the provider, or upstream's own 403 for XHR; both carry the renewal URL.
+        url = response["Location"] if response.status_code == 302 else response["refresh_url"]
+        write = request.method in WRITE_METHODS
         htmx = bool(request.headers.get("HX-Request"))
+        if write or htmx:
+            request.session["oidc_login_next"] = _return_to(request)
         api = request.path.startswith("/api/") and "text/html" not in request.headers.get(
             "Accept", ""
         )
-        if not (htmx or api):
+        if response.status_code == 403 or htmx or api:
+            answer: HttpResponse = JsonResponse(
+                {"detail": _("Your login must be renewed. Open refresh_url."), "refresh_url": url},
+                status=403,
+            )
+            if htmx:
+                answer["HX-Redirect"] = url
+        elif write:
+            answer = render(request, "tenants/login_renewal.html", {"refresh_url": url}, status=403)
+        else:
             return response
-        url = response["Location"]
-        answer = JsonResponse(
-            {"detail": _("Your login must be renewed. Open refresh_url."), "refresh_url": url},
-            status=403,
-        )
         answer["refresh_url"] = url
-        if htmx:
-            answer["HX-Redirect"] = url
         return answer

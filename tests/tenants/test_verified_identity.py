@@ -11,9 +11,10 @@ from django.contrib.auth.models import User
 from django.contrib.messages import get_messages
 from django.contrib.messages.storage.fallback import FallbackStorage
 from django.contrib.sessions.backends.db import SessionStore
+from django.core.exceptions import SuspiciousOperation
 from django.test import Client, RequestFactory
 
-from tenants.auth import MembershipOIDCBackend
+from tenants.auth import MembershipOIDCBackend, unverified_username
 from tenants.models import Membership, Organisation
 from tests.integration import Provider
 from tests.tenants.test_oidc_login import login_at_provider
@@ -178,3 +179,21 @@ def test_binding_an_invitation_at_login_is_audited(
     event = AuditEvent.objects.get(object_id=str(invitation.pk), action="membership.bound")
     assert event.actor_id == user.pk
     assert event.after == {"email": "carol@kommune.example", "role": "kommune_admin", "bound": True}
+
+
+@pytest.mark.parametrize("verified", [False, True])
+def test_a_login_without_a_subject_is_refused_and_creates_no_account(
+    monkeypatch: pytest.MonkeyPatch, verified: bool
+) -> None:
+    """Unverified accounts are keyed by ``sub``: without one, every such login would share one
+    account (the hash of the empty string)."""
+    accounts = User.objects.count()
+
+    for email in ("one@example.test", "two@example.test"):
+        backend = backend_with({"email": email, "email_verified": verified}, monkeypatch)
+        with pytest.raises(SuspiciousOperation):
+            backend.get_or_create_user("access-token", "id-token", {})
+
+    assert User.objects.count() == accounts
+    with pytest.raises(ValueError, match="sub"):
+        unverified_username({"email": "one@example.test"})

@@ -1,0 +1,1 @@
+# Types for the parts of mozilla-django-oidc that Tilgang subclasses (the package ships none).
