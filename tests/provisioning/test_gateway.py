@@ -78,6 +78,7 @@ def test_a_granted_client_reaches_the_upstream_with_the_tilgang_headers(gateway:
         "access": "read",
         "environment": "production",
         "service_codes": "",
+        "service_codes_header": None,
         "method": "GET",
         "method_override": None,
         "path": f"{PATIENTS}/42?name=x",
