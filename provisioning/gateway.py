@@ -41,7 +41,7 @@ import socket
 import string
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -441,6 +441,15 @@ class HAProxyGateway:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
+    def _revoked_file(self, change: Callable[[str], None], key: str) -> None:
+        """Append or discard ``key`` in the revoked map's file. A file that cannot be written
+        now (disk full, permissions) is the gateway being unavailable: the caller retries, and
+        a removal never reaches the runtime API without its line in the file."""
+        try:
+            change(key)
+        except OSError as exc:
+            raise GatewayUnavailable(f"{self.config.revoked_map.name}: {exc}") from exc
+
     def _revoked_file_keys(self) -> set[str]:
         """The keys in the revoked map's file (call with the lock held)."""
         try:
@@ -487,7 +496,7 @@ class HAProxyGateway:
         The key leaves the revoked map's file first: a reload in between then loads no stale
         removal, and at worst the grant waits closed for this runtime change."""
         grants, revoked = self.config.grants_map, self.config.revoked_map
-        self._revoked_file_discard(entry.key)
+        self._revoked_file(self._revoked_file_discard, entry.key)
         in_revoked, value = self._lookup(entry)
         commands = []
         if in_revoked:
@@ -508,7 +517,7 @@ class HAProxyGateway:
         in_revoked, _ = self._lookup(entry)
         if in_revoked:
             return
-        self._revoked_file_append(entry.key)
+        self._revoked_file(self._revoked_file_append, entry.key)
         _expect_empty(self._runtime(f"add map {self.config.revoked_map} {entry.key} 1\n"))
 
     def add_if_absent(self, entry: Entry) -> bool:
