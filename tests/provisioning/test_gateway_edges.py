@@ -227,15 +227,19 @@ def test_an_if_none_exist_with_commas_in_one_line_is_not_taken_for_two(gateway: 
 # -- Nits: fail closed on any verdict, charsets, form bodies, ServiceCodes ------------------
 
 
-def test_a_refused_verdict_with_a_status_the_configuration_does_not_name_is_refused(
-    gateway: Gateway, tmp_path: Path
+@pytest.mark.parametrize(
+    ("status", "verdict"), [(418, "refused"), (200, "refused"), (None, "maybe")]
+)
+def test_a_verdict_other_than_passed_is_refused_whatever_its_status(
+    gateway: Gateway, tmp_path: Path, status: int | None, verdict: str
 ) -> None:
     odd = tmp_path / "odd.lua"
+    status_line = "" if status is None else f'  txn:set_var("txn.refusal_status", {status})\n'
     odd.write_text(
         'core.register_action("fhir_check", { "http-req" }, function(txn)\n'
-        '  txn:set_var("txn.refusal_status", 418)\n'
+        f"{status_line}"
         '  txn:set_var("txn.refusal_detail", "odd")\n'
-        '  txn:set_var("txn.fhir_verdict", "refused")\n'
+        f'  txn:set_var("txn.fhir_verdict", "{verdict}")\n'
         "end, 0)\n"
     )
     assert HAProxyGateway(gateway.config, lua=odd).write_config(
