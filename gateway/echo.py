@@ -28,6 +28,9 @@ class EchoHandler(BaseHTTPRequestHandler):
                 "access": self.headers.get("X-Tilgang-Access"),
                 "environment": self.headers.get("X-Tilgang-Environment"),
                 "service_codes": self.headers.get("X-Tilgang-Service-Codes"),
+                # VKP's own header as the upstream gets it: every line, joined.
+                "service_codes_header": ",".join(self.headers.get_all("ServiceCodes") or [])
+                or None,
                 "method": self.command,
                 "method_override": self.headers.get("X-HTTP-Method-Override")
                 or self.headers.get("X-HTTP-Method")

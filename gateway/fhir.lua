@@ -17,7 +17,8 @@
 -- map, prepare/commit map) are seen here at once. The paths come from setenv in the global
 -- section (lua-load takes no arguments in HAProxy 2.6).
 --
--- The verdict goes back in variables: txn.fhir_verdict (set last), txn.refusal_status (400, 403, 413 or 415),
+-- The verdict goes back in variables: txn.fhir_verdict (set last), txn.refusal_status (400,
+-- 403, 413 or 415; the configuration refuses any other status with 403),
 -- txn.refusal_error and txn.refusal_detail; txn.service_codes holds the granted codes the
 -- request asked for.
 
@@ -216,13 +217,24 @@ local function form_body(ctx, txn)
   local size = txn.f:req_body_size() or 0
   local length = txn.f:req_body_len() or 0
   if size == 0 and length == 0 then return nil end
-  local content_type = string.lower(txn.f:req_fhdr("content-type") or "")
-  content_type = string.match(content_type, "^%s*([^;%s]*)")
+  local content_type, media_parameters = string.match(
+    string.lower(txn.f:req_fhdr("content-type") or ""), "^%s*([^;%s]*)%s*(.*)$")
   local encoding = string.lower(txn.f:req_fhdr("content-encoding") or "identity")
   if content_type ~= "application/x-www-form-urlencoded" or encoding ~= "identity" then
     return refuse(415, "unsupported_media_type",
       "POST .../_search takes its parameters as application/x-www-form-urlencoded, " ..
       "uncompressed.")
+  end
+  -- The parameters are decoded as UTF-8 (here and by a FHIR server): a body in another
+  -- charset could spell a name the gateway reads differently from the upstream.
+  for parameter in string.gmatch(media_parameters, "[^;]+") do
+    local name, value = string.match(parameter, "^%s*([^=%s]+)%s*=%s*(.-)%s*$")
+    if name == "charset" then value = string.gsub(value, '^"(.*)"$', "%1") end
+    if (name == nil and not string.match(parameter, "^%s*$"))
+        or (name == "charset" and value ~= "utf-8") then
+      return refuse(415, "unsupported_media_type",
+        "The form body of _search is read as UTF-8: charset, when given, is utf-8.")
+    end
   end
   if size > FORM_LIMIT or length ~= size then
     return refuse(413, "payload_too_large", string.format(

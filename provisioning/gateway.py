@@ -19,6 +19,10 @@ Two HAProxy facts shape this module:
   walk every entry (0.7 ms at 30,000 entries, 0.1 ms at 1,000). So a removal adds the key to a
   small second map, the revoked map, which the deny rule also reads; the reconciler folds those
   into a fresh grants map (:meth:`HAProxyGateway.replace_all`) and empties the revoked map.
+  A removal is appended to the revoked map's FILE too, before the runtime change: a reload
+  started from grants files written before the revocation loads it with them. Only
+  :meth:`HAProxyGateway.write_map_files` (keys its new grants file no longer holds) and
+  :meth:`HAProxyGateway.upsert` (a key granted again) take keys out of that file.
 * ``jwt_verify`` needs each key's PEM path as a literal known at startup, and the scope rules
   are generated from the catalogue, so a new or removed signing key, or a changed catalogue
   scope, means a new configuration file and a reload (:meth:`HAProxyGateway.write_config`,
@@ -30,13 +34,14 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import fcntl
 import os
 import re
 import socket
 import string
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -240,6 +245,12 @@ class GatewayConfig:
         return self.root / "maps" / "revoked.map"
 
     @property
+    def revoked_lock(self) -> Path:
+        """Held (flock) while the revoked map file is appended to or rewritten: the workers,
+        the revocation task and the reconciler share it."""
+        return self.root / "maps" / ".revoked.lock"
+
+    @property
     def resources_map(self) -> Path:
         return self.root / "maps" / "resources.map"
 
@@ -401,15 +412,74 @@ class HAProxyGateway:
 
     def write_map_files(self, entries: Iterable[Entry], resources: dict[str, str]) -> bool:
         """Rewrite the map files a reload or restart loads, atomically and only when their
-        content differs. Runtime changes never reach these files by themselves: without this,
-        a reload silently drops every grant added since the files were last written. The
-        revoked map's file stays empty: the grants file holds only what should pass."""
+        content differs. Runtime grants never reach these files by themselves: without this,
+        a reload silently drops every grant added since the files were last written.
+
+        ``entries`` were read from the database a moment ago; a revocation that committed
+        since then is in the revoked map's file already (:meth:`remove` appends it). So that
+        file keeps every key the new grants file still holds, and lets go of the others only:
+        a key the grants file no longer holds is closed without it."""
         _check_resources(resources)
         values = {entry.key: entry.value for entry in entries}
         grants = "".join(f"{key} {values[key]}\n" for key in sorted(values))
         types = "".join(f"{name} {code}\n" for name, code in sorted(resources.items()))
-        wrote = _write_if_changed(self.config.grants_map, grants.encode())
+        with self._revoked_file_locked():
+            wrote = _write_if_changed(self.config.grants_map, grants.encode())
+            kept = self._revoked_file_keys() & values.keys()
+            revoked = "".join(f"{key} 1\n" for key in sorted(kept))
+            wrote = _write_if_changed(self.config.revoked_map, revoked.encode()) or wrote
         return _write_if_changed(self.config.resources_map, types.encode()) or wrote
+
+    @contextlib.contextmanager
+    def _revoked_file_locked(self) -> Iterator[None]:
+        lock = self.config.revoked_lock
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        with open(lock, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _revoked_file(self, change: Callable[[str], None], key: str) -> None:
+        """Append or discard ``key`` in the revoked map's file. A file that cannot be written
+        now (disk full, permissions) is the gateway being unavailable: the caller retries, and
+        a removal never reaches the runtime API without its line in the file."""
+        try:
+            change(key)
+        except OSError as exc:
+            raise GatewayUnavailable(f"{self.config.revoked_map.name}: {exc}") from exc
+
+    def _revoked_file_keys(self) -> set[str]:
+        """The keys in the revoked map's file (call with the lock held)."""
+        try:
+            text = self.config.revoked_map.read_text()
+        except FileNotFoundError:
+            return set()
+        return {line.split(" ", 1)[0] for line in text.splitlines() if line.strip()}
+
+    def _revoked_file_append(self, key: str) -> None:
+        """One line at the end of the revoked map's file, whatever its size: one ``write`` of
+        a complete line with O_APPEND, under the lock (a rewrite never loses it)."""
+        with self._revoked_file_locked():
+            fd = os.open(self.config.revoked_map, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, f"{key} 1\n".encode())
+            finally:
+                os.close(fd)
+
+    def _revoked_file_discard(self, key: str) -> None:
+        """Take ``key`` out of the revoked map's file, when it is there (a small file: it holds
+        the removals since the reconciler last wrote the map files)."""
+        with self._revoked_file_locked():
+            try:
+                text = self.config.revoked_map.read_text()
+            except FileNotFoundError:
+                return
+            lines = text.splitlines(keepends=True)
+            kept = [line for line in lines if line.split(" ", 1)[0].strip() != key]
+            if len(kept) != len(lines):
+                _write_if_changed(self.config.revoked_map, "".join(kept).encode())
 
     # -- runtime API: grants ----------------------------------------------------------------
 
@@ -421,8 +491,12 @@ class HAProxyGateway:
         would add a second entry with the same key, and ``del map`` would walk the whole grants
         map. Only when its service codes changed is its value set, with ``set map``, which in
         HAProxy 2.6 walks the grants map too (0.7 ms at 30,000 entries): rare, and never on
-        the path of a revocation."""
+        the path of a revocation.
+
+        The key leaves the revoked map's file first: a reload in between then loads no stale
+        removal, and at worst the grant waits closed for this runtime change."""
         grants, revoked = self.config.grants_map, self.config.revoked_map
+        self._revoked_file(self._revoked_file_discard, entry.key)
         in_revoked, value = self._lookup(entry)
         commands = []
         if in_revoked:
@@ -436,10 +510,32 @@ class HAProxyGateway:
 
     def remove(self, entry: Entry) -> None:
         """Stop ``entry`` passing at once, at the same cost however large the grants map is:
-        its key goes into the revoked map. Removing a missing entry is not an error."""
-        in_revoked, value = self._lookup(entry)
-        if value is not None and not in_revoked:
-            _expect_empty(self._runtime(f"add map {self.config.revoked_map} {entry.key} 1\n"))
+        its key goes into the revoked map, in its file first, then at runtime. The file first:
+        a reload from then on loads the removal with the grants file, even one written before
+        it. A key the running grants map does not hold is revoked too: the grants file may hold
+        it, or the reconciler's add-back may be about to add it. Removing twice is harmless."""
+        in_revoked, _ = self._lookup(entry)
+        if in_revoked:
+            return
+        self._revoked_file(self._revoked_file_append, entry.key)
+        _expect_empty(self._runtime(f"add map {self.config.revoked_map} {entry.key} 1\n"))
+
+    def add_if_absent(self, entry: Entry) -> bool:
+        """Add ``entry`` to the grants map when the map lacks its key, and never touch the
+        revoked map (unlike :meth:`upsert`): what the reconciler re-adds after a swap stays
+        closed when it was revoked meanwhile. Returns whether it added."""
+        answer = self._runtime(f"get map {self.config.grants_map} {entry.key}\n")
+        [value] = _found(answer, 1)
+        if value is not None:
+            return False
+        _expect_empty(
+            self._runtime(f"add map {self.config.grants_map} {entry.key} {entry.value}\n")
+        )
+        return True
+
+    def granted(self) -> set[str]:
+        """The keys in the running grants map, revoked or not."""
+        return {key for key, _ in self._show_map(self.config.grants_map)}
 
     def _lookup(self, entry: Entry) -> tuple[bool, str | None]:
         """Whether the key is in the revoked map, and its value in the grants map (None when

@@ -148,11 +148,20 @@ def _gateway(report: Report) -> None:
         report.errors.append(f"authorization server keys: {type(exc).__name__}")
         keys = None
     if keys is not None and gw.write_config(keys, scopes=scope_map()):
-        # A reload loads the map files: they hold what passes now, never an older state that
-        # would reopen a revoked grant. The desired entries are read again after the reload,
-        # so a revocation that lands meanwhile is healed below.
-        gw.write_map_files(desired_entries(), wanted_resources)
+        # A reload loads the map files. A revocation that lands between this write and the
+        # reload is in the revoked map's file too (the adapter appends it there before its
+        # runtime change), so the new worker starts with it closed.
+        written = desired_entries()
+        gw.write_map_files(written, wanted_resources)
         gw.reload()
+        # One whose runtime change reached the old worker after the new one had read the files
+        # is closed again on the new one, before anything else: whatever the written file holds
+        # that the database no longer wants. (A revocation committed after this read closes
+        # on the new worker by itself: reload() returned once it answered.)
+        still = {entry.key for entry in desired_entries()}
+        for entry in written:
+            if entry.key not in still:
+                gw.remove(entry)
         _heal(
             report,
             "reconcile.gateway_keys",
@@ -201,14 +210,14 @@ def _gateway(report: Report) -> None:
 
 def _add_back_what_the_swap_lost(gw: HAProxyGateway) -> None:
     """A commit drops entries a worker added while the new version was being filled: add back
-    whatever the database wants that the swap lost. Then read the database once more and take
-    out again what was revoked meanwhile: a revocation that closed its entry before this
-    upsert would otherwise be undone (the revocation closes after its COMMIT, so whatever it
-    closed before the upsert is no longer wanted on this second read)."""
+    whatever the database wants that the swap lost. Lost means missing from the grants map
+    itself, not merely not passing: a key revoked after the read below is in the revoked map
+    and is no loss. The add never touches the revoked map, so such a key stays closed (its
+    removal revokes it even when the grants map lacked it). Then read the database once more
+    and close what was revoked between the read and the add, whose close had not run yet."""
     fresh = {entry.key: entry for entry in desired_entries()}
-    added = set(fresh) - gw.entries()
-    for key in added:
-        gw.upsert(fresh[key])
+    lost = set(fresh) - gw.granted()
+    added = {key for key in lost if gw.add_if_absent(fresh[key])}
     if added:
         still = {entry.key for entry in desired_entries()}
         for key in added - still:
