@@ -89,6 +89,7 @@ def test_revocation_closes_the_gateway_within_a_second_while_a_job_backs_off(
     stack: Stack,
 ) -> None:
     stack.start_worker()
+    stack.start_close_worker()
     vendor = Vendor()
     [patient] = vendor.order("patient.read")
     wait_for(lambda: active(patient), timeout=DEADLINE, what="grant active")
@@ -124,6 +125,45 @@ def test_revocation_closes_the_gateway_within_a_second_while_a_job_backs_off(
     assert "|patient|" not in stack.gateway.config.grants_map.read_text()
     reconcile()
     assert stack.call(fhir(vendor.kommune, "Patient/1"), token).status_code == 403
+
+
+def test_revocation_closes_the_gateway_within_a_second_while_other_clients_jobs_fill_the_pool(
+    stack: Stack,
+) -> None:
+    """The close does not queue behind other Celery work: with the server frozen every job
+    holds a worker process for the read timeout, and here every process of the main pool is
+    held by another client's job when the revocation commits."""
+    stack.start_worker()  # two processes
+    stack.start_close_worker()
+    revoked, others = Vendor(), [Vendor(), Vendor()]
+    [patient] = revoked.order("patient.read")
+    wait_for(lambda: active(patient), timeout=DEADLINE, what="grant active")
+    token = stack.access_token(revoked.client_id(), revoked.key)
+    assert stack.call(fhir(revoked.kommune, "Patient/1"), token).status_code == 200
+    stack.provider.pause()
+    try:
+        for other in others:
+            other.order("patient.read")
+        wait_for(
+            lambda: ProvisioningJob.objects.filter(
+                client__in=[other.client for other in others], status="running"
+            ).count()
+            == 2,
+            timeout=DEADLINE,
+            what="both processes of the pool hold a job waiting for the frozen server",
+        )
+
+        started = time.monotonic()
+        services.grant_revoke(grant=patient, actor=revoked.kommune_admin)
+        wait_for(
+            lambda: stack.call(fhir(revoked.kommune, "Patient/1"), token).status_code == 403,
+            timeout=DEADLINE,
+            what="the gateway closes",
+        )
+        elapsed = time.monotonic() - started
+        assert elapsed <= 1.0, f"closed after {elapsed:.2f} s"
+    finally:
+        stack.provider.resume()
 
 
 def test_a_worker_that_read_a_grant_before_its_revocation_does_not_leave_it_open(
