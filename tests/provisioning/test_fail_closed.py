@@ -145,10 +145,12 @@ def test_revocation_closes_the_gateway_within_a_second_while_other_clients_jobs_
         for other in others:
             other.order("patient.read")
         wait_for(
-            lambda: ProvisioningJob.objects.filter(
-                client__in=[other.client for other in others], status="running"
-            ).count()
-            == 2,
+            lambda: (
+                ProvisioningJob.objects.filter(
+                    client__in=[other.client for other in others], status="running"
+                ).count()
+                == 2
+            ),
             timeout=DEADLINE,
             what="both processes of the pool hold a job waiting for the frozen server",
         )
