@@ -21,7 +21,9 @@ from typing import Any, Protocol
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, Q, Subquery
+from django.db.models import DateTimeField, Exists, ExpressionWrapper, Q, Subquery
+from django.db.models.expressions import CombinedExpression
+from django.db.models.functions import Now
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -58,6 +60,13 @@ EARLY_TOLERANCE = datetime.timedelta(seconds=1)
 
 def lease() -> datetime.timedelta:
     return datetime.timedelta(seconds=settings.PROVISIONING_LEASE_SECONDS)
+
+
+def database_now_plus(delta: datetime.timedelta) -> ExpressionWrapper[CombinedExpression]:
+    """The database's time plus ``delta``, as a value to write. Leases are set and compared on
+    the database's clock only: the workers' hosts' clocks may differ, and a host running ahead
+    would take over a live lease (or one running behind would renew a lease already over)."""
+    return ExpressionWrapper(Now() + delta, output_field=DateTimeField())
 
 
 def backoff(attempts: int) -> float:
@@ -100,8 +109,8 @@ SCOPE_NOT_GRANTED = _(
 def job_claim(*, job_id: Any) -> tuple[ProvisioningJob, ClientState] | None:
     """Take the job for this worker with a lease and a fresh fencing token, and read its client's
     desired state in the same transaction; None when it is not ours to run (done, not due, held
-    by a live lease, or another job of the same client is running)."""
-    now = timezone.now()
+    by a live lease, or another job of the same client is running). Its times are the
+    database's (``database_now_plus``)."""
     with transaction.atomic():
         # The client's row lock first, then the job's: the client's lock serialises claims of
         # its jobs, and every transaction that locks both takes them in this order (an order
@@ -117,9 +126,14 @@ def job_claim(*, job_id: Any) -> tuple[ProvisioningJob, ClientState] | None:
                 .select_related("registration", "vendor")
                 .get(pk=Subquery(ProvisioningJob.objects.filter(pk=job_id).values("client_id")))
             )
-            job = ProvisioningJob.objects.select_for_update().get(pk=job_id)
+            job = (
+                ProvisioningJob.objects.select_for_update()
+                .annotate(database_now=Now())
+                .get(pk=job_id)
+            )
         except (OAuthClient.DoesNotExist, ProvisioningJob.DoesNotExist):
             return None
+        now: datetime.datetime = job.database_now
         job.client = client
         status = ProvisioningJob.Status
         due = job.status == status.PENDING and job.next_attempt_at <= now + EARLY_TOLERANCE
@@ -191,10 +205,9 @@ def lease_renew(job: ProvisioningJob) -> None:
     lease while this claim (its token) still holds it, or raise LeaseLost. Each step is shorter
     than a lease (HTTP timeouts), so a live worker keeps its client and no second worker
     syncs it at the same time."""
-    now = timezone.now()
     renewed = ProvisioningJob.objects.filter(
         pk=job.pk, status=ProvisioningJob.Status.RUNNING, lease_token=job.lease_token
-    ).update(lease_expires_at=now + lease(), updated_at=now)
+    ).update(lease_expires_at=database_now_plus(lease()), updated_at=Now())
     if not renewed:
         raise LeaseLost(f"provisioning job {job.pk}: the lease was taken over")
 
@@ -341,7 +354,6 @@ def _attempt_failed(job: ProvisioningJob, client: OAuthClient, error: str) -> Ou
         _fail(job, str(GAVE_UP % {"attempts": job.attempts, "error": error}))
         return Outcome("failed")
     delay = backoff(job.attempts)
-    now = timezone.now()
     try:
         with transaction.atomic():
             _end_claim(
@@ -351,9 +363,9 @@ def _attempt_failed(job: ProvisioningJob, client: OAuthClient, error: str) -> Ou
                 error,
                 status=ProvisioningJob.Status.PENDING,
                 last_error=error,
-                next_attempt_at=now + datetime.timedelta(seconds=delay),
+                next_attempt_at=database_now_plus(datetime.timedelta(seconds=delay)),
                 lease_expires_at=None,
-                sent_at=now,
+                sent_at=Now(),
             )
             _kick_pending(job.client_id)
     except LeaseLost as exc:
@@ -424,7 +436,7 @@ def _kick_pending(client_id: Any) -> None:
     pending = ProvisioningJob.objects.filter(
         client_id=client_id,
         status=ProvisioningJob.Status.PENDING,
-        next_attempt_at__lte=timezone.now(),
+        next_attempt_at__lte=Now(),
     )
     for job_id in pending.values_list("pk", flat=True):
         provisioning_job_send_on_commit(job_id=job_id)
@@ -530,27 +542,27 @@ def job_retry(*, job: ProvisioningJob, actor: Any) -> ProvisioningJob:
 
 def jobs_sweep() -> int:
     """Send again what is due but was not delivered: jobs whose worker died (lease ended) and
-    pending jobs whose message was lost. Run by beat every few seconds."""
-    now = timezone.now()
+    pending jobs whose message was lost. Run by beat every few seconds. On the database's
+    clock, as the leases are (``database_now_plus``)."""
     # Their worker's token goes with the lease: if it still runs, it can change nothing more.
     ProvisioningJob.objects.filter(
-        status=ProvisioningJob.Status.RUNNING, lease_expires_at__lt=now
+        status=ProvisioningJob.Status.RUNNING, lease_expires_at__lt=Now()
     ).update(
         status=ProvisioningJob.Status.PENDING,
-        next_attempt_at=now,
+        next_attempt_at=Now(),
         sent_at=None,
         lease_token=None,
-        updated_at=now,
+        updated_at=Now(),
     )
-    overdue = now - datetime.timedelta(seconds=10)
+    overdue = database_now_plus(-datetime.timedelta(seconds=10))
     due = ProvisioningJob.objects.filter(
         Q(sent_at__isnull=True) | Q(sent_at__lt=overdue),
         status=ProvisioningJob.Status.PENDING,
-        next_attempt_at__lte=now,
+        next_attempt_at__lte=Now(),
     ).order_by("next_attempt_at")[:500]
     ids = list(due.values_list("pk", flat=True))
     with transaction.atomic():
-        ProvisioningJob.objects.filter(pk__in=ids).update(sent_at=now)
+        ProvisioningJob.objects.filter(pk__in=ids).update(sent_at=Now())
         for job_id in ids:
             provisioning_job_send_on_commit(job_id=job_id)
     return len(ids)
