@@ -860,6 +860,11 @@ def _register_or_update(state: ClientState, server: AuthServerClient, fence: Fen
         except AuthServerRejected as exc:
             refused = exc
     with transaction.atomic():
+        # The client's row before the job's (the fence), as a claim takes them: a claim holding
+        # the client while it waits for the job, and this transaction holding the job while it
+        # waits for the client, deadlocked.
+        if client.client_id != result.client_id:
+            OAuthClient.objects.filter(pk=client.pk).update(client_id=result.client_id)
         fence(strict=True)  # the call may have outlasted the lease: written by this claim only
         registration, _ = ClientRegistration.objects.get_or_create(
             client=client,
@@ -873,8 +878,6 @@ def _register_or_update(state: ClientState, server: AuthServerClient, fence: Fen
         # next run sends the metadata again instead of trusting what the server kept.
         registration.metadata_hash = "" if refused else digest
         registration.save()
-        if client.client_id != result.client_id:
-            OAuthClient.objects.filter(pk=client.pk).update(client_id=result.client_id)
     state.registration = registration
     if refused is not None:
         raise refused
