@@ -297,3 +297,44 @@ def test_an_unforeseen_error_in_a_real_worker_ends_the_job_failed_with_its_reaso
     assert job.lease_expires_at is None
     assert _keys(stack, vendor) == set()
     assert status_of(grant) == GrantStatus.FAILED
+
+
+def test_a_job_whose_last_attempt_was_killed_fails_with_its_reason_and_is_not_run_again(
+    stack: Stack,
+) -> None:
+    stack.env["PROVISIONING_MAX_ATTEMPTS"] = "1"  # the workers' setting: the first is the last
+    victim = stack.start_worker("victim")
+    survivor = stack.start_worker("survivor", queue="standby")
+    stack.start_beat()
+    vendor = Vendor()
+    stack.provider.pause()  # the registration call hangs: the job is mid-flight
+    [grant] = vendor.order("patient.read")
+    job = ProvisioningJob.objects.get(client=vendor.client)
+    wait_for(
+        lambda: ProvisioningJob.objects.get(pk=job.pk).status == ProvisioningJob.Status.RUNNING,
+        timeout=DEADLINE,
+        what="job running",
+    )
+
+    stack.kill_worker(victim)  # as a time limit or the out-of-memory killer would
+    stack.provider.resume()
+    stack.consume(survivor)
+
+    # The lease ends, the sweeper sends the job again, the survivor's claim fails it.
+    wait_for(
+        lambda: (
+            ProvisioningJob.objects.get(pk=job.pk).status
+            in (ProvisioningJob.Status.FAILED, ProvisioningJob.Status.DONE)
+        ),
+        timeout=60,
+        what="the job ends",
+    )
+    job.refresh_from_db()
+    assert (job.status, job.attempts) == (ProvisioningJob.Status.FAILED, 1)
+    assert str(runner.GAVE_UP_UNFINISHED % {"attempts": 1}) == job.last_error
+    assert status_of(grant) == GrantStatus.FAILED
+    # The survivor's claim failed it without a sync (the victim's request, held by the frozen
+    # server, may still have registered the client: the job's reason says it did not finish).
+    outcomes = list(stack.task_results().values())
+    assert "failed" in outcomes
+    assert "done" not in outcomes
