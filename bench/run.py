@@ -242,9 +242,29 @@ def run(scale: str, output: Path) -> dict[str, Any]:
                         "--without-gossip",
                         "--without-mingle",
                         "--loglevel=INFO",
+                        "-Q",
+                        "celery",
                     ],
                     env,
                 )
+            # Revocations' gateway closes have a worker of their own, as in the Procfile.
+            procs.start(
+                "closer",
+                [
+                    str(BIN / "celery"),
+                    "-A",
+                    "portal",
+                    "worker",
+                    "--concurrency=1",
+                    "--hostname=benchcloser@%h",
+                    "--without-gossip",
+                    "--without-mingle",
+                    "--loglevel=INFO",
+                    "-Q",
+                    "gateway_close",
+                ],
+                env,
+            )
             procs.start(
                 "web",
                 [

@@ -84,11 +84,19 @@ def provisioning_job_enqueue(
 
 PROVISIONING_TASK = "provisioning.run_job"
 GATEWAY_CLOSE_TASK = "provisioning.gateway_close"
+# The on-commit sends try once more on a new connection (a pooled one may be stale after a
+# broker restart), without waiting: kombu's default publish retries held a write's answer for
+# about 0.6 s per message with the broker refusing, and seconds per message when it does not
+# answer; the sweeper is the retry. Not ``retry=False``: kombu then waits for a connection up
+# to the connect timeout instead.
+PUBLISH_RETRY = {"max_retries": 1, "interval_start": 0, "interval_step": 0, "interval_max": 0}
 
 
 def _job_send(job_id: Any) -> None:
     try:
-        current_app.send_task(PROVISIONING_TASK, args=[str(job_id)], ignore_result=True)
+        current_app.send_task(
+            PROVISIONING_TASK, args=[str(job_id)], ignore_result=True, retry_policy=PUBLISH_RETRY
+        )
     except Exception:  # the broker is down: the write stands, the sweeper sends the job
         logger.warning("provisioning job %s not sent (broker unreachable)", job_id, exc_info=True)
         ProvisioningJob.objects.filter(pk=job_id, status=ProvisioningJob.Status.PENDING).update(
@@ -107,11 +115,18 @@ def provisioning_job_send_on_commit(*, job_id: Any) -> None:
 
 def gateway_close_send_on_commit(*, grant_ids: list[Any]) -> None:
     """After COMMIT, have a worker close these grants at the gateway at once, beside the
-    client's job (which may wait for a lease or for the authorization server)."""
+    client's job (which may wait for a lease or for the authorization server). Routed to the
+    queue of its own worker (``CELERY_TASK_ROUTES``). One try: with the broker down no worker
+    would get it anyway, and the client's job, which the sweeper sends, closes them too."""
     ids = [str(pk) for pk in grant_ids]
 
     def send() -> None:
-        current_app.send_task(GATEWAY_CLOSE_TASK, args=[ids], ignore_result=True)
+        try:
+            current_app.send_task(
+                GATEWAY_CLOSE_TASK, args=[ids], ignore_result=True, retry_policy=PUBLISH_RETRY
+            )
+        except Exception:  # noqa: BLE001 - the write stands; the job closes them
+            logger.warning("gateway close of %s not sent (broker unreachable)", ids, exc_info=True)
 
     transaction.on_commit(send, robust=True)
 

@@ -304,6 +304,11 @@ CELERY_RESULT_BACKEND = os.getenv("CELERY_RESULT_BACKEND") or (
     else f"file://{_celery_dir / 'results'}"
 )
 CELERY_TASK_ALWAYS_EAGER = False
+# A revocation's gateway close has a queue and a worker of its own (the Procfile's ``closer``):
+# on the default queue it waited behind jobs that each hold a process for the authorization
+# server's read timeout, and behind the reconciler. Routed by name, so ``send_task`` follows it.
+PROVISIONING_GATEWAY_CLOSE_QUEUE = "gateway_close"
+CELERY_TASK_ROUTES = {"provisioning.gateway_close": {"queue": PROVISIONING_GATEWAY_CLOSE_QUEUE}}
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"

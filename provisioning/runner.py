@@ -16,13 +16,14 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, Q, Subquery
+from django.db.models import DateTimeField, Exists, ExpressionWrapper, Q, Subquery
+from django.db.models.expressions import CombinedExpression
+from django.db.models.functions import Now
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -61,6 +62,13 @@ def lease() -> datetime.timedelta:
     return datetime.timedelta(seconds=settings.PROVISIONING_LEASE_SECONDS)
 
 
+def database_now_plus(delta: datetime.timedelta) -> ExpressionWrapper[CombinedExpression]:
+    """The database's time plus ``delta``, as a value to write. Leases are set and compared on
+    the database's clock only: the workers' hosts' clocks may differ, and a host running ahead
+    would take over a live lease (or one running behind would renew a lease already over)."""
+    return ExpressionWrapper(Now() + delta, output_field=DateTimeField())
+
+
 def backoff(attempts: int) -> float:
     """Exponential backoff with full jitter: about 1, 2, 4, ... s, at most the configured cap."""
     ceiling = min(settings.PROVISIONING_BACKOFF_MAX_SECONDS, 2 ** max(attempts - 1, 0))
@@ -74,11 +82,35 @@ class LeaseLost(Exception):
     """Another claim took this worker's job over (its lease ran out): stop, change nothing."""
 
 
+class ClaimFailed(Exception):
+    """The claim took the job but cannot run it: its attempts are used up (``final``: a worker
+    was killed or timed out in the last one), or reading the client's state raised. The attempt
+    is counted (committed); ``job_run`` ends it as a failed attempt or fails the job."""
+
+    def __init__(self, job: ProvisioningJob, reason: str, *, final: bool) -> None:
+        super().__init__(reason)
+        self.job = job
+        self.reason = reason
+        self.final = final
+
+
+#: The last attempt was claimed but never reported back: its worker was killed or timed out.
+GAVE_UP_UNFINISHED = _(
+    "Gave up after %(attempts)s attempts: the last one never finished (its worker was stopped "
+    "or ran out of time)."
+)
+GAVE_UP = _("Gave up after %(attempts)s attempts. Last error: %(error)s")
+SCOPE_NOT_GRANTED = _(
+    "The authorization server did not grant the scope as requested (not granted: %(missing)s; "
+    "not requested: %(extra)s)."
+)
+
+
 def job_claim(*, job_id: Any) -> tuple[ProvisioningJob, ClientState] | None:
     """Take the job for this worker with a lease and a fresh fencing token, and read its client's
     desired state in the same transaction; None when it is not ours to run (done, not due, held
-    by a live lease, or another job of the same client is running)."""
-    now = timezone.now()
+    by a live lease, or another job of the same client is running). Its times are the
+    database's (``database_now_plus``)."""
     with transaction.atomic():
         # The client's row lock first, then the job's: the client's lock serialises claims of
         # its jobs, and every transaction that locks both takes them in this order (an order
@@ -94,9 +126,14 @@ def job_claim(*, job_id: Any) -> tuple[ProvisioningJob, ClientState] | None:
                 .select_related("registration", "vendor")
                 .get(pk=Subquery(ProvisioningJob.objects.filter(pk=job_id).values("client_id")))
             )
-            job = ProvisioningJob.objects.select_for_update().get(pk=job_id)
+            job = (
+                ProvisioningJob.objects.select_for_update()
+                .annotate(database_now=Now())
+                .get(pk=job_id)
+            )
         except (OAuthClient.DoesNotExist, ProvisioningJob.DoesNotExist):
             return None
+        now: datetime.datetime = job.database_now
         job.client = client
         status = ProvisioningJob.Status
         due = job.status == status.PENDING and job.next_attempt_at <= now + EARLY_TOLERANCE
@@ -105,12 +142,16 @@ def job_claim(*, job_id: Any) -> tuple[ProvisioningJob, ClientState] | None:
         )
         if not (due or abandoned):
             return None
+        # A job whose last attempt was claimed but never reported back (its worker killed, a
+        # time limit) would be swept and claimed again forever: it fails here instead.
+        exhausted = job.attempts >= settings.PROVISIONING_MAX_ATTEMPTS
         # Taken only while no other job of the client holds a live lease: one statement.
         another_running = ProvisioningJob.objects.filter(
             client_id=client.pk, status=status.RUNNING, lease_expires_at__gte=now
         ).exclude(pk=job.pk)
         job.status = status.RUNNING
-        job.attempts += 1
+        if not exhausted:
+            job.attempts += 1
         job.lease_expires_at = now + lease()
         job.lease_token = uuid.uuid4()
         job.updated_at = now
@@ -127,15 +168,36 @@ def job_claim(*, job_id: Any) -> tuple[ProvisioningJob, ClientState] | None:
         )
         if not taken:
             return None
-        # Changes committed before this claim are all read by this run: their jobs ride along.
-        # A change still being written holds its pending job's row lock
-        # (``provisioning_job_enqueue``): this statement waits for its COMMIT, and the state is
-        # read after it, so the change is read here or has a job of its own, never lost.
-        ProvisioningJob.objects.filter(client_id=client.pk, status=status.PENDING).exclude(
-            pk=job.pk
-        ).update(status=status.DONE, finished_at=now, coalesced_into=job, updated_at=now)
-        state = _state_of(client, now, resync=job.attempts > 1)
-    return job, state
+        read: ClientState | ClaimFailed
+        if exhausted:  # the claim commits; the failure ends it under its token (job_run)
+            message = GAVE_UP_UNFINISHED % {"attempts": job.attempts}
+            read = ClaimFailed(job, str(message), final=True)
+        else:
+            read = _claim_read(job, client, now)
+    if isinstance(read, ClaimFailed):
+        raise read
+    return job, read
+
+
+def _claim_read(
+    job: ProvisioningJob, client: OAuthClient, now: datetime.datetime
+) -> ClientState | ClaimFailed:
+    """In the claim's transaction: coalesce the client's pending jobs and read its state. A
+    failure of the read rolls back to a savepoint, so the claim and its attempt still count."""
+    status = ProvisioningJob.Status
+    # Changes committed before this claim are all read by this run: their jobs ride along.
+    # A change still being written holds its pending job's row lock
+    # (``provisioning_job_enqueue``): this statement waits for its COMMIT, and the state is
+    # read after it, so the change is read here or has a job of its own, never lost.
+    ProvisioningJob.objects.filter(client_id=client.pk, status=status.PENDING).exclude(
+        pk=job.pk
+    ).update(status=status.DONE, finished_at=now, coalesced_into=job, updated_at=now)
+    try:
+        with transaction.atomic():
+            return _state_of(client, now, resync=job.attempts > 1)
+    except Exception as exc:  # noqa: BLE001 - an attempt like any other, never lost
+        logger.exception("provisioning job %s: reading the client's state failed", job.pk)
+        return ClaimFailed(job, f"{type(exc).__name__}: {exc}"[:1000], final=False)
 
 
 def lease_renew(job: ProvisioningJob) -> None:
@@ -143,25 +205,33 @@ def lease_renew(job: ProvisioningJob) -> None:
     lease while this claim (its token) still holds it, or raise LeaseLost. Each step is shorter
     than a lease (HTTP timeouts), so a live worker keeps its client and no second worker
     syncs it at the same time."""
-    now = timezone.now()
     renewed = ProvisioningJob.objects.filter(
         pk=job.pk, status=ProvisioningJob.Status.RUNNING, lease_token=job.lease_token
-    ).update(lease_expires_at=now + lease(), updated_at=now)
+    ).update(lease_expires_at=database_now_plus(lease()), updated_at=Now())
     if not renewed:
         raise LeaseLost(f"provisioning job {job.pk}: the lease was taken over")
+
+
+class Fence(Protocol):
+    """Run before each call to the outside; ``strict`` inside a transaction that writes what a
+    call returned: the renewal then holds the job's row until COMMIT, so a claim taking the job
+    over waits for it, or the write is refused (LeaseLost rolls it back)."""
+
+    def __call__(self, *, strict: bool = False) -> None: ...
 
 
 class _Fence:
     """``lease_renew`` before a call to the outside, once a third of the lease has passed since
     the last renewal (or the claim): until then the lease cannot have run out, so no other claim
-    can hold the job, and the call on the path to an open grant saves a round trip."""
+    can hold the job, and the call on the path to an open grant saves a round trip. ``strict``:
+    always, for the writes made after a call that may have outlasted the lease."""
 
     def __init__(self, job: ProvisioningJob) -> None:
         self.job = job
         self.renewed = time.monotonic()
 
-    def __call__(self) -> None:
-        if time.monotonic() - self.renewed < lease().total_seconds() / 3:
+    def __call__(self, *, strict: bool = False) -> None:
+        if not strict and time.monotonic() - self.renewed < lease().total_seconds() / 3:
             return
         lease_renew(self.job)
         self.renewed = time.monotonic()
@@ -226,7 +296,13 @@ def job_run(*, job_id: Any) -> Outcome:
     not foreseen) counts as an attempt and comes back with a delay, until the last attempt
     fails it with its reason: no job is left running."""
     started = time.perf_counter()
-    claimed_job = job_claim(job_id=job_id)
+    try:
+        claimed_job = job_claim(job_id=job_id)
+    except ClaimFailed as failed:
+        if failed.final:
+            _fail(failed.job, failed.reason)
+            return Outcome("failed")
+        return _attempt_failed(failed.job, failed.job.client, failed.reason)
     if claimed_job is None:
         return Outcome("skipped")
     job, state = claimed_job
@@ -262,7 +338,7 @@ def job_run(*, job_id: Any) -> Outcome:
         else:
             logger.exception("provisioning job %s: unexpected error", job.pk)
             error = f"{type(exc).__name__}: {exc}"[:1000]
-        return _attempt_failed(job, state, error)
+        return _attempt_failed(job, state.client, error)
     logger.info(
         "provisioning job %s done in %.1f ms (claim %.1f, sync %.1f)",
         job.pk,
@@ -273,24 +349,23 @@ def job_run(*, job_id: Any) -> Outcome:
     return Outcome("done")
 
 
-def _attempt_failed(job: ProvisioningJob, state: ClientState, error: str) -> Outcome:
+def _attempt_failed(job: ProvisioningJob, client: OAuthClient, error: str) -> Outcome:
     if job.attempts >= settings.PROVISIONING_MAX_ATTEMPTS:
-        _fail(job, f"Gave up after {job.attempts} attempts. Last error: {error}")
+        _fail(job, str(GAVE_UP % {"attempts": job.attempts, "error": error}))
         return Outcome("failed")
     delay = backoff(job.attempts)
-    now = timezone.now()
     try:
         with transaction.atomic():
             _end_claim(
                 job,
-                state.client,
+                client,
                 "pending",
                 error,
                 status=ProvisioningJob.Status.PENDING,
                 last_error=error,
-                next_attempt_at=now + datetime.timedelta(seconds=delay),
+                next_attempt_at=database_now_plus(datetime.timedelta(seconds=delay)),
                 lease_expires_at=None,
-                sent_at=now,
+                sent_at=Now(),
             )
             _kick_pending(job.client_id)
     except LeaseLost as exc:
@@ -361,7 +436,7 @@ def _kick_pending(client_id: Any) -> None:
     pending = ProvisioningJob.objects.filter(
         client_id=client_id,
         status=ProvisioningJob.Status.PENDING,
-        next_attempt_at__lte=timezone.now(),
+        next_attempt_at__lte=Now(),
     )
     for job_id in pending.values_list("pk", flat=True):
         provisioning_job_send_on_commit(job_id=job_id)
@@ -467,27 +542,27 @@ def job_retry(*, job: ProvisioningJob, actor: Any) -> ProvisioningJob:
 
 def jobs_sweep() -> int:
     """Send again what is due but was not delivered: jobs whose worker died (lease ended) and
-    pending jobs whose message was lost. Run by beat every few seconds."""
-    now = timezone.now()
+    pending jobs whose message was lost. Run by beat every few seconds. On the database's
+    clock, as the leases are (``database_now_plus``)."""
     # Their worker's token goes with the lease: if it still runs, it can change nothing more.
     ProvisioningJob.objects.filter(
-        status=ProvisioningJob.Status.RUNNING, lease_expires_at__lt=now
+        status=ProvisioningJob.Status.RUNNING, lease_expires_at__lt=Now()
     ).update(
         status=ProvisioningJob.Status.PENDING,
-        next_attempt_at=now,
+        next_attempt_at=Now(),
         sent_at=None,
         lease_token=None,
-        updated_at=now,
+        updated_at=Now(),
     )
-    overdue = now - datetime.timedelta(seconds=10)
+    overdue = database_now_plus(-datetime.timedelta(seconds=10))
     due = ProvisioningJob.objects.filter(
         Q(sent_at__isnull=True) | Q(sent_at__lt=overdue),
         status=ProvisioningJob.Status.PENDING,
-        next_attempt_at__lte=now,
+        next_attempt_at__lte=Now(),
     ).order_by("next_attempt_at")[:500]
     ids = list(due.values_list("pk", flat=True))
     with transaction.atomic():
-        ProvisioningJob.objects.filter(pk__in=ids).update(sent_at=now)
+        ProvisioningJob.objects.filter(pk__in=ids).update(sent_at=Now())
         for job_id in ids:
             provisioning_job_send_on_commit(job_id=job_id)
     return len(ids)
@@ -626,7 +701,7 @@ def gateway() -> HAProxyGateway:
     return HAProxyGateway(gateway_config())
 
 
-def _no_fence() -> None:
+def _no_fence(*, strict: bool = False) -> None:
     return None
 
 
@@ -635,7 +710,7 @@ def client_sync(
     client_id: Any,
     authserver: AuthServerClient | None = None,
     state: ClientState | None = None,
-    fence: Callable[[], None] = _no_fence,
+    fence: Fence = _no_fence,
 ) -> ClientState:
     """Bring one client's registration and gateway entries in line with the database; the
     caller then records the outcome (``record``) in its transaction. ``fence`` runs before each
@@ -669,11 +744,13 @@ def client_sync(
                 state.registration.registration_client_uri,
                 state.registration.registration_access_token,
             )
-            state.registration.delete()
+            with transaction.atomic():
+                fence(strict=True)  # the delete may have outlasted the lease
+                state.registration.delete()
             state.registration = None
         return state
     fence()
-    server_client_id = _register_or_update(state, server)
+    server_client_id = _register_or_update(state, server, fence)
 
     # 3. The server accepted the scopes: the new grants become active, then open. Their
     # entries are built first: one the gateway cannot carry fails the job before any grant is
@@ -685,6 +762,9 @@ def client_sync(
     opening = [*_grants_accept(state.new, fence), *state.reopen]
     if not opening:
         return state
+    if state.reopen:
+        # A retry opens what a lost claim may have read long ago: only while it holds the job.
+        fence(strict=True)
     for grant in opening:
         gw.upsert(entries[grant.pk])
     still_passing = set(
@@ -696,7 +776,7 @@ def client_sync(
     return state
 
 
-def _grants_accept(grants: list[Grant], fence: Callable[[], None]) -> list[Grant]:
+def _grants_accept(grants: list[Grant], fence: Fence) -> list[Grant]:
     """The authorization server accepted their scope: those still being provisioned become
     active (a grant revoked meanwhile stays as it is), while this claim holds the job (the
     fence, in the same transaction). Returns the activated ones."""
@@ -731,7 +811,24 @@ def _grants_accept(grants: list[Grant], fence: Callable[[], None]) -> list[Grant
     return activated
 
 
-def _register_or_update(state: ClientState, server: AuthServerClient) -> str:
+def scope_check(*, requested: str, granted: str) -> None:
+    """AuthServerRejected unless the server registered exactly the scopes asked for: one it
+    dropped silently would leave a grant active that no token can carry, one it added a client
+    that holds more than its grants (fails closed, with the reason)."""
+    asked, got = set(requested.split()), set(granted.split())
+    if asked != got:
+        raise AuthServerRejected(
+            str(
+                SCOPE_NOT_GRANTED
+                % {
+                    "missing": " ".join(sorted(asked - got)) or "-",
+                    "extra": " ".join(sorted(got - asked)) or "-",
+                }
+            )
+        )
+
+
+def _register_or_update(state: ClientState, server: AuthServerClient, fence: Fence) -> str:
     client = state.client
     metadata = client_metadata(
         software_id=str(client.pk),
@@ -756,7 +853,19 @@ def _register_or_update(state: ClientState, server: AuthServerClient) -> str:
             result = server.register(metadata)
     else:
         result = server.register(metadata)
+    refused: AuthServerRejected | None = None
+    if "scope" in metadata:
+        try:
+            scope_check(requested=metadata["scope"], granted=result.metadata.get("scope", ""))
+        except AuthServerRejected as exc:
+            refused = exc
     with transaction.atomic():
+        # The client's row before the job's (the fence), as a claim takes them: a claim holding
+        # the client while it waits for the job, and this transaction holding the job while it
+        # waits for the client, deadlocked.
+        if client.client_id != result.client_id:
+            OAuthClient.objects.filter(pk=client.pk).update(client_id=result.client_id)
+        fence(strict=True)  # the call may have outlasted the lease: written by this claim only
         registration, _ = ClientRegistration.objects.get_or_create(
             client=client,
             defaults={"server_client_id": result.client_id},
@@ -765,11 +874,13 @@ def _register_or_update(state: ClientState, server: AuthServerClient) -> str:
         registration.registration_client_uri = result.registration_client_uri
         if result.registration_access_token:
             registration.registration_access_token = result.registration_access_token
-        registration.metadata_hash = digest
+        # The server holds the client either way; a refused scope leaves the hash empty, so the
+        # next run sends the metadata again instead of trusting what the server kept.
+        registration.metadata_hash = "" if refused else digest
         registration.save()
-        if client.client_id != result.client_id:
-            OAuthClient.objects.filter(pk=client.pk).update(client_id=result.client_id)
     state.registration = registration
+    if refused is not None:
+        raise refused
     return result.client_id
 
 

@@ -10,7 +10,7 @@ from unittest import mock
 import pytest
 from celery import current_app
 
-from orders.services import PROVISIONING_TASK, provisioning_job_send_on_commit
+from orders.services import PROVISIONING_TASK, PUBLISH_RETRY, provisioning_job_send_on_commit
 
 pytestmark = pytest.mark.django_db
 
@@ -28,4 +28,7 @@ def test_the_task_is_sent_after_commit_and_nobody_waits_for_its_result(
 
     # With a result, Celery's Redis backend would subscribe the web process to a result channel
     # on every send: a round trip on the order's path, for a result nobody reads.
-    send_task.assert_called_once_with(PROVISIONING_TASK, args=[str(job_id)], ignore_result=True)
+    # One reconnect, no waiting: with the broker down the write answers, the sweeper resends.
+    send_task.assert_called_once_with(
+        PROVISIONING_TASK, args=[str(job_id)], ignore_result=True, retry_policy=PUBLISH_RETRY
+    )

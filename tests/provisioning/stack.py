@@ -22,6 +22,7 @@ import pytest
 import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from django.conf import settings
 from django.db import connection
 
 from provisioning.gateway import HAProxyGateway, signing_keys_from_jwks
@@ -31,6 +32,8 @@ from tests.components import PROJECT_DIR, VENV_BIN, free_port, port_open, proces
 from tests.integration import Provider
 
 HAPROXY = "/usr/sbin/haproxy"
+#: The queue ``provisioning.gateway_close`` is routed to (``CELERY_TASK_ROUTES``).
+GATEWAY_CLOSE_QUEUE = settings.PROVISIONING_GATEWAY_CLOSE_QUEUE
 
 
 def database_url() -> str:
@@ -80,20 +83,26 @@ class Stack:
             stop(self.haproxy)
 
     def start_worker(
-        self, name: str = "worker", *, queue: str = "celery"
+        self, name: str = "worker", *, queue: str = "celery", concurrency: int = 2
     ) -> subprocess.Popen[bytes]:
         """A worker consuming ``queue``; another queue than the one tasks go to keeps it idle
         until it is told to consume (``consume``)."""
         log = self.tmp / f"{name}-{len(self.workers)}.log"
         nodename = f"{name}{len(self.workers)}@{socket.gethostname()}"
         args = [str(VENV_BIN / "celery"), "-A", "portal", "worker", "--loglevel=INFO"]
-        args += ["--concurrency=2", f"--hostname={nodename}", "--without-gossip", "-Q", queue]
+        args += [f"--concurrency={concurrency}", f"--hostname={nodename}", "--without-gossip"]
+        args += ["-Q", queue]
         worker = self.stack.enter_context(process(args, log=log, env=self.env))
         wait_until(lambda: "ready." in log.read_text(), timeout=60, what=name, log=log)
         self.workers.append(worker)
         self.worker_logs.append(log)
         self.nodenames[worker.pid] = nodename
         return worker
+
+    def start_close_worker(self) -> subprocess.Popen[bytes]:
+        """The dedicated worker of revocations' gateway closes (the Procfile's ``closer``): a
+        revocation never waits behind jobs held by a slow authorization server."""
+        return self.start_worker("closer", queue=GATEWAY_CLOSE_QUEUE, concurrency=1)
 
     def consume(self, worker: subprocess.Popen[bytes], queue: str = "celery") -> None:
         """Tell a running worker to take messages from ``queue`` too (Celery remote control)."""

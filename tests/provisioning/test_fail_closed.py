@@ -89,6 +89,7 @@ def test_revocation_closes_the_gateway_within_a_second_while_a_job_backs_off(
     stack: Stack,
 ) -> None:
     stack.start_worker()
+    stack.start_close_worker()
     vendor = Vendor()
     [patient] = vendor.order("patient.read")
     wait_for(lambda: active(patient), timeout=DEADLINE, what="grant active")
@@ -124,6 +125,47 @@ def test_revocation_closes_the_gateway_within_a_second_while_a_job_backs_off(
     assert "|patient|" not in stack.gateway.config.grants_map.read_text()
     reconcile()
     assert stack.call(fhir(vendor.kommune, "Patient/1"), token).status_code == 403
+
+
+def test_revocation_closes_the_gateway_within_a_second_while_other_clients_jobs_fill_the_pool(
+    stack: Stack,
+) -> None:
+    """The close does not queue behind other Celery work: with the server frozen every job
+    holds a worker process for the read timeout, and here every process of the main pool is
+    held by another client's job when the revocation commits."""
+    stack.start_worker()  # two processes
+    stack.start_close_worker()
+    revoked, others = Vendor(), [Vendor(), Vendor()]
+    [patient] = revoked.order("patient.read")
+    wait_for(lambda: active(patient), timeout=DEADLINE, what="grant active")
+    token = stack.access_token(revoked.client_id(), revoked.key)
+    assert stack.call(fhir(revoked.kommune, "Patient/1"), token).status_code == 200
+    stack.provider.pause()
+    try:
+        for other in others:
+            other.order("patient.read")
+        wait_for(
+            lambda: (
+                ProvisioningJob.objects.filter(
+                    client__in=[other.client for other in others], status="running"
+                ).count()
+                == 2
+            ),
+            timeout=DEADLINE,
+            what="both processes of the pool hold a job waiting for the frozen server",
+        )
+
+        started = time.monotonic()
+        services.grant_revoke(grant=patient, actor=revoked.kommune_admin)
+        wait_for(
+            lambda: stack.call(fhir(revoked.kommune, "Patient/1"), token).status_code == 403,
+            timeout=DEADLINE,
+            what="the gateway closes",
+        )
+        elapsed = time.monotonic() - started
+        assert elapsed <= 1.0, f"closed after {elapsed:.2f} s"
+    finally:
+        stack.provider.resume()
 
 
 def test_a_worker_that_read_a_grant_before_its_revocation_does_not_leave_it_open(
@@ -255,3 +297,44 @@ def test_an_unforeseen_error_in_a_real_worker_ends_the_job_failed_with_its_reaso
     assert job.lease_expires_at is None
     assert _keys(stack, vendor) == set()
     assert status_of(grant) == GrantStatus.FAILED
+
+
+def test_a_job_whose_last_attempt_was_killed_fails_with_its_reason_and_is_not_run_again(
+    stack: Stack,
+) -> None:
+    stack.env["PROVISIONING_MAX_ATTEMPTS"] = "1"  # the workers' setting: the first is the last
+    victim = stack.start_worker("victim")
+    survivor = stack.start_worker("survivor", queue="standby")
+    stack.start_beat()
+    vendor = Vendor()
+    stack.provider.pause()  # the registration call hangs: the job is mid-flight
+    [grant] = vendor.order("patient.read")
+    job = ProvisioningJob.objects.get(client=vendor.client)
+    wait_for(
+        lambda: ProvisioningJob.objects.get(pk=job.pk).status == ProvisioningJob.Status.RUNNING,
+        timeout=DEADLINE,
+        what="job running",
+    )
+
+    stack.kill_worker(victim)  # as a time limit or the out-of-memory killer would
+    stack.provider.resume()
+    stack.consume(survivor)
+
+    # The lease ends, the sweeper sends the job again, the survivor's claim fails it.
+    wait_for(
+        lambda: (
+            ProvisioningJob.objects.get(pk=job.pk).status
+            in (ProvisioningJob.Status.FAILED, ProvisioningJob.Status.DONE)
+        ),
+        timeout=60,
+        what="the job ends",
+    )
+    job.refresh_from_db()
+    assert (job.status, job.attempts) == (ProvisioningJob.Status.FAILED, 1)
+    assert str(runner.GAVE_UP_UNFINISHED % {"attempts": 1}) == job.last_error
+    assert status_of(grant) == GrantStatus.FAILED
+    # The survivor's claim failed it without a sync (the victim's request, held by the frozen
+    # server, may still have registered the client: the job's reason says it did not finish).
+    outcomes = list(stack.task_results().values())
+    assert "failed" in outcomes
+    assert "done" not in outcomes

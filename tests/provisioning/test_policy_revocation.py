@@ -37,6 +37,7 @@ def status_of(grant: Grant) -> str:
 
 def test_nhn_verifying_an_epj_as_vft_closes_its_write_grant_at_the_gateway(stack: Stack) -> None:
     stack.start_worker()
+    stack.start_close_worker()
     kommune = KommuneOrganisationFactory()
     vendor = OrganisationFactory(kind=Organisation.Kind.VENDOR)
     operator = MembershipFactory(
@@ -97,6 +98,7 @@ def test_nhn_verifying_an_epj_as_vft_closes_its_write_grant_at_the_gateway(stack
 
 def test_a_kommune_leaving_epic_closes_epic_only_grants_and_keeps_the_rest(stack: Stack) -> None:
     stack.start_worker()
+    stack.start_close_worker()
     kommune = KommuneOrganisationFactory()
     kommune_admin = MembershipFactory(organisation=kommune, role=Role.KOMMUNE_ADMIN).user
     epic = ProductFactory(system_type=Product.SystemType.EPJ, is_epic=True)

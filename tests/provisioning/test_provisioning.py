@@ -150,6 +150,7 @@ def test_an_approved_grant_becomes_active_and_only_its_access_passes_the_gateway
 
 def test_revoking_closes_the_gateway_and_narrows_the_scope_at_the_server(stack: Stack) -> None:
     stack.start_worker()
+    stack.start_close_worker()
     vendor = Vendor()
     patient, observation = vendor.order("patient.read", "observation.write")
     wait_for(lambda: active(patient) and active(observation), timeout=DEADLINE, what="active")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime
 import threading
-import time
 from typing import Any
 
 import pytest
@@ -18,9 +17,8 @@ from audit.models import AuditEvent
 from orders import services
 from orders.models import Grant, GrantStatus, ProvisioningJob, Service
 from provisioning import runner
+from tests.components import wait_until
 from tests.conftest import World
-
-Job = ProvisioningJob
 
 
 def _grant(world: World, status: str = GrantStatus.ACTIVE, code: str = "patient") -> Grant:
@@ -41,7 +39,7 @@ def test_any_exception_in_a_job_counts_as_an_attempt_and_the_last_one_fails_it(
 ) -> None:
     settings.PROVISIONING_MAX_ATTEMPTS = 2
     grant = _grant(world, GrantStatus.PENDING)
-    job = Job.objects.create(client=world.client, reason="grant.approved")
+    job = ProvisioningJob.objects.create(client=world.client, reason="grant.approved")
 
     def broken(**kwargs: Any) -> None:
         raise KeyError("a bug nobody foresaw")
@@ -52,15 +50,15 @@ def test_any_exception_in_a_job_counts_as_an_attempt_and_the_last_one_fails_it(
 
     job.refresh_from_db()
     assert first.status == "retry"
-    assert (job.status, job.attempts) == (Job.Status.PENDING, 1)
+    assert (job.status, job.attempts) == (ProvisioningJob.Status.PENDING, 1)
     assert "KeyError" in job.last_error
-    Job.objects.filter(pk=job.pk).update(next_attempt_at=timezone.now())
+    ProvisioningJob.objects.filter(pk=job.pk).update(next_attempt_at=timezone.now())
 
     last = runner.job_run(job_id=job.pk)
 
     job.refresh_from_db()
     assert last.status == "failed"
-    assert (job.status, job.attempts) == (Job.Status.FAILED, 2)
+    assert (job.status, job.attempts) == (ProvisioningJob.Status.FAILED, 2)
     assert "KeyError" in job.last_error
     assert job.lease_expires_at is None
     grant.refresh_from_db()
@@ -72,12 +70,12 @@ def test_a_worker_whose_lease_was_taken_over_can_neither_finish_nor_release_the_
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _grant(world, GrantStatus.PENDING)
-    job = Job.objects.create(client=world.client, reason="grant.approved")
+    job = ProvisioningJob.objects.create(client=world.client, reason="grant.approved")
     taken_over: dict[str, Any] = {}
 
     def slow_sync(**kwargs: Any) -> runner.ClientState:
         # While this worker is (say) frozen past its lease, another takes the job over.
-        Job.objects.filter(pk=job.pk).update(
+        ProvisioningJob.objects.filter(pk=job.pk).update(
             lease_expires_at=timezone.now() - datetime.timedelta(seconds=1)
         )
         claim = runner.job_claim(job_id=job.pk)
@@ -92,7 +90,7 @@ def test_a_worker_whose_lease_was_taken_over_can_neither_finish_nor_release_the_
 
     assert outcome.status != "done"
     job.refresh_from_db()
-    assert job.status == Job.Status.RUNNING  # the second claim's, untouched
+    assert job.status == ProvisioningJob.Status.RUNNING  # the second claim's, untouched
     assert job.attempts == 2
     assert job.lease_expires_at is not None
     assert job.lease_expires_at > timezone.now()
@@ -103,20 +101,34 @@ def test_a_worker_whose_lease_was_taken_over_can_neither_finish_nor_release_the_
 def test_a_live_worker_keeps_its_lease_so_no_second_worker_syncs_the_client(
     world: World, settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings.PROVISIONING_LEASE_SECONDS = 1
+    settings.PROVISIONING_LEASE_SECONDS = 2
     _grant(world, GrantStatus.PENDING)
-    job = Job.objects.create(client=world.client, reason="grant.approved")
+    job = ProvisioningJob.objects.create(client=world.client, reason="grant.approved")
     second_claims: list[object] = []
+    first_expiry: list[datetime.datetime] = []
+
+    def lease_expiry() -> datetime.datetime:
+        expiry = ProvisioningJob.objects.get(pk=job.pk).lease_expires_at
+        assert expiry is not None
+        return expiry
 
     def long_sync(**kwargs: Any) -> runner.ClientState:
-        # Three steps of 0.6 s each (say: the server, then two gateway calls): the whole sync
-        # outlasts the lease, each step does not.
-        fence = kwargs.get("fence", lambda: None)
-        for _ in range(3):
+        # Steps (say: the server, then gateway calls) that each use half of the lease as it
+        # stands after the step's fence, until the sync has outlasted the claim's lease: each
+        # step is shorter than a lease, the whole sync is not. Waits on the row's lease, not on
+        # a guessed duration.
+        fence = kwargs["fence"]
+        first_expiry.append(lease_expiry())
+        steps = 0
+        while steps < 3 or timezone.now() <= first_expiry[0]:
             fence()
-            time.sleep(0.6)
+            half_used = lease_expiry() - datetime.timedelta(seconds=1)
+            wait_until(
+                lambda at=half_used: timezone.now() >= at, timeout=10, what="half the lease used"
+            )
             runner.jobs_sweep()  # what beat runs every 2 s: it must not see an abandoned job
             second_claims.append(runner.job_claim(job_id=job.pk))
+            steps += 1
         state: runner.ClientState = kwargs["state"]
         return state
 
@@ -124,10 +136,12 @@ def test_a_live_worker_keeps_its_lease_so_no_second_worker_syncs_the_client(
 
     outcome = runner.job_run(job_id=job.pk)
 
-    assert second_claims == [None, None, None]
+    assert timezone.now() > first_expiry[0]  # the sync outlasted the claim's own lease
+    assert second_claims
+    assert all(claim is None for claim in second_claims)
     assert outcome.status == "done"
     job.refresh_from_db()
-    assert (job.status, job.attempts) == (Job.Status.DONE, 1)
+    assert (job.status, job.attempts) == (ProvisioningJob.Status.DONE, 1)
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -135,7 +149,7 @@ def test_a_revocation_that_commits_during_a_claim_is_read_by_it_or_gets_a_job_of
     world: World,
 ) -> None:
     grant = _grant(world, GrantStatus.ACTIVE)
-    pending = Job.objects.create(client=world.client, reason="grant.approved")
+    pending = ProvisioningJob.objects.create(client=world.client, reason="grant.approved")
     revoking = threading.Event()
     commit = threading.Event()
     errors: list[BaseException] = []
@@ -177,7 +191,9 @@ def test_a_revocation_that_commits_during_a_claim_is_read_by_it_or_gets_a_job_of
     assert claimed is not None
     _, state = claimed
     read_by_the_claim = grant.pk in {g.pk for g in state.closing}
-    has_its_own_job = Job.objects.filter(client=world.client, status=Job.Status.PENDING).exists()
+    has_its_own_job = ProvisioningJob.objects.filter(
+        client=world.client, status=ProvisioningJob.Status.PENDING
+    ).exists()
     assert read_by_the_claim or has_its_own_job
 
 
@@ -186,7 +202,7 @@ def test_the_runners_status_changes_are_audited(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     grant = _grant(world, GrantStatus.PENDING)
-    job = Job.objects.create(client=world.client, reason="grant.approved")
+    job = ProvisioningJob.objects.create(client=world.client, reason="grant.approved")
 
     def sync(**kwargs: Any) -> runner.ClientState:
         state: runner.ClientState = kwargs["state"]
