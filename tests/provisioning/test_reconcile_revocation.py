@@ -27,6 +27,7 @@ def test_a_grant_revoked_between_the_map_file_write_and_the_reload_stays_closed(
     closed at the running worker, then the reconciler reloads: the new worker must start
     with it closed, not wait for the swap later in the run."""
     stack.start_worker()
+    stack.start_close_worker()
     vendor = Vendor()
     [grant] = vendor.order("patient.read")
     wait_for(lambda: active(grant), timeout=DEADLINE, what="grant active")
