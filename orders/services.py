@@ -813,13 +813,19 @@ def _policy_rows_share(*, product_id: Any, kommune_ids: Iterable[Any]) -> dict[A
     snapshot. Without them an order decided on the old type or EPJ kept a grant that the
     change's re-evaluation could not yet see. Deciders call this before reading the client's
     product or a kommune's EPJ.
+
+    SQLite (the default of ``make run``) has no row locks, and Django's ORM has no FOR SHARE:
+    there a plain read does, since its IMMEDIATE transactions already serialise every writer.
     """
+    kommune_ids = list(kommune_ids)
+    if connection.vendor != "postgresql":
+        return {k.pk: k for k in Organisation.objects.filter(pk__in=kommune_ids)}
     organisations = Organisation._meta.db_table
     kommuner = {
         k.pk: k
         for k in Organisation.objects.raw(
             f'SELECT * FROM "{organisations}" WHERE "id" = ANY(%s) FOR SHARE',  # noqa: S608
-            [list(kommune_ids)],
+            [kommune_ids],
         )
     }
     products = {product_id} | {
