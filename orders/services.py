@@ -937,6 +937,20 @@ def _items_of(request: AccessRequest, item_ids: Iterable[Any] | None) -> list[Ac
     return chosen
 
 
+def _decider_locks(request: AccessRequest) -> None:
+    """Take the policy's share locks, then the client's lock, in the order
+    ``access_request_create`` takes them. The other way round deadlocked with a product or EPJ
+    change, which locks the product or kommune and then (queueing a job for the client) waits
+    for a key-share lock on the client."""
+    product_id = (
+        OAuthClient.objects.filter(pk=request.client_id)
+        .values_list("product_id", flat=True)
+        .first()
+    )  # a client's product never changes, so reading it unlocked is safe
+    _policy_rows_share(product_id=product_id, kommune_ids=[request.kommune_id])
+    OAuthClient.objects.select_for_update().filter(pk=request.client_id).first()
+
+
 @transaction.atomic
 def access_request_approve(
     *,
@@ -952,8 +966,7 @@ def access_request_approve(
     ``service_codes`` (by item id) narrows the codes an item's grant holds to those the kommune
     allows; an item left out keeps the codes it asked for, which the admin saw and approved.
     """
-    client = OAuthClient.objects.select_for_update().filter(pk=request.client_id).first()
-    _policy_rows_share(product_id=client and client.product_id, kommune_ids=[request.kommune_id])
+    _decider_locks(request)
     items = _items_of(request, item_ids)
     todo = [i for i in items if i.status == ItemStatus.AWAITING_KOMMUNE]
     if item_ids is not None:
@@ -1008,8 +1021,7 @@ def access_request_consent(
 ) -> AccessRequest:
     """An admin of the client's vendor consents to the kommune's order (items that wait for
     the vendor; all of them by default); the items then go on through the rest of the policy."""
-    client = OAuthClient.objects.select_for_update().filter(pk=request.client_id).first()
-    _policy_rows_share(product_id=client and client.product_id, kommune_ids=[request.kommune_id])
+    _decider_locks(request)
     items = _items_of(request, item_ids)
     todo = [i for i in items if i.status == ItemStatus.AWAITING_VENDOR]
     if item_ids is not None and len(todo) != len(items):
