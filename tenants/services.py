@@ -475,3 +475,44 @@ def _epj_snapshot(kommune: Organisation) -> dict[str, Any]:
         ),
         "switch_date": kommune.epj_switch_date.isoformat() if kommune.epj_switch_date else None,
     }
+
+
+EPJ_SWITCH_ACTOR = "system:epj-switch"
+
+
+def kommune_epj_switches_apply(*, today: datetime.date | None = None) -> int:
+    """Make each planned EPJ switch whose date has come the kommune's current EPJ (run by a
+    periodic task), so the grants it no longer allows are revoked. Production already reads a
+    switch from its date (``Organisation.epj_for``), but nothing re-evaluated the grants on that
+    day. One transaction per kommune: one failure does not hold back the others. Returns how
+    many kommuner switched."""
+    day = today or timezone.localdate()
+    due = Organisation.objects.filter(
+        kind=Organisation.Kind.KOMMUNE, epj_switch_date__lte=day
+    ).values_list("pk", flat=True)
+    switched = 0
+    for pk in list(due):
+        with transaction.atomic():
+            kommune = Organisation.objects.select_for_update().filter(pk=pk).first()
+            if kommune is None or kommune.epj_switch_date is None or kommune.epj_switch_date > day:
+                continue  # changed since the read above
+            before = _epj_snapshot(kommune)
+            kommune.epj_product = kommune.epj_switch_product
+            kommune.epj_switch_product = None
+            kommune.epj_switch_date = None
+            kommune.full_clean()
+            kommune.save(
+                update_fields=["epj_product", "epj_switch_product", "epj_switch_date", "updated_at"]
+            )
+            audit_event_record(
+                actor=None,
+                actor_label=EPJ_SWITCH_ACTOR,
+                action="kommune.epj_switched",
+                target=kommune,
+                organisation=kommune,
+                before=before,
+                after=_epj_snapshot(kommune),
+            )
+            policy_inputs_changed(PolicyInputsChanged(actor=None, kommune=kommune))
+            switched += 1
+    return switched

@@ -1,0 +1,81 @@
+"""Round two of least privilege at the policy's edges: a planned EPJ switch reaching its date,
+existing access granted on a vendor's word, and a vendor's re-declaration."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+from django.utils import timezone
+
+from audit.models import AuditEvent
+from orders import services
+from orders.models import AccessRequest, Grant, GrantStatus, Service
+from portal.celery import app as celery_app
+from tenants import services as tenant_services
+from tenants.models import Product
+from tests.conftest import World
+from tests.factories import ProductFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def order(world: World, code: str, access: str = "read") -> Grant:
+    [request] = services.access_request_create(
+        client=world.client,
+        kommuner=[world.kommune],
+        items=[services.ItemInput(service=Service.objects.get(code=code), access=access)],
+        initiated_by=AccessRequest.Initiator.VENDOR,
+        actor=world.people["vendor_admin"],
+    )
+    grant = request.items.get().grant
+    assert grant is not None, request.items.get().reason_code
+    return grant
+
+
+# --- M6: a planned EPJ switch reaching its date ----------------------------------------------
+
+
+def test_a_planned_switch_from_epic_reaching_its_date_revokes_epic_only_grants(
+    world: World,
+) -> None:
+    epic = ProductFactory(system_type=Product.SystemType.EPJ, is_epic=True)
+    dips = ProductFactory(system_type=Product.SystemType.EPJ)
+    tenant_services.kommune_epj_set(kommune=world.kommune, product=epic)
+    world.kommune.refresh_from_db()
+    condition, patient = order(world, "condition"), order(world, "patient")
+    day = timezone.localdate() + datetime.timedelta(days=10)
+    tenant_services.kommune_epj_set(
+        kommune=world.kommune, product=epic, switch_product=dips, switch_date=day
+    )
+    assert tenant_services.kommune_epj_switches_apply(today=day - datetime.timedelta(days=1)) == 0
+    condition.refresh_from_db()
+    assert condition.status == GrantStatus.PENDING  # production keeps Epic until the date
+
+    assert tenant_services.kommune_epj_switches_apply(today=day) == 1
+
+    world.kommune.refresh_from_db()
+    assert (world.kommune.epj_product, world.kommune.epj_switch_product) == (dips, None)
+    assert world.kommune.epj_switch_date is None
+    condition.refresh_from_db()
+    patient.refresh_from_db()
+    assert condition.status == GrantStatus.REVOKING
+    assert condition.revoke_reason
+    assert patient.status == GrantStatus.PENDING  # any EPJ will do for patient
+    event = AuditEvent.objects.get(action="kommune.epj_switched")
+    assert (event.actor_id, event.actor_label) == (None, "system:epj-switch")
+    assert event.before["epj_product"] == str(epic.pk)
+    assert event.after["epj_product"] == str(dips.pk)
+    # Run again (the next beat): nothing left to roll.
+    assert tenant_services.kommune_epj_switches_apply(today=day) == 0
+
+
+def test_beat_rolls_arrived_epj_switches_every_hour() -> None:
+    [entry] = [
+        e
+        for e in celery_app.conf.beat_schedule.values()
+        if e["task"] == "tenants.epj_switches_apply"
+    ]
+    assert float(entry["schedule"]) <= 3600
+    celery_app.loader.import_default_modules()  # what a worker does at start: autodiscovery
+    assert "tenants.epj_switches_apply" in celery_app.tasks
