@@ -4,8 +4,10 @@ existing access granted on a vendor's word, and a vendor's re-declaration."""
 from __future__ import annotations
 
 import datetime
+import io
 
 import pytest
+from django.core.management import call_command
 from django.utils import timezone
 
 from audit.models import AuditEvent
@@ -13,9 +15,9 @@ from orders import services
 from orders.models import AccessRequest, Grant, GrantStatus, Service
 from portal.celery import app as celery_app
 from tenants import services as tenant_services
-from tenants.models import Product
+from tenants.models import Environment, Product
 from tests.conftest import World
-from tests.factories import ProductFactory
+from tests.factories import ClientFactory, ProductFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -79,3 +81,59 @@ def test_beat_rolls_arrived_epj_switches_every_hour() -> None:
     assert float(entry["schedule"]) <= 3600
     celery_app.loader.import_default_modules()  # what a worker does at start: autodiscovery
     assert "tenants.epj_switches_apply" in celery_app.tasks
+
+
+# --- M8: access granted on a vendor's word before verification existed ----------------------
+
+
+def test_nhn_lists_unverified_products_holding_live_production_grants(world: World) -> None:
+    order(world, "patient")  # a verified product: not listed
+    legacy = ProductFactory(vendor=world.vendor, name="Legacy Alarm", verified_at=None)
+    in_production = ClientFactory(product=legacy)
+    in_test = ClientFactory(product=legacy, environment=Environment.TEST)
+    patient, care_plan = Service.objects.get(code="patient"), Service.objects.get(code="care-plan")
+    for client, service, status in (
+        (in_production, patient, GrantStatus.ACTIVE),
+        (in_production, care_plan, GrantStatus.PENDING),
+        (in_test, patient, GrantStatus.ACTIVE),  # test grants go by the declaration
+    ):
+        Grant.objects.create(
+            client=client,
+            kommune=world.kommune,
+            service=service,
+            access="read",
+            scope=service.scope_for("read"),
+            status=status,
+        )
+    unused = ProductFactory(vendor=world.vendor, name="Never Used", verified_at=None)
+
+    out = io.StringIO()
+    call_command("unverified_products", stdout=out)
+
+    text = out.getvalue()
+    assert "Legacy Alarm" in text, text
+    [line] = [row for row in text.splitlines() if str(legacy.pk) in row]
+    assert "2 live production grants, 1 client, 1 kommune" in line
+    assert world.product.name not in text
+    assert unused.name not in text
+    assert "verify" in text.lower()
+
+
+def test_with_fail_the_command_exits_non_zero_while_any_is_left(world: World) -> None:
+    out = io.StringIO()
+    call_command("unverified_products", "--fail", stdout=out)  # none: exit 0
+    assert "No unverified product" in out.getvalue()
+
+    legacy = ProductFactory(vendor=world.vendor, verified_at=None)
+    patient = Service.objects.get(code="patient")
+    Grant.objects.create(
+        client=ClientFactory(product=legacy),
+        kommune=world.kommune,
+        service=patient,
+        access="read",
+        scope=patient.scope_for("read"),
+        status=GrantStatus.ACTIVE,
+    )
+    with pytest.raises(SystemExit) as exit_:
+        call_command("unverified_products", "--fail", stdout=io.StringIO())
+    assert exit_.value.code == 1
