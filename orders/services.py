@@ -1221,6 +1221,8 @@ def policy_inputs_reevaluate(change: PolicyInputsChanged) -> None:
         items = AccessRequestItem.objects.filter(request__kommune=change.kommune)
     else:
         return
+    if change.environment is not None:
+        grants = grants.filter(client__environment=change.environment)
     grants_reevaluate(grants, actor=change.actor)
     _items_reevaluate(items, actor=None)
 

@@ -76,6 +76,11 @@ class OrganizationCreateSerializer(serializers.Serializer[Any]):
 
 class ProductSerializer(serializers.ModelSerializer[Product]):
     vendor = serializers.CharField(source="vendor.orgnr")
+    awaiting_verification = serializers.BooleanField(
+        read_only=True,
+        help_text="NHN has not verified the product, or the vendor declared a new type since; "
+        "production goes by verified_system_type meanwhile (none while verified_at is null).",
+    )
     verified_by = serializers.CharField(
         source="verified_by.username", allow_null=True, default=None
     )
@@ -92,6 +97,8 @@ class ProductSerializer(serializers.ModelSerializer[Product]):
             "verified_is_epic",
             "verified_at",
             "verified_by",
+            "reverification_requested_at",
+            "awaiting_verification",
             "created_at",
         ]
         read_only_fields = fields

@@ -1,4 +1,4 @@
-"""An order decided while NHN's verification, the vendor's declaration or a kommune's EPJ change
+"""An order decided while NHN's verification or a kommune's EPJ change
 is in flight: either the change waits for the order and re-evaluates its grants, or the order
 waits for the change and decides by what it committed. Never a grant the rules no longer allow.
 
@@ -98,12 +98,15 @@ def ask(world: World, code: str) -> Callable[[], AccessRequest]:
     return order
 
 
-def test_an_order_racing_the_vendor_s_re_declaration_gets_no_grant_nhn_has_not_verified(
+def test_an_order_racing_nhn_s_verification_gets_no_grant_the_verified_type_refuses(
     world: World,
 ) -> None:
     request = order_during(
-        lambda: tenant_services.product_declare(
-            product=world.product, system_type="DHO", actor=world.people["vendor_admin"]
+        lambda: tenant_services.product_verify(
+            product=world.product,
+            system_type="DHO",
+            is_epic=False,
+            actor=world.people["nhn_operator"],
         ),
         ask(world, "patient"),
     )
@@ -113,7 +116,7 @@ def test_an_order_racing_the_vendor_s_re_declaration_gets_no_grant_nhn_has_not_v
         item.status,
         item.reason_code,
     )
-    # It decided by the committed declaration: a DHO may not read patient.
+    # It decided by the committed verification: a DHO may not read patient.
     assert (item.status, item.reason_code) == (ItemStatus.REJECTED, "system_type")
 
 

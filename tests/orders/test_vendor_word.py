@@ -161,18 +161,29 @@ def test_production_uses_the_type_nhn_verified_not_the_declared_one(world: World
     assert "VFT" in body["items"][0]["reason"]
 
 
-def test_a_vendor_changing_its_declared_type_unverifies_the_product(world: World) -> None:
+def test_a_vendor_changing_its_declared_type_asks_nhn_to_verify_again(world: World) -> None:
+    verified_at = world.product.verified_at
     changed = as_(world, "vendor_admin").patch(
         f"/api/v1/products/{world.product.pk}/", {"system_type": "DHO"}, format="json"
     )
 
     assert changed.status_code == 200, changed.json()
+    body = changed.json()
+    assert (body["system_type"], body["verified_system_type"]) == ("DHO", "VFT")
+    assert body["awaiting_verification"] is True
     world.product.refresh_from_db()
-    assert world.product.system_type == "DHO"
-    assert world.product.verified_at is None
+    assert world.product.verified_at == verified_at  # NHN's last word still counts
+    assert world.product.system_type_in(Environment.PRODUCTION) == "VFT"
     assert AuditEvent.objects.filter(
         action="product.declared", object_id=str(world.product.pk)
     ).exists()
+
+    verified = as_(world, "nhn_operator").post(
+        f"/api/v1/products/{world.product.pk}/verify/",
+        {"system_type": "DHO", "is_epic": False},
+        format="json",
+    )
+    assert verified.json()["awaiting_verification"] is False
 
 
 # --- 2. Delegations name service and access, and the codes the kommune allows ----------------
@@ -277,16 +288,64 @@ def test_nhn_verifying_a_product_as_vft_revokes_its_write_grants_with_the_reason
     assert AuditEvent.objects.filter(action="grant.revoked", object_id=str(grant.pk)).exists()
 
 
-def test_a_vendor_redeclaring_its_product_revokes_production_grants(world: World) -> None:
-    product, grant = epj_world(world)
+def test_a_vendor_redeclaring_keeps_production_by_nhn_s_word_and_re_evaluates_test_grants(
+    world: World,
+) -> None:
+    product, production = epj_world(world)
+    [request] = services.access_request_create(
+        client=ClientFactory(product=product, environment=Environment.TEST),
+        kommuner=[world.kommune],
+        items=[services.ItemInput(service=Service.objects.get(code="patient"), access="write")],
+        initiated_by=AccessRequest.Initiator.VENDOR,
+        actor=world.people["vendor_admin"],
+    )
+    in_test = request.items.get().grant
+    assert in_test is not None
 
     as_(world, "vendor_admin").patch(
         f"/api/v1/products/{product.pk}/", {"system_type": "VFT"}, format="json"
     )
 
+    production.refresh_from_db()
+    in_test.refresh_from_db()
+    assert production.status == GrantStatus.PENDING  # NHN verified it as an EPJ
+    assert in_test.status == GrantStatus.REVOKING  # the test environment goes by the declaration
+    assert "ikke lenger oppgitt som EPJ" in in_test.revoke_reason
+
+    # NHN's verification of the new declaration re-evaluates production.
+    as_(world, "nhn_operator").post(
+        f"/api/v1/products/{product.pk}/verify/",
+        {"system_type": "VFT", "is_epic": False},
+        format="json",
+    )
+    production.refresh_from_db()
+    assert production.status == GrantStatus.REVOKING
+
+
+def test_the_epic_vendor_redeclaring_does_not_revoke_other_vendors_production_access(
+    world: World,
+) -> None:
+    epic_vendor_admin = world.people["other_vendor_admin"]
+    epic = ProductFactory(
+        vendor=world.other_vendor, system_type=Product.SystemType.EPJ, is_epic=True
+    )
+    tenant_services.kommune_epj_set(kommune=world.kommune, product=epic)
+    world.kommune.refresh_from_db()
+    [request] = services.access_request_create(
+        client=world.client,
+        kommuner=[world.kommune],
+        items=[services.ItemInput(service=Service.objects.get(code="condition"), access="read")],
+        initiated_by=AccessRequest.Initiator.VENDOR,
+        actor=world.people["vendor_admin"],
+    )
+    grant = request.items.get().grant
+    assert grant is not None
+
+    for flag in (False, True):  # the Epic vendor toggles its declared flag, and back
+        tenant_services.product_declare(product=epic, is_epic=flag, actor=epic_vendor_admin)
+
     grant.refresh_from_db()
-    assert grant.status == GrantStatus.REVOKING
-    assert "ikke lenger verifisert av NHN" in grant.revoke_reason
+    assert grant.status == GrantStatus.PENDING, grant.revoke_reason
 
 
 def test_a_kommune_leaving_epic_revokes_its_epic_only_grants(world: World) -> None:
