@@ -706,17 +706,25 @@ class _PolicyInputs:
 
 
 def _grant_for(item: AccessRequestItem, decision: policy.Decision, approver: User | None) -> Grant:
-    """The live grant for the item: the existing one if there is one (one grant, not two)."""
+    """The live grant for the item: the existing one if there is one (one grant, not two),
+    holding what this latest decision says (its codes, delegation, instruction, approver)."""
     request = item.request
     try:  # at most one (a partial unique index): no ordering to compile or sort by
-        return Grant.objects.live().get(
-            client=request.client,
-            kommune=request.kommune,
-            service=item.service,
-            access=item.access,
+        live = (
+            Grant.objects.live()
+            .select_for_update(of=("self",))
+            .get(
+                client=request.client,
+                kommune=request.kommune,
+                service=item.service,
+                access=item.access,
+            )
         )
     except Grant.DoesNotExist:
         pass
+    else:
+        _grant_redecide(live, decision, approver)
+        return live
     grant = Grant.objects.create(
         client=request.client,
         kommune=request.kommune,
@@ -739,6 +747,49 @@ def _grant_for(item: AccessRequestItem, decision: policy.Decision, approver: Use
     )
     provisioning_job_enqueue(client=request.client, reason="grant.approved", grant=grant)
     return grant
+
+
+def _grant_redecide(grant: Grant, decision: policy.Decision, approver: User | None) -> None:
+    """A new decision on a live grant replaces the old one: a kommune admin's narrower codes
+    reach the gateway, and a grant an admin approved no longer rests on a delegation (whose
+    revocation would take it away)."""
+    wanted: dict[str, Any] = {
+        "service_codes": list(decision.service_codes),
+        "instruction_id": decision.instruction.pk if decision.instruction else None,
+        "delegation_id": decision.delegation.pk if decision.delegation else None,
+        "approved_by_id": approver.pk if approver else None,
+        "approved_automatically": approver is None or decision.delegation is not None,
+    }
+    changed = [name for name, value in wanted.items() if getattr(grant, name) != value]
+    if not changed:
+        return
+    before = _grant_snapshot(grant)
+    codes_changed = "service_codes" in changed
+    grant.instruction = decision.instruction
+    grant.delegation = decision.delegation
+    grant.approved_by = approver
+    grant.service_codes = wanted["service_codes"]
+    grant.approved_automatically = wanted["approved_automatically"]
+    grant.save(update_fields=[name.removesuffix("_id") for name in changed])
+    audit_event_record(
+        actor=approver,
+        actor_label=None if approver else "system:policy",
+        action="grant.updated",
+        target=grant,
+        organisation=grant.kommune,
+        before=before,
+        after=_grant_snapshot(grant),
+    )
+    if codes_changed:  # the gateway's map holds the codes
+        provisioning_job_enqueue(client=grant.client, reason="grant.updated", grant=grant)
+
+
+def _approver(item: AccessRequestItem, request: AccessRequest) -> User | None:
+    """Who approved the item for the kommune: the admin who approved a vendor's request, or the
+    kommune admin who ordered it (the vendor's consent is not the kommune's approval)."""
+    if request.initiated_by == AccessRequest.Initiator.KOMMUNE:
+        return request.requested_by
+    return item.kommune_approved_by
 
 
 def _item_set(
@@ -774,7 +825,12 @@ def _item_set(
         )
 
 
-ITEM_PREFETCH = ("request__client__product", "request__client__vendor", "request__kommune")
+ITEM_PREFETCH = (
+    "request__client__product",
+    "request__client__vendor",
+    "request__kommune",
+    "request__requested_by",
+)
 
 
 def _items_reevaluate(items: QuerySet[AccessRequestItem], *, actor: User | None) -> int:
@@ -797,7 +853,7 @@ def _items_reevaluate(items: QuerySet[AccessRequestItem], *, actor: User | None)
                 item.reason_params,
             ):
                 continue
-            _item_set(item, decision, actor, approver=item.kommune_approved_by)
+            _item_set(item, decision, actor, approver=_approver(item, item.request))
             granted += decision.approved
     return granted
 
@@ -1030,7 +1086,7 @@ def access_request_consent(
     for item in todo:
         item.vendor_approved_by = actor
         decision = policy.decide(inputs.context(item, request))
-        _item_set(item, decision, actor, approver=item.kommune_approved_by)
+        _item_set(item, decision, actor, approver=_approver(item, request))
     if todo:
         audit_event_record(
             actor=actor,
@@ -1121,6 +1177,7 @@ def _grant_snapshot(grant: Grant) -> dict[str, Any]:
         "status": grant.status,
         "instruction_version": grant.instruction.version if grant.instruction else None,
         "delegation": str(grant.delegation_id) if grant.delegation_id else None,
+        "service_codes": grant.service_codes,
         "revoke_reason": grant.revoke_reason,
     }
 

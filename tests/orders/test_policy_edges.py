@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from orders import services
-from orders.models import AccessRequest, Grant, GrantStatus, Service
+from orders.models import AccessRequest, Grant, GrantStatus, ProvisioningJob, Service
 from portal.celery import app as celery_app
 from tenants import services as tenant_services
 from tenants.models import Environment, Product
@@ -137,3 +137,81 @@ def test_with_fail_the_command_exits_non_zero_while_any_is_left(world: World) ->
     with pytest.raises(SystemExit) as exit_:
         call_command("unverified_products", "--fail", stdout=io.StringIO())
     assert exit_.value.code == 1
+
+
+# --- S10: a second decision on a live grant --------------------------------------------------
+
+
+def test_a_narrower_approval_of_a_live_grant_takes_the_kommune_s_codes_and_drops_the_delegation(
+    world: World,
+) -> None:
+    patient = Service.objects.get(code="patient")
+    second = world.delegation
+    second.items.filter(service=patient, access="read").update(service_codes=["RT", "GPS"])
+    [again] = services.access_request_create(
+        client=world.client,
+        kommuner=[world.kommune],
+        items=[services.ItemInput(service=patient, access="read", service_codes=("RT", "GPS"))],
+        initiated_by=AccessRequest.Initiator.VENDOR,
+        actor=world.people["vendor_admin"],
+    )
+    live = again.items.get().grant
+    assert live is not None
+    assert live.delegation == second
+    second.items.filter(service=patient).delete()  # the kommune narrows its delegation
+    ProvisioningJob.objects.update(status=ProvisioningJob.Status.DONE)
+    [narrower] = services.access_request_create(
+        client=world.client,
+        kommuner=[world.kommune],
+        items=[services.ItemInput(service=patient, access="read", service_codes=("RT", "GPS"))],
+        initiated_by=AccessRequest.Initiator.VENDOR,
+        actor=world.people["vendor_admin"],
+    )
+    item = narrower.items.get()
+    services.access_request_approve(
+        request=narrower,
+        actor=world.people["kommune_admin"],
+        service_codes={str(item.pk): ["GPS"]},
+    )
+
+    item.refresh_from_db()
+    assert item.grant_id == live.pk  # one live grant, not two
+    live.refresh_from_db()
+    assert live.service_codes == ["GPS"]
+    assert live.delegation is None  # rests on the admin's approval now
+    assert (live.approved_by, live.approved_automatically) == (
+        world.people["kommune_admin"],
+        False,
+    )
+    assert ProvisioningJob.objects.filter(
+        client=world.client, status=ProvisioningJob.Status.PENDING
+    ).exists()  # the gateway must narrow the codes
+    assert AuditEvent.objects.filter(action="grant.updated", object_id=str(live.pk)).exists()
+    # Revoking the second delegation no longer takes away what the admin approved.
+    services.delegation_revoke(delegation=second, actor=world.people["kommune_admin"])
+    live.refresh_from_db()
+    assert live.status == GrantStatus.PENDING
+
+
+# --- S11: who approved a kommune's order -----------------------------------------------------
+
+
+def test_a_kommune_ordered_grant_records_the_kommune_admin_who_ordered_it(world: World) -> None:
+    [request] = services.access_request_create(
+        client=world.client,
+        kommuner=[world.kommune],
+        items=[services.ItemInput(service=Service.objects.get(code="patient"), access="read")],
+        initiated_by=AccessRequest.Initiator.KOMMUNE,
+        actor=world.people["kommune_admin"],
+    )
+
+    services.access_request_consent(request=request, actor=world.people["vendor_admin"])
+
+    grant = request.items.get().grant
+    assert grant is not None
+    assert (grant.approved_by, grant.approved_automatically) == (
+        world.people["kommune_admin"],
+        False,
+    )
+    event = AuditEvent.objects.get(action="grant.approved", object_id=str(grant.pk))
+    assert event.actor_id == world.people["kommune_admin"].pk
