@@ -6,6 +6,7 @@ rule, writes the change and its audit events in one transaction, and leaves a pr
 from __future__ import annotations
 
 import datetime
+import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -267,8 +268,8 @@ def instruction_sign(*, instruction: Instruction, actor: User) -> Instruction:
     _grants_revoke(
         uncovered,
         actor=actor,
-        reason=_("Instruction version %(version)s no longer covers the service.")
-        % {"version": instruction.version},
+        code="instruction_uncovered",
+        params={"version": instruction.version},
     )
     _items_reevaluate(AccessRequestItem.objects.filter(request__kommune=kommune), actor=None)
     return instruction
@@ -384,9 +385,7 @@ def delegation_revoke(*, delegation: Delegation, actor: User) -> Delegation:
         after=_delegation_snapshot(delegation),
     )
     _grants_revoke(
-        Grant.objects.live().filter(delegation=delegation),
-        actor=actor,
-        reason=_("The delegation it rested on was revoked."),
+        Grant.objects.live().filter(delegation=delegation), actor=actor, code="delegation_revoked"
     )
     return delegation
 
@@ -415,7 +414,7 @@ def delegations_expire(*, today: datetime.date | None = None) -> int:
             _grants_revoke(
                 Grant.objects.live().filter(delegation=delegation),
                 actor=None,
-                reason=_("The delegation it rested on expired."),
+                code="delegation_expired",
             )
     return len(expired)
 
@@ -603,9 +602,7 @@ def client_remove(*, client: OAuthClient, actor: User) -> OAuthClient:
         memberships.delete()
         get_user_model().objects.filter(pk=client.service_user_id).update(is_active=False)
         organisation_permissions_sync(organisation=client.vendor)
-    _grants_revoke(
-        Grant.objects.live().filter(client=client), actor=actor, reason=_("The client was removed.")
-    )
+    _grants_revoke(Grant.objects.live().filter(client=client), actor=actor, code="client_removed")
     for item in AccessRequestItem.objects.select_for_update().filter(
         request__client=client, status__in=WAITING_STATUSES
     ):
@@ -1179,13 +1176,25 @@ def _grant_snapshot(grant: Grant) -> dict[str, Any]:
         "delegation": str(grant.delegation_id) if grant.delegation_id else None,
         "service_codes": grant.service_codes,
         "revoke_reason": grant.revoke_reason,
+        "revoke_reason_code": grant.revoke_reason_code,
+        "revoke_reason_params": grant.revoke_reason_params,
     }
 
 
-def _grants_revoke(grants: QuerySet[Grant], *, actor: User | None, reason: str) -> list[Grant]:
+def _grants_revoke(
+    grants: QuerySet[Grant],
+    *,
+    actor: User | None,
+    code: str = "",
+    params: dict[str, Any] | None = None,
+    text: str = "",
+) -> list[Grant]:
     """Move live grants to `revoking`, close them at the gateway at once (a task of its own after
     COMMIT) and queue one job per client, which narrows the scope at the authorization server
-    (and closes them at the gateway too, in case the first task was lost). Returns them."""
+    (and closes them at the gateway too, in case the first task was lost). Returns them.
+
+    The reason is a code of ``policy.GRANT_REASONS`` with its parameters, worded when read; or
+    ``text``, a person's own words, kept as written."""
     now = timezone.now()
     clients: dict[Any, OAuthClient] = {}
     revoked = []
@@ -1199,7 +1208,9 @@ def _grants_revoke(grants: QuerySet[Grant], *, actor: User | None, reason: str) 
             grant.status_changed_at = now
             grant.revoked_at = now
             grant.revoked_by = actor
-            grant.revoke_reason = reason[:300]
+            grant.revoke_reason = text[:300]
+            grant.revoke_reason_code = code
+            grant.revoke_reason_params = params or {}
             grant.save(
                 update_fields=[
                     "status",
@@ -1207,6 +1218,8 @@ def _grants_revoke(grants: QuerySet[Grant], *, actor: User | None, reason: str) 
                     "revoked_at",
                     "revoked_by",
                     "revoke_reason",
+                    "revoke_reason_code",
+                    "revoke_reason_params",
                 ]
             )
             audit_event_record(
@@ -1234,7 +1247,9 @@ def grant_revoke(*, grant: Grant, actor: User, reason: str = "") -> Grant:
     revoked = _grants_revoke(
         Grant.objects.live().filter(pk=grant.pk),
         actor=actor,
-        reason=reason or _("Revoked by %(person)s.") % {"person": _person(actor)},
+        code="" if reason else "revoked_by",
+        params=None if reason else {"person": _person(actor)},
+        text=reason,
     )
     if revoked:
         return revoked[0]
@@ -1287,7 +1302,7 @@ def policy_inputs_reevaluate(change: PolicyInputsChanged) -> None:
 def grants_reevaluate(grants: QuerySet[Grant], *, actor: User | None) -> list[Grant]:
     """Revoke the live grants among ``grants`` that the policy's rules 1 and 2 no longer allow,
     each with its own reason. Returns those revoked."""
-    objections: dict[str, list[Any]] = {}
+    objections: dict[str, tuple[str, dict[str, Any], list[Any]]] = {}
     candidates = grants.select_related(
         "service",
         "client__product",
@@ -1295,18 +1310,19 @@ def grants_reevaluate(grants: QuerySet[Grant], *, actor: User | None) -> list[Gr
         "kommune__epj_switch_product",
     ).order_by("pk")
     for grant in candidates:
-        reason = policy.grant_objection(
+        code, params = policy.grant_objection(
             service=grant.service,
             access=grant.access,
             product=grant.client.product,
             environment=grant.client.environment,
             kommune=grant.kommune,
         )
-        if reason:
-            objections.setdefault(reason, []).append(grant.pk)
+        if code:
+            key = json.dumps([code, params], sort_keys=True)
+            objections.setdefault(key, (code, params, []))[2].append(grant.pk)
     revoked = []
-    for reason, ids in objections.items():
+    for code, params, ids in objections.values():
         revoked += _grants_revoke(
-            Grant.objects.live().filter(pk__in=ids), actor=actor, reason=reason
+            Grant.objects.live().filter(pk__in=ids), actor=actor, code=code, params=params
         )
     return revoked

@@ -17,7 +17,7 @@ from orders.models import (
     Instruction,
     Service,
 )
-from orders.policy import reason_text
+from orders.policy import grant_reason_text, reason_text
 from tenants.models import ClientKey, Environment, OAuthClient, Role
 from tenants.validators import validate_orgnr
 
@@ -397,6 +397,8 @@ class GrantSerializer(serializers.ModelSerializer[Grant]):
         source="approved_by.username", allow_null=True, default=None
     )
     provisioning = ProvisioningSerializer(source="client")
+    status_reason = serializers.SerializerMethodField()
+    revoke_reason = serializers.SerializerMethodField()
 
     class Meta:
         model = Grant
@@ -422,6 +424,16 @@ class GrantSerializer(serializers.ModelSerializer[Grant]):
             "provisioning",
         ]
         read_only_fields = fields
+
+    def get_status_reason(self, grant: Grant) -> str:
+        return grant_reason_text(
+            grant.status_reason_code, grant.status_reason_params, grant.status_reason
+        )
+
+    def get_revoke_reason(self, grant: Grant) -> str:
+        return grant_reason_text(
+            grant.revoke_reason_code, grant.revoke_reason_params, grant.revoke_reason
+        )
 
 
 class GrantRevokeSerializer(serializers.Serializer[Any]):

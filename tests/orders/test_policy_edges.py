@@ -17,7 +17,7 @@ from portal.celery import app as celery_app
 from tenants import services as tenant_services
 from tenants.models import Environment, Product
 from tests.conftest import World
-from tests.factories import ClientFactory, ProductFactory
+from tests.factories import ClientFactory, ProductFactory, revoke_reason
 
 pytestmark = pytest.mark.django_db
 
@@ -62,7 +62,7 @@ def test_a_planned_switch_from_epic_reaching_its_date_revokes_epic_only_grants(
     condition.refresh_from_db()
     patient.refresh_from_db()
     assert condition.status == GrantStatus.REVOKING
-    assert condition.revoke_reason
+    assert revoke_reason(condition)
     assert patient.status == GrantStatus.PENDING  # any EPJ will do for patient
     event = AuditEvent.objects.get(action="kommune.epj_switched")
     assert (event.actor_id, event.actor_label) == (None, "system:epj-switch")
