@@ -223,7 +223,9 @@ class DelegationSerializer(serializers.ModelSerializer[Delegation]):
 class DelegationInputSerializer(serializers.Serializer[Any]):
     kommune = serializers.CharField(max_length=9)
     vendor = serializers.CharField(max_length=9)
-    items = ItemInputSerializer(many=True, allow_empty=False, max_length=50)  # type: ignore[call-arg]
+    items: serializers.ListSerializer[Any] = serializers.ListSerializer(
+        child=ItemInputSerializer(), allow_empty=False, max_length=50
+    )
     valid_from = serializers.DateField(required=False, allow_null=True)
     valid_until = serializers.DateField(required=False, allow_null=True)
 
@@ -351,7 +353,9 @@ class AccessRequestInputSerializer(serializers.Serializer[Any]):
     kommuner = serializers.ListField(
         child=serializers.CharField(max_length=9), required=False, max_length=1000
     )
-    items = ItemInputSerializer(many=True, allow_empty=False, max_length=50)  # type: ignore[call-arg]
+    items: serializers.ListSerializer[Any] = serializers.ListSerializer(
+        child=ItemInputSerializer(), allow_empty=False, max_length=50
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if ("kommune" in attrs) == ("kommuner" in attrs):

@@ -578,3 +578,23 @@ def test_every_new_reason_and_status_reads_in_bokmal_and_english() -> None:
             english = text()
         assert norwegian
         assert norwegian != english, english
+
+
+def test_who_verified_a_product_is_shown_by_name_to_nhn_staff_only(world: World) -> None:
+    operator = world.people["nhn_operator"]
+    verified = as_(world, "nhn_operator").post(
+        f"/api/v1/products/{world.product.pk}/verify/",
+        {"system_type": "VFT", "is_epic": False},
+        format="json",
+    )
+    assert verified.json()["verified_by"] == operator.username
+
+    for who in ("vendor_admin", "kommune_admin", "other_vendor_admin"):
+        shown = as_(world, who).get(f"/api/v1/products/{world.product.pk}/").json()
+        assert shown["verified_by"] == "NHN", (who, shown)
+        listed = as_(world, who).get("/api/v1/products/").json()
+        rows = listed["results"] if isinstance(listed, dict) else listed
+        assert operator.username not in str(rows), who
+    for who in ("nhn_operator", "nhn_auditor"):
+        shown = as_(world, who).get(f"/api/v1/products/{world.product.pk}/").json()
+        assert shown["verified_by"] == operator.username, who
