@@ -51,8 +51,11 @@ assert by_kommune.items.get().status == ItemStatus.AWAITING_VENDOR
 services.access_request_consent(request=by_kommune, actor=vendor_admin)
 assert by_kommune.items.get().status == ItemStatus.APPROVED, by_kommune.items.get().status
 
-from provisioning.reconcile import reconcile_lock
+from provisioning import reconcile
 
+with reconcile.reconcile_lock():  # a reconcile running now: the next one skips
+    assert reconcile.reconcile().skipped
+reconcile_lock = reconcile.reconcile_lock
 with reconcile_lock() as first:
     with reconcile_lock() as second:
         assert (first, second) == (True, False), (first, second)
