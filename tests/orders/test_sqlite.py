@@ -51,6 +51,33 @@ assert by_kommune.items.get().status == ItemStatus.AWAITING_VENDOR
 services.access_request_consent(request=by_kommune, actor=vendor_admin)
 assert by_kommune.items.get().status == ItemStatus.APPROVED, by_kommune.items.get().status
 
+from rest_framework.test import APIClient
+from django.utils import timezone
+from tenants.models import Membership, Role
+
+Membership.objects.filter(organisation=trygghet, role=Role.VENDOR_ADMIN).update(user=vendor_admin, bound_at=timezone.now())
+Membership.objects.filter(organisation=oslo, role=Role.KOMMUNE_ADMIN).update(user=kommune_admin, bound_at=timezone.now())
+from tenants.services import organisation_permissions_sync
+organisation_permissions_sync(organisation=trygghet)
+organisation_permissions_sync(organisation=oslo)
+api = APIClient(HTTP_HOST="localhost")
+api.force_authenticate(vendor_admin)
+made = api.post(
+    "/api/v1/access-requests/",
+    {"client": str(client.pk), "kommune": oslo.orgnr,
+     "items": [{"service": "observation", "access": "write"}]},
+    format="json",
+)
+assert made.status_code == 201, made.content
+for path in ("/api/v1/access-requests/", "/api/v1/grants/", "/api/v1/products/",
+             "/api/v1/clients/", "/api/v1/delegations/"):
+    listed = api.get(path)
+    assert listed.status_code == 200, (path, listed.content[:500])
+kommune_api = APIClient(HTTP_HOST="localhost")
+kommune_api.force_authenticate(kommune_admin)
+approved = kommune_api.post(f"/api/v1/access-requests/{made.json()['id']}/approve/", {}, format="json")
+assert approved.status_code == 200, approved.content
+
 from provisioning import reconcile
 
 with reconcile.reconcile_lock():  # a reconcile running now: the next one skips
