@@ -55,11 +55,16 @@ from rest_framework.test import APIClient
 from django.utils import timezone
 from tenants.models import Membership, Role
 
-Membership.objects.filter(organisation=trygghet, role=Role.VENDOR_ADMIN).update(user=vendor_admin, bound_at=timezone.now())
-Membership.objects.filter(organisation=oslo, role=Role.KOMMUNE_ADMIN).update(user=kommune_admin, bound_at=timezone.now())
 from tenants.services import organisation_permissions_sync
-organisation_permissions_sync(organisation=trygghet)
-organisation_permissions_sync(organisation=oslo)
+
+for organisation, role, person in (
+    (trygghet, Role.VENDOR_ADMIN, vendor_admin),
+    (oslo, Role.KOMMUNE_ADMIN, kommune_admin),
+):  # the demo's invitations, as if their people had logged in
+    Membership.objects.filter(organisation=organisation, role=role).update(
+        user=person, bound_at=timezone.now()
+    )
+    organisation_permissions_sync(organisation=organisation)
 api = APIClient(HTTP_HOST="localhost")
 api.force_authenticate(vendor_admin)
 made = api.post(
@@ -75,7 +80,8 @@ for path in ("/api/v1/access-requests/", "/api/v1/grants/", "/api/v1/products/",
     assert listed.status_code == 200, (path, listed.content[:500])
 kommune_api = APIClient(HTTP_HOST="localhost")
 kommune_api.force_authenticate(kommune_admin)
-approved = kommune_api.post(f"/api/v1/access-requests/{made.json()['id']}/approve/", {}, format="json")
+approve = f"/api/v1/access-requests/{made.json()['id']}/approve/"
+approved = kommune_api.post(approve, {}, format="json")
 assert approved.status_code == 200, approved.content
 
 from provisioning import reconcile
