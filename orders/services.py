@@ -1185,16 +1185,16 @@ def _grants_revoke(
     grants: QuerySet[Grant],
     *,
     actor: User | None,
+    reason: str = "",
     code: str = "",
     params: dict[str, Any] | None = None,
-    text: str = "",
 ) -> list[Grant]:
     """Move live grants to `revoking`, close them at the gateway at once (a task of its own after
     COMMIT) and queue one job per client, which narrows the scope at the authorization server
     (and closes them at the gateway too, in case the first task was lost). Returns them.
 
     The reason is a code of ``policy.GRANT_REASONS`` with its parameters, worded when read; or
-    ``text``, a person's own words, kept as written."""
+    ``reason``, a person's own words, kept as written."""
     now = timezone.now()
     clients: dict[Any, OAuthClient] = {}
     revoked = []
@@ -1208,7 +1208,7 @@ def _grants_revoke(
             grant.status_changed_at = now
             grant.revoked_at = now
             grant.revoked_by = actor
-            grant.revoke_reason = text[:300]
+            grant.revoke_reason = reason[:300]
             grant.revoke_reason_code = code
             grant.revoke_reason_params = params or {}
             grant.save(
@@ -1247,9 +1247,9 @@ def grant_revoke(*, grant: Grant, actor: User, reason: str = "") -> Grant:
     revoked = _grants_revoke(
         Grant.objects.live().filter(pk=grant.pk),
         actor=actor,
+        reason=reason,
         code="" if reason else "revoked_by",
         params=None if reason else {"person": _person(actor)},
-        text=reason,
     )
     if revoked:
         return revoked[0]
