@@ -362,8 +362,10 @@ def delegation_create(
 @transaction.atomic
 def delegation_revoke(*, delegation: Delegation, actor: User) -> Delegation:
     """End the delegation now and revoke the grants that rest on it."""
+    # The delegation's row only: a lock on the joined kommune would wait for a decider's share
+    # lock on it while that decider waits for a grant this revocation holds (a deadlock).
     delegation = (
-        Delegation.objects.select_for_update()
+        Delegation.objects.select_for_update(of=("self",))
         .select_related("kommune", "vendor")
         .get(pk=delegation.pk)
     )
@@ -395,7 +397,7 @@ def delegations_expire(*, today: datetime.date | None = None) -> int:
     """Revoke the grants of delegations whose last day has passed (run by a periodic task)."""
     day = today or timezone.localdate()
     expired = list(
-        Delegation.objects.select_for_update()
+        Delegation.objects.select_for_update(of=("self",))
         .select_related("kommune", "vendor")
         .filter(revoked_at__isnull=True, expired_at__isnull=True, valid_until__lt=day)
     )
@@ -918,7 +920,7 @@ def access_request_create(
     kommuner = [fresh[k.pk] for k in kommuner]
     # Serialise grant decisions per client: two requests for the same item make one grant.
     client = (
-        OAuthClient.objects.select_for_update(of=("self",))
+        OAuthClient.objects.select_for_update(of=("self",), no_key=True)
         .select_related("product", "vendor")
         .get(pk=client.pk)
     )
@@ -994,14 +996,19 @@ def _decider_locks(request: AccessRequest) -> None:
     """Take the policy's share locks, then the client's lock, in the order
     ``access_request_create`` takes them. The other way round deadlocked with a product or EPJ
     change, which locks the product or kommune and then (queueing a job for the client) waits
-    for a key-share lock on the client."""
+    for a key-share lock on the client.
+
+    The client's lock is FOR NO KEY UPDATE: it serialises the grant decisions of one client
+    (``access_request_create`` takes the same), yet lets a revocation that holds a grant this
+    decision reuses insert its job (whose foreign key takes KEY SHARE on the client) and commit.
+    FOR UPDATE made the two wait for each other."""
     product_id = (
         OAuthClient.objects.filter(pk=request.client_id)
         .values_list("product_id", flat=True)
         .first()
     )  # a client's product never changes, so reading it unlocked is safe
     _policy_rows_share(product_id=product_id, kommune_ids=[request.kommune_id])
-    OAuthClient.objects.select_for_update().filter(pk=request.client_id).first()
+    OAuthClient.objects.select_for_update(no_key=True).filter(pk=request.client_id).first()
 
 
 @transaction.atomic

@@ -17,7 +17,15 @@ import pytest
 from django.db import connection, transaction
 
 from orders import services
-from orders.models import AccessRequest, GrantStatus, ItemStatus, ProvisioningJob, Service
+from orders.models import (
+    AccessRequest,
+    AccessRequestItem,
+    Grant,
+    GrantStatus,
+    ItemStatus,
+    ProvisioningJob,
+    Service,
+)
 from tenants import services as tenant_services
 from tenants.models import Product
 from tests.conftest import World
@@ -191,3 +199,58 @@ def test_an_approval_racing_nhn_s_verification_neither_deadlocks_nor_keeps_a_ref
     item = waiting.items.get()
     # It decided by the committed verification: a DHO may not read care-plan.
     assert (item.status, item.reason_code) == (ItemStatus.REJECTED, "system_type")
+
+
+def test_an_approval_racing_the_revocation_of_the_grant_it_reuses_makes_a_new_one(
+    world: World,
+) -> None:
+    """The revocation locks the live grant, then (queueing a job) key-share-locks the client.
+    An approval that reuses that grant holds the client's lock and waits for the grant: its
+    client lock must not block the job's key share, or the two deadlock."""
+    patient = Service.objects.get(code="patient")
+    [first] = services.access_request_create(
+        client=world.client,
+        kommuner=[world.kommune],
+        items=[services.ItemInput(service=patient, access="read", service_codes=("RT", "GPS"))],
+        initiated_by=AccessRequest.Initiator.VENDOR,
+        actor=world.people["vendor_admin"],
+    )
+    live = first.items.get().grant
+    assert live is not None
+    # The same item, waiting for a kommune admin (as it would without the delegation).
+    waiting = AccessRequest.objects.create(
+        client=world.client,
+        kommune=world.kommune,
+        initiated_by=AccessRequest.Initiator.VENDOR,
+        requested_by=world.people["vendor_admin"],
+    )
+    item = AccessRequestItem.objects.create(
+        request=waiting,
+        service=patient,
+        access="read",
+        service_codes=["RT", "GPS"],
+        status=ItemStatus.AWAITING_KOMMUNE,
+        reason_code="delegation_missing",
+    )
+    ProvisioningJob.objects.update(status=ProvisioningJob.Status.DONE)  # a worker ran them
+
+    def approve() -> AccessRequest:
+        return services.access_request_approve(
+            request=waiting,
+            actor=world.people["kommune_admin"],
+            service_codes={str(item.pk): ["GPS"]},
+        )
+
+    with transaction.atomic():
+        Grant.objects.select_for_update().get(pk=live.pk)
+        outcome = in_another_thread(approve)
+        services.delegation_revoke(delegation=world.delegation, actor=world.people["kommune_admin"])
+    outcome()
+
+    live.refresh_from_db()
+    assert live.status == GrantStatus.REVOKING
+    item.refresh_from_db()
+    assert item.status == ItemStatus.APPROVED
+    assert item.grant is not None
+    assert item.grant.pk != live.pk
+    assert (item.grant.status, item.grant.service_codes) == (GrantStatus.PENDING, ["GPS"])
