@@ -553,10 +553,17 @@ class Grant(models.Model):
     revoked_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, models.PROTECT, null=True, blank=True, related_name="+"
     )
+    # A reason is kept as a code of ``orders.policy.GRANT_REASONS`` and its parameters, worded in
+    # the reader's language when read (``policy.grant_reason_text``). The text fields hold words a
+    # person wrote (a revocation's own reason), and the reasons of rows stored before the codes.
     revoke_reason = models.CharField(_("reason for revocation"), max_length=300, blank=True)
+    revoke_reason_code = models.CharField(max_length=40, blank=True)
+    revoke_reason_params = models.JSONField(default=dict, blank=True)
     # Why provisioning left the grant where it is (a refusal by the authorization server, keys
     # that all expired); empty once it is active.
     status_reason = models.CharField(_("reason for the status"), max_length=300, blank=True)
+    status_reason_code = models.CharField(max_length=40, blank=True)
+    status_reason_params = models.JSONField(default=dict, blank=True)
 
     objects = GrantQuerySet.as_manager()
 

@@ -243,7 +243,8 @@ def decide(ctx: Context) -> Decision:
     )
 
 
-#: Why a live grant was revoked when its product's type or its kommune's EPJ changed.
+#: Why a grant was revoked (``Grant.revoke_reason_code``) or where provisioning left it
+#: (``Grant.status_reason_code``); the parameters are filled in the reader's language.
 GRANT_REASONS: dict[str, Any] = {
     "product_unverified": _(
         "%(product)s is no longer verified by NHN, and production access needs that."
@@ -260,7 +261,32 @@ GRANT_REASONS: dict[str, Any] = {
     "epj_unverified": _(
         "%(kommune)s's EPJ %(epj)s is not verified by NHN as Epic, which %(service)s needs."
     ),
+    "instruction_uncovered": _("Instruction version %(version)s no longer covers the service."),
+    "delegation_revoked": _("The delegation it rested on was revoked."),
+    "delegation_expired": _("The delegation it rested on expired."),
+    "client_removed": _("The client was removed."),
+    "revoked_by": _("Revoked by %(person)s."),
+    # For provisioning's status reasons (``Grant.status_reason_code``).
+    "keys_expired": _(
+        "Every public key of the client has expired: its grants are closed at the gateway until "
+        "a new key is registered."
+    ),
+    "gave_up": _("Gave up after %(attempts)s attempts. Last error: %(error)s"),
 }
+
+
+def grant_reason_text(code: str, params: dict[str, Any], stored: str = "") -> str:
+    """A grant's reason worded in the active language; ``stored`` (a person's own words, or a
+    reason stored before the codes) when there is no code."""
+    if not code:
+        return stored
+    worded = dict(params)
+    for name, choices in WORDED_PARAMS.items():
+        if name in worded:
+            worded[name] = str(choices(worded[name]).label).lower()
+    if isinstance(worded.get("allowed"), list):
+        worded["allowed"] = str(_(" or ")).join(worded["allowed"]) or "-"
+    return str(GRANT_REASONS[code]) % worded
 
 
 def grant_objection(
@@ -271,29 +297,29 @@ def grant_objection(
     environment: str,
     kommune: Organisation,
     today: datetime.date | None = None,
-) -> str:
-    """Why rules 1 and 2 no longer allow a live grant, worded for its revoke reason ('' when
-    they do). Rules 3 and 4 have their own revocations (instruction signed, delegation
-    revoked); availability never takes a grant away."""
-    names = {
+) -> tuple[str, dict[str, Any]]:
+    """Why rules 1 and 2 no longer allow a live grant: a code of ``GRANT_REASONS`` and its
+    parameters (``("", {})`` when they do). Rules 3 and 4 have their own revocations
+    (instruction signed, delegation revoked); availability never takes a grant away."""
+    names: dict[str, Any] = {
         "service": service.code,
         "kommune": kommune.name,
-        "access": str(Access(access).label).lower(),
+        "access": access,  # a code: worded when read
         "product": product.name if product is not None else "-",
     }
     allowed = service.readable_by if access == Access.READ else service.writable_by
-    names["allowed"] = _(" or ").join(allowed) or "-"
+    names["allowed"] = list(allowed)
     system_type = product.system_type_in(environment) if product is not None else None
     if environment == Environment.PRODUCTION and system_type is None:
-        return str(GRANT_REASONS["product_unverified"]) % names
+        return "product_unverified", names
     if system_type is None or not service.allows(system_type=system_type, access=access):
         code = "not_verified_as" if environment == Environment.PRODUCTION else "not_declared_as"
-        return str(GRANT_REASONS[code]) % names
+        return code, names
     if service.epj_requirement == Service.EpjRequirement.EPIC:
         epj = kommune.epj_for(environment, on=today)
         epic = epj.is_epic_in(environment) if epj is not None else False
         if epic is None and epj is not None:
-            return str(GRANT_REASONS["epj_unverified"]) % {**names, "epj": epj.name}
+            return "epj_unverified", {**names, "epj": epj.name}
         if not epic:
-            return str(GRANT_REASONS["not_epic"]) % names
-    return ""
+            return "not_epic", names
+    return "", {}

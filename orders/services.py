@@ -6,6 +6,7 @@ rule, writes the change and its audit events in one transaction, and leaves a pr
 from __future__ import annotations
 
 import datetime
+import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -282,8 +283,8 @@ def instruction_sign(*, instruction: Instruction, actor: User) -> Instruction:
     _grants_revoke(
         uncovered,
         actor=actor,
-        reason=_("Instruction version %(version)s no longer covers the service.")
-        % {"version": instruction.version},
+        code="instruction_uncovered",
+        params={"version": instruction.version},
     )
     _items_reevaluate(AccessRequestItem.objects.filter(request__kommune=kommune), actor=None)
     return instruction
@@ -376,8 +377,10 @@ def delegation_create(
 @transaction.atomic
 def delegation_revoke(*, delegation: Delegation, actor: User) -> Delegation:
     """End the delegation now and revoke the grants that rest on it."""
+    # The delegation's row only: a lock on the joined kommune would wait for a decider's share
+    # lock on it while that decider waits for a grant this revocation holds (a deadlock).
     delegation = (
-        Delegation.objects.select_for_update()
+        Delegation.objects.select_for_update(of=("self",))
         .select_related("kommune", "vendor")
         .get(pk=delegation.pk)
     )
@@ -399,9 +402,7 @@ def delegation_revoke(*, delegation: Delegation, actor: User) -> Delegation:
         after=_delegation_snapshot(delegation),
     )
     _grants_revoke(
-        Grant.objects.live().filter(delegation=delegation),
-        actor=actor,
-        reason=_("The delegation it rested on was revoked."),
+        Grant.objects.live().filter(delegation=delegation), actor=actor, code="delegation_revoked"
     )
     return delegation
 
@@ -411,7 +412,7 @@ def delegations_expire(*, today: datetime.date | None = None) -> int:
     """Revoke the grants of delegations whose last day has passed (run by a periodic task)."""
     day = today or timezone.localdate()
     expired = list(
-        Delegation.objects.select_for_update()
+        Delegation.objects.select_for_update(of=("self",))
         .select_related("kommune", "vendor")
         .filter(revoked_at__isnull=True, expired_at__isnull=True, valid_until__lt=day)
     )
@@ -430,7 +431,7 @@ def delegations_expire(*, today: datetime.date | None = None) -> int:
             _grants_revoke(
                 Grant.objects.live().filter(delegation=delegation),
                 actor=None,
-                reason=_("The delegation it rested on expired."),
+                code="delegation_expired",
             )
     return len(expired)
 
@@ -618,9 +619,7 @@ def client_remove(*, client: OAuthClient, actor: User) -> OAuthClient:
         memberships.delete()
         get_user_model().objects.filter(pk=client.service_user_id).update(is_active=False)
         organisation_permissions_sync(organisation=client.vendor)
-    _grants_revoke(
-        Grant.objects.live().filter(client=client), actor=actor, reason=_("The client was removed.")
-    )
+    _grants_revoke(Grant.objects.live().filter(client=client), actor=actor, code="client_removed")
     for item in AccessRequestItem.objects.select_for_update().filter(
         request__client=client, status__in=WAITING_STATUSES
     ):
@@ -721,17 +720,25 @@ class _PolicyInputs:
 
 
 def _grant_for(item: AccessRequestItem, decision: policy.Decision, approver: User | None) -> Grant:
-    """The live grant for the item: the existing one if there is one (one grant, not two)."""
+    """The live grant for the item: the existing one if there is one (one grant, not two),
+    holding what this latest decision says (its codes, delegation, instruction, approver)."""
     request = item.request
     try:  # at most one (a partial unique index): no ordering to compile or sort by
-        return Grant.objects.live().get(
-            client=request.client,
-            kommune=request.kommune,
-            service=item.service,
-            access=item.access,
+        live = (
+            Grant.objects.live()
+            .select_for_update(of=("self",))
+            .get(
+                client=request.client,
+                kommune=request.kommune,
+                service=item.service,
+                access=item.access,
+            )
         )
     except Grant.DoesNotExist:
         pass
+    else:
+        _grant_redecide(live, decision, approver)
+        return live
     grant = Grant.objects.create(
         client=request.client,
         kommune=request.kommune,
@@ -754,6 +761,49 @@ def _grant_for(item: AccessRequestItem, decision: policy.Decision, approver: Use
     )
     provisioning_job_enqueue(client=request.client, reason="grant.approved", grant=grant)
     return grant
+
+
+def _grant_redecide(grant: Grant, decision: policy.Decision, approver: User | None) -> None:
+    """A new decision on a live grant replaces the old one: a kommune admin's narrower codes
+    reach the gateway, and a grant an admin approved no longer rests on a delegation (whose
+    revocation would take it away)."""
+    wanted: dict[str, Any] = {
+        "service_codes": list(decision.service_codes),
+        "instruction_id": decision.instruction.pk if decision.instruction else None,
+        "delegation_id": decision.delegation.pk if decision.delegation else None,
+        "approved_by_id": approver.pk if approver else None,
+        "approved_automatically": approver is None or decision.delegation is not None,
+    }
+    changed = [name for name, value in wanted.items() if getattr(grant, name) != value]
+    if not changed:
+        return
+    before = _grant_snapshot(grant)
+    codes_changed = "service_codes" in changed
+    grant.instruction = decision.instruction
+    grant.delegation = decision.delegation
+    grant.approved_by = approver
+    grant.service_codes = wanted["service_codes"]
+    grant.approved_automatically = wanted["approved_automatically"]
+    grant.save(update_fields=[name.removesuffix("_id") for name in changed])
+    audit_event_record(
+        actor=approver,
+        actor_label=None if approver else "system:policy",
+        action="grant.updated",
+        target=grant,
+        organisation=grant.kommune,
+        before=before,
+        after=_grant_snapshot(grant),
+    )
+    if codes_changed:  # the gateway's map holds the codes
+        provisioning_job_enqueue(client=grant.client, reason="grant.updated", grant=grant)
+
+
+def _approver(item: AccessRequestItem, request: AccessRequest) -> User | None:
+    """Who approved the item for the kommune: the admin who approved a vendor's request, or the
+    kommune admin who ordered it (the vendor's consent is not the kommune's approval)."""
+    if request.initiated_by == AccessRequest.Initiator.KOMMUNE:
+        return request.requested_by
+    return item.kommune_approved_by
 
 
 def _item_set(
@@ -789,7 +839,12 @@ def _item_set(
         )
 
 
-ITEM_PREFETCH = ("request__client__product", "request__client__vendor", "request__kommune")
+ITEM_PREFETCH = (
+    "request__client__product",
+    "request__client__vendor",
+    "request__kommune",
+    "request__requested_by",
+)
 
 
 def _items_reevaluate(items: QuerySet[AccessRequestItem], *, actor: User | None) -> int:
@@ -812,7 +867,7 @@ def _items_reevaluate(items: QuerySet[AccessRequestItem], *, actor: User | None)
                 item.reason_params,
             ):
                 continue
-            _item_set(item, decision, actor, approver=item.kommune_approved_by)
+            _item_set(item, decision, actor, approver=_approver(item, item.request))
             granted += decision.approved
     return granted
 
@@ -828,13 +883,19 @@ def _policy_rows_share(*, product_id: Any, kommune_ids: Iterable[Any]) -> dict[A
     snapshot. Without them an order decided on the old type or EPJ kept a grant that the
     change's re-evaluation could not yet see. Deciders call this before reading the client's
     product or a kommune's EPJ.
+
+    SQLite (the default of ``make run``) has no row locks, and Django's ORM has no FOR SHARE:
+    there a plain read does, since its IMMEDIATE transactions already serialise every writer.
     """
+    kommune_ids = list(kommune_ids)
+    if connection.vendor != "postgresql":
+        return {k.pk: k for k in Organisation.objects.filter(pk__in=kommune_ids)}
     organisations = Organisation._meta.db_table
     kommuner = {
         k.pk: k
         for k in Organisation.objects.raw(
             f'SELECT * FROM "{organisations}" WHERE "id" = ANY(%s) FOR SHARE',  # noqa: S608
-            [list(kommune_ids)],
+            [kommune_ids],
         )
     }
     products = {product_id} | {
@@ -874,7 +935,7 @@ def access_request_create(
     kommuner = [fresh[k.pk] for k in kommuner]
     # Serialise grant decisions per client: two requests for the same item make one grant.
     client = (
-        OAuthClient.objects.select_for_update(of=("self",))
+        OAuthClient.objects.select_for_update(of=("self",), no_key=True)
         .select_related("product", "vendor")
         .get(pk=client.pk)
     )
@@ -946,6 +1007,25 @@ def _items_of(request: AccessRequest, item_ids: Iterable[Any] | None) -> list[Ac
     return chosen
 
 
+def _decider_locks(request: AccessRequest) -> None:
+    """Take the policy's share locks, then the client's lock, in the order
+    ``access_request_create`` takes them. The other way round deadlocked with a product or EPJ
+    change, which locks the product or kommune and then (queueing a job for the client) waits
+    for a key-share lock on the client.
+
+    The client's lock is FOR NO KEY UPDATE: it serialises the grant decisions of one client
+    (``access_request_create`` takes the same), yet lets a revocation that holds a grant this
+    decision reuses insert its job (whose foreign key takes KEY SHARE on the client) and commit.
+    FOR UPDATE made the two wait for each other."""
+    product_id = (
+        OAuthClient.objects.filter(pk=request.client_id)
+        .values_list("product_id", flat=True)
+        .first()
+    )  # a client's product never changes, so reading it unlocked is safe
+    _policy_rows_share(product_id=product_id, kommune_ids=[request.kommune_id])
+    OAuthClient.objects.select_for_update(no_key=True).filter(pk=request.client_id).first()
+
+
 @transaction.atomic
 def access_request_approve(
     *,
@@ -961,8 +1041,7 @@ def access_request_approve(
     ``service_codes`` (by item id) narrows the codes an item's grant holds to those the kommune
     allows; an item left out keeps the codes it asked for, which the admin saw and approved.
     """
-    client = OAuthClient.objects.select_for_update().filter(pk=request.client_id).first()
-    _policy_rows_share(product_id=client and client.product_id, kommune_ids=[request.kommune_id])
+    _decider_locks(request)
     items = _items_of(request, item_ids)
     todo = [i for i in items if i.status == ItemStatus.AWAITING_KOMMUNE]
     if item_ids is not None:
@@ -1017,8 +1096,7 @@ def access_request_consent(
 ) -> AccessRequest:
     """An admin of the client's vendor consents to the kommune's order (items that wait for
     the vendor; all of them by default); the items then go on through the rest of the policy."""
-    client = OAuthClient.objects.select_for_update().filter(pk=request.client_id).first()
-    _policy_rows_share(product_id=client and client.product_id, kommune_ids=[request.kommune_id])
+    _decider_locks(request)
     items = _items_of(request, item_ids)
     todo = [i for i in items if i.status == ItemStatus.AWAITING_VENDOR]
     if item_ids is not None and len(todo) != len(items):
@@ -1027,7 +1105,7 @@ def access_request_consent(
     for item in todo:
         item.vendor_approved_by = actor
         decision = policy.decide(inputs.context(item, request))
-        _item_set(item, decision, actor, approver=item.kommune_approved_by)
+        _item_set(item, decision, actor, approver=_approver(item, request))
     if todo:
         audit_event_record(
             actor=actor,
@@ -1118,14 +1196,27 @@ def _grant_snapshot(grant: Grant) -> dict[str, Any]:
         "status": grant.status,
         "instruction_version": grant.instruction.version if grant.instruction else None,
         "delegation": str(grant.delegation_id) if grant.delegation_id else None,
+        "service_codes": grant.service_codes,
         "revoke_reason": grant.revoke_reason,
+        "revoke_reason_code": grant.revoke_reason_code,
+        "revoke_reason_params": grant.revoke_reason_params,
     }
 
 
-def _grants_revoke(grants: QuerySet[Grant], *, actor: User | None, reason: str) -> list[Grant]:
+def _grants_revoke(
+    grants: QuerySet[Grant],
+    *,
+    actor: User | None,
+    reason: str = "",
+    code: str = "",
+    params: dict[str, Any] | None = None,
+) -> list[Grant]:
     """Move live grants to `revoking`, close them at the gateway at once (a task of its own after
     COMMIT) and queue one job per client, which narrows the scope at the authorization server
-    (and closes them at the gateway too, in case the first task was lost). Returns them."""
+    (and closes them at the gateway too, in case the first task was lost). Returns them.
+
+    The reason is a code of ``policy.GRANT_REASONS`` with its parameters, worded when read; or
+    ``reason``, a person's own words, kept as written."""
     now = timezone.now()
     clients: dict[Any, OAuthClient] = {}
     revoked = []
@@ -1140,6 +1231,8 @@ def _grants_revoke(grants: QuerySet[Grant], *, actor: User | None, reason: str) 
             grant.revoked_at = now
             grant.revoked_by = actor
             grant.revoke_reason = reason[:300]
+            grant.revoke_reason_code = code
+            grant.revoke_reason_params = params or {}
             grant.save(
                 update_fields=[
                     "status",
@@ -1147,6 +1240,8 @@ def _grants_revoke(grants: QuerySet[Grant], *, actor: User | None, reason: str) 
                     "revoked_at",
                     "revoked_by",
                     "revoke_reason",
+                    "revoke_reason_code",
+                    "revoke_reason_params",
                 ]
             )
             audit_event_record(
@@ -1174,7 +1269,9 @@ def grant_revoke(*, grant: Grant, actor: User, reason: str = "") -> Grant:
     revoked = _grants_revoke(
         Grant.objects.live().filter(pk=grant.pk),
         actor=actor,
-        reason=reason or _("Revoked by %(person)s.") % {"person": _person(actor)},
+        reason=reason,
+        code="" if reason else "revoked_by",
+        params=None if reason else {"person": _person(actor)},
     )
     if revoked:
         return revoked[0]
@@ -1218,6 +1315,8 @@ def policy_inputs_reevaluate(change: PolicyInputsChanged) -> None:
         items = AccessRequestItem.objects.filter(request__kommune=change.kommune)
     else:
         return
+    if change.environment is not None:
+        grants = grants.filter(client__environment=change.environment)
     grants_reevaluate(grants, actor=change.actor)
     _items_reevaluate(items, actor=None)
 
@@ -1225,7 +1324,7 @@ def policy_inputs_reevaluate(change: PolicyInputsChanged) -> None:
 def grants_reevaluate(grants: QuerySet[Grant], *, actor: User | None) -> list[Grant]:
     """Revoke the live grants among ``grants`` that the policy's rules 1 and 2 no longer allow,
     each with its own reason. Returns those revoked."""
-    objections: dict[str, list[Any]] = {}
+    objections: dict[str, tuple[str, dict[str, Any], list[Any]]] = {}
     candidates = grants.select_related(
         "service",
         "client__product",
@@ -1233,18 +1332,19 @@ def grants_reevaluate(grants: QuerySet[Grant], *, actor: User | None) -> list[Gr
         "kommune__epj_switch_product",
     ).order_by("pk")
     for grant in candidates:
-        reason = policy.grant_objection(
+        code, params = policy.grant_objection(
             service=grant.service,
             access=grant.access,
             product=grant.client.product,
             environment=grant.client.environment,
             kommune=grant.kommune,
         )
-        if reason:
-            objections.setdefault(reason, []).append(grant.pk)
+        if code:
+            key = json.dumps([code, params], sort_keys=True)
+            objections.setdefault(key, (code, params, []))[2].append(grant.pk)
     revoked = []
-    for reason, ids in objections.items():
+    for code, params, ids in objections.values():
         revoked += _grants_revoke(
-            Grant.objects.live().filter(pk__in=ids), actor=actor, reason=reason
+            Grant.objects.live().filter(pk__in=ids), actor=actor, code=code, params=params
         )
     return revoked

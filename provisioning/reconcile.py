@@ -4,7 +4,10 @@ audit event. Run by beat, by `manage.py reconcile`, and after a gateway restart.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,23 +117,51 @@ def reconcile(*, authserver: AuthServerClient | None = None) -> Report:
     """One full comparison and heal. One at a time: a run that finds another one running
     returns at once (``skipped``)."""
     report = Report()
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [LOCK_KEY])
-        (locked,) = cursor.fetchone()
-    if not locked:
-        report.skipped = True
-        logger.info("reconcile skipped: another run holds the lock")
-        return report
-    try:
+    with reconcile_lock() as locked:
+        if not locked:
+            report.skipped = True
+            logger.info("reconcile skipped: another run holds the lock")
+            return report
         try:
             _gateway(report)
         except GatewayUnavailable as exc:
             report.errors.append(f"gateway: {exc}")
         _authorization_server(report, authserver or AuthServerClient())
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(%s)", [LOCK_KEY])
     return report
+
+
+@contextlib.contextmanager
+def reconcile_lock() -> Iterator[bool]:
+    """Hold the one-reconciler-at-a-time lock if it is free (yields True), else yield False.
+
+    PostgreSQL: an advisory lock, shared by every process and host using the database. SQLite
+    (the default of ``make run``, one host) has no such function: an exclusive ``flock`` on a
+    file in the var directory, which the kernel releases if the process dies.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s)", [LOCK_KEY])
+            (locked,) = cursor.fetchone()
+        if not locked:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [LOCK_KEY])
+        return
+    settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
+    with open(settings.VAR_DIR / "reconcile.lock", "a+b") as lock_file:
+        try:
+            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
 
 
 def _gateway(report: Report) -> None:

@@ -535,7 +535,13 @@ def job_retry(*, job: ProvisioningJob, actor: Any) -> ProvisioningJob:
                 before={"status": GrantStatus.FAILED, "reason": grant.status_reason},
                 after={"status": GrantStatus.PENDING},
             )
-    failed.update(status=GrantStatus.PENDING, status_changed_at=now, status_reason="")
+    failed.update(
+        status=GrantStatus.PENDING,
+        status_changed_at=now,
+        status_reason="",
+        status_reason_code="",
+        status_reason_params={},
+    )
     provisioning_job_send_on_commit(job_id=job.pk)
     return job
 
@@ -787,7 +793,11 @@ def _grants_accept(grants: list[Grant], fence: Fence) -> list[Grant]:
     with transaction.atomic():
         fence()
         accepted = Grant.objects.filter(pk__in=ids, status=GrantStatus.PROVISIONING).update(
-            status=GrantStatus.ACTIVE, status_changed_at=now, status_reason=""
+            status=GrantStatus.ACTIVE,
+            status_changed_at=now,
+            status_reason="",
+            status_reason_code="",
+            status_reason_params={},
         )
         activated = grants
         if accepted < len(grants):  # some were revoked meanwhile; only this claim activates
@@ -889,23 +899,32 @@ def record(state: ClientState) -> None:
     keys all expired wait as pending, with the reason, for a new key. Run inside the caller's
     transaction, after ``client_sync`` (which activated the new grants)."""
     now = timezone.now()
-    changes: list[tuple[Grant, str, str, str, str]] = [
-        (g, g.status, GrantStatus.REVOKED, "grant.revoked_everywhere", g.status_reason)
+    # (grant, old status, new status, audit action, reason code and text): a revoked grant keeps
+    # the reason it was revoked with; the code is worded in the reader's language when read.
+    changes: list[tuple[Grant, str, str, str, str, str]] = [
+        (
+            g,
+            g.status,
+            GrantStatus.REVOKED,
+            "grant.revoked_everywhere",
+            g.status_reason_code,
+            g.status_reason,
+        )
         for g in state.closing
         if g.status == GrantStatus.REVOKING
     ]
     if state.keys_expired:
         reason = str(KEYS_EXPIRED)
         changes += [
-            (g, g.status, GrantStatus.PENDING, "grant.suspended", reason)
+            (g, g.status, GrantStatus.PENDING, "grant.suspended", "keys_expired", reason)
             for g in state.closing
             if g.status in (GrantStatus.ACTIVE, GrantStatus.PROVISIONING)
         ]
     with audit_events_batched():
-        for grant, old, new, action, reason in changes:
+        for grant, old, new, action, code, reason in changes:
             # A grant whose status changed while this job ran keeps it: its change has a job.
             changed = Grant.objects.filter(pk=grant.pk, status=old).update(
-                status=new, status_changed_at=now, status_reason=reason
+                status=new, status_changed_at=now, status_reason=reason, status_reason_code=code
             )
             if changed:
                 audit_event_record(

@@ -22,11 +22,14 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class PolicyInputsChanged:
-    """What changed: products whose (declared or verified) type changed, or a kommune's EPJ."""
+    """What changed: products whose (declared or verified) type changed, or a kommune's EPJ.
+    ``environment``: only the grants of clients in that environment can be affected (a vendor's
+    declaration counts in test only); None for every environment."""
 
     actor: User | None
     products: Sequence[Product] = ()
     kommune: Organisation | None = None
+    environment: str | None = None
 
 
 Receiver = Callable[[PolicyInputsChanged], None]

@@ -162,8 +162,9 @@ class Product(models.Model):
         _("Epic"), default=False, help_text=_("The EPJ is Epic (Helseplattformen).")
     )
     # NHN's word, which production relies on: the vendor's declaration above counts in the test
-    # environment only. A new declaration clears ``verified_at`` (the product is unverified until
-    # NHN looks again); the verified type stays as history of what NHN last said.
+    # environment only. A new declaration does not clear it: production keeps going by what NHN
+    # last verified (clearing it let one vendor's toggle revoke every other vendor's access that
+    # rested on its EPJ), and ``reverification_requested_at`` asks NHN to look again.
     verified_system_type = models.CharField(
         _("verified system type"), max_length=3, choices=SystemType.choices, blank=True
     )
@@ -171,6 +172,12 @@ class Product(models.Model):
     verified_at = models.DateTimeField(_("verified at"), null=True, blank=True)
     verified_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    reverification_requested_at = models.DateTimeField(
+        _("re-verification requested at"),
+        null=True,
+        blank=True,
+        help_text=_("The vendor declared a new type since NHN verified it."),
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -205,6 +212,11 @@ class Product(models.Model):
     @property
     def is_verified(self) -> bool:
         return self.verified_at is not None
+
+    @property
+    def awaiting_verification(self) -> bool:
+        """NHN has never verified it, or the vendor has declared a new type since."""
+        return self.verified_at is None or self.reverification_requested_at is not None
 
     def system_type_in(self, environment: str) -> str | None:
         """The type the policy goes by: the declared one in test, NHN's verified one in

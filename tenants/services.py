@@ -21,6 +21,7 @@ from tenants.models import (
     ADMIN_ROLES,
     ROLE_RANK,
     ROLES_BY_KIND,
+    Environment,
     Kommune,
     Membership,
     Organisation,
@@ -118,6 +119,7 @@ def _product_snapshot(product: Product) -> dict[str, Any]:
         "verified_system_type": product.verified_system_type,
         "verified_is_epic": product.verified_is_epic,
         "verified": product.is_verified,
+        "awaiting_verification": product.awaiting_verification,
     }
 
 
@@ -136,8 +138,9 @@ def product_declare(
     is_epic: bool | None = None,
 ) -> Product:
     """The vendor changes its product. A new system type or Epic flag is only the vendor's word:
-    the product is unverified again, and the grants of its clients are re-evaluated (in
-    production nothing passes until NHN verifies it again)."""
+    the test environment goes by it at once (its test grants are re-evaluated); production keeps
+    going by what NHN last verified, and the product awaits NHN's re-verification, which
+    re-evaluates production."""
     product = Product.objects.select_for_update().get(pk=product.pk)
     before = _product_snapshot(product)
     new_type = product.system_type if system_type is None else system_type
@@ -147,11 +150,14 @@ def product_declare(
     if name is not None:
         product.name = name.strip()
     product.system_type, product.is_epic = new_type, new_epic
-    if retyped:
-        product.verified_at = None
-        product.verified_by = None
+    if retyped and product.is_verified:
+        as_verified = (new_type, new_epic) == (
+            product.verified_system_type,
+            product.verified_is_epic,
+        )
+        product.reverification_requested_at = None if as_verified else timezone.now()
     product.full_clean()
-    product.save(update_fields=["name", "system_type", "is_epic", "verified_at", "verified_by"])
+    product.save(update_fields=["name", "system_type", "is_epic", "reverification_requested_at"])
     audit_event_record(
         actor=actor,
         action="product.declared",
@@ -161,7 +167,9 @@ def product_declare(
         after=_product_snapshot(product),
     )
     if retyped:
-        policy_inputs_changed(PolicyInputsChanged(actor=actor, products=[product]))
+        policy_inputs_changed(
+            PolicyInputsChanged(actor=actor, products=[product], environment=Environment.TEST)
+        )
     return product
 
 
@@ -179,9 +187,16 @@ def product_verify(
     product.verified_is_epic = is_epic
     product.verified_at = timezone.now()
     product.verified_by = actor
+    product.reverification_requested_at = None
     product.full_clean()
     product.save(
-        update_fields=["verified_system_type", "verified_is_epic", "verified_at", "verified_by"]
+        update_fields=[
+            "verified_system_type",
+            "verified_is_epic",
+            "verified_at",
+            "verified_by",
+            "reverification_requested_at",
+        ]
     )
     audit_event_record(
         actor=actor,
@@ -504,3 +519,44 @@ def _epj_snapshot(kommune: Organisation) -> dict[str, Any]:
         ),
         "switch_date": kommune.epj_switch_date.isoformat() if kommune.epj_switch_date else None,
     }
+
+
+EPJ_SWITCH_ACTOR = "system:epj-switch"
+
+
+def kommune_epj_switches_apply(*, today: datetime.date | None = None) -> int:
+    """Make each planned EPJ switch whose date has come the kommune's current EPJ (run by a
+    periodic task), so the grants it no longer allows are revoked. Production already reads a
+    switch from its date (``Organisation.epj_for``), but nothing re-evaluated the grants on that
+    day. One transaction per kommune: one failure does not hold back the others. Returns how
+    many kommuner switched."""
+    day = today or timezone.localdate()
+    due = Organisation.objects.filter(
+        kind=Organisation.Kind.KOMMUNE, epj_switch_date__lte=day
+    ).values_list("pk", flat=True)
+    switched = 0
+    for pk in list(due):
+        with transaction.atomic():
+            kommune = Organisation.objects.select_for_update().filter(pk=pk).first()
+            if kommune is None or kommune.epj_switch_date is None or kommune.epj_switch_date > day:
+                continue  # changed since the read above
+            before = _epj_snapshot(kommune)
+            kommune.epj_product = kommune.epj_switch_product
+            kommune.epj_switch_product = None
+            kommune.epj_switch_date = None
+            kommune.full_clean()
+            kommune.save(
+                update_fields=["epj_product", "epj_switch_product", "epj_switch_date", "updated_at"]
+            )
+            audit_event_record(
+                actor=None,
+                actor_label=EPJ_SWITCH_ACTOR,
+                action="kommune.epj_switched",
+                target=kommune,
+                organisation=kommune,
+                before=before,
+                after=_epj_snapshot(kommune),
+            )
+            policy_inputs_changed(PolicyInputsChanged(actor=None, kommune=kommune))
+            switched += 1
+    return switched

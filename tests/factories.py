@@ -8,7 +8,7 @@ import factory
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from orders.models import Access, Delegation, DelegationItem, Instruction, Service
+from orders.models import Access, Delegation, DelegationItem, Grant, Instruction, Service
 from tenants.models import (
     ClientKey,
     Environment,
@@ -181,4 +181,13 @@ def delegation_items_set(delegation: Delegation, items: Any) -> None:
     DelegationItem.objects.bulk_create(
         DelegationItem(delegation=delegation, service=s, access=a, service_codes=list(codes))
         for s, a, codes in items
+    )
+
+
+def revoke_reason(grant: Grant) -> str:
+    """The grant's revocation reason as a reader in the active language sees it."""
+    from orders.policy import grant_reason_text
+
+    return grant_reason_text(
+        grant.revoke_reason_code, grant.revoke_reason_params, grant.revoke_reason
     )

@@ -17,7 +17,7 @@ from orders.models import (
     Instruction,
     Service,
 )
-from orders.policy import reason_text
+from orders.policy import grant_reason_text, reason_text
 from tenants.models import ClientKey, Environment, OAuthClient, Role
 from tenants.validators import validate_orgnr
 
@@ -223,7 +223,9 @@ class DelegationSerializer(serializers.ModelSerializer[Delegation]):
 class DelegationInputSerializer(serializers.Serializer[Any]):
     kommune = serializers.CharField(max_length=9)
     vendor = serializers.CharField(max_length=9)
-    items = ItemInputSerializer(many=True, allow_empty=False, max_length=50)  # type: ignore[call-arg]
+    items: serializers.ListSerializer[Any] = serializers.ListSerializer(
+        child=ItemInputSerializer(), allow_empty=False, max_length=50
+    )
     valid_from = serializers.DateField(required=False, allow_null=True)
     valid_until = serializers.DateField(required=False, allow_null=True)
 
@@ -351,7 +353,9 @@ class AccessRequestInputSerializer(serializers.Serializer[Any]):
     kommuner = serializers.ListField(
         child=serializers.CharField(max_length=9), required=False, max_length=1000
     )
-    items = ItemInputSerializer(many=True, allow_empty=False, max_length=50)  # type: ignore[call-arg]
+    items: serializers.ListSerializer[Any] = serializers.ListSerializer(
+        child=ItemInputSerializer(), allow_empty=False, max_length=50
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if ("kommune" in attrs) == ("kommuner" in attrs):
@@ -397,6 +401,8 @@ class GrantSerializer(serializers.ModelSerializer[Grant]):
         source="approved_by.username", allow_null=True, default=None
     )
     provisioning = ProvisioningSerializer(source="client")
+    status_reason = serializers.SerializerMethodField()
+    revoke_reason = serializers.SerializerMethodField()
 
     class Meta:
         model = Grant
@@ -422,6 +428,16 @@ class GrantSerializer(serializers.ModelSerializer[Grant]):
             "provisioning",
         ]
         read_only_fields = fields
+
+    def get_status_reason(self, grant: Grant) -> str:
+        return grant_reason_text(
+            grant.status_reason_code, grant.status_reason_params, grant.status_reason
+        )
+
+    def get_revoke_reason(self, grant: Grant) -> str:
+        return grant_reason_text(
+            grant.revoke_reason_code, grant.revoke_reason_params, grant.revoke_reason
+        )
 
 
 class GrantRevokeSerializer(serializers.Serializer[Any]):

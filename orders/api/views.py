@@ -206,6 +206,7 @@ class DelegationViewSet(
         items = DelegationItem.objects.select_related("service").only(
             "delegation_id", "access", "service_codes", "service__code", "service__position"
         )
+        # to_attr fills the attribute the model declares (the stubs see it as a second one).
         ordered = Prefetch(
             "items", queryset=items.order_by("service__position", "access"), to_attr="ordered_items"
         )

@@ -76,8 +76,14 @@ class OrganizationCreateSerializer(serializers.Serializer[Any]):
 
 class ProductSerializer(serializers.ModelSerializer[Product]):
     vendor = serializers.CharField(source="vendor.orgnr")
-    verified_by = serializers.CharField(
-        source="verified_by.username", allow_null=True, default=None
+    awaiting_verification = serializers.BooleanField(
+        read_only=True,
+        help_text="NHN has not verified the product, or the vendor declared a new type since; "
+        "production goes by verified_system_type meanwhile (none while verified_at is null).",
+    )
+    verified_by = serializers.SerializerMethodField(
+        help_text='Who verified it: the NHN operator to NHN staff, "NHN" to everyone else '
+        "(an operator's e-mail address is not for every logged-in user)."
     )
 
     class Meta:
@@ -92,6 +98,8 @@ class ProductSerializer(serializers.ModelSerializer[Product]):
             "verified_is_epic",
             "verified_at",
             "verified_by",
+            "reverification_requested_at",
+            "awaiting_verification",
             "created_at",
         ]
         read_only_fields = fields
@@ -104,6 +112,14 @@ class ProductSerializer(serializers.ModelSerializer[Product]):
                 "verified_at is null."
             },
         }
+
+    def get_verified_by(self, product: Product) -> str | None:
+        if product.verified_at is None:
+            return None
+        request = self.context.get("request")
+        if request is not None and Membership.objects.is_nhn_staff(request.user):
+            return product.verified_by.username if product.verified_by else None
+        return "NHN"
 
 
 class ProductInputSerializer(serializers.Serializer[Any]):

@@ -161,11 +161,12 @@ class ProductViewSet(
             is_epic=data.validated_data["is_epic"],
             actor=authenticated_user(request),
         )
-        return Response(ProductSerializer(product).data, status=status.HTTP_201_CREATED)
+        return Response(self.get_serializer(product).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=ProductUpdateSerializer, responses=ProductSerializer)
     def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        """A vendor admin changes the product; a new type or Epic flag un-verifies it."""
+        """A vendor admin changes the product; a new type or Epic flag asks NHN to verify again
+        (production keeps going by NHN's last verification meanwhile)."""
         product = self.get_object()
         require_role(request.user, product.vendor, Role.VENDOR_ADMIN)
         data = ProductUpdateSerializer(data=request.data)
@@ -175,7 +176,7 @@ class ProductViewSet(
             actor=authenticated_user(request),
             **data.validated_data,
         )
-        return Response(ProductSerializer(self.get_queryset().get(pk=product.pk)).data)
+        return Response(self.get_serializer(self.get_queryset().get(pk=product.pk)).data)
 
     @extend_schema(request=ProductVerifySerializer, responses=ProductSerializer)
     @action(detail=True, methods=["post"], permission_classes=[IsAuthenticated, IsNhnOperator])
@@ -191,7 +192,7 @@ class ProductViewSet(
             is_epic=data.validated_data["is_epic"],
             actor=authenticated_user(request),
         )
-        return Response(ProductSerializer(self.get_queryset().get(pk=product.pk)).data)
+        return Response(self.get_serializer(self.get_queryset().get(pk=product.pk)).data)
 
 
 @extend_schema(

@@ -102,7 +102,7 @@ def test_only_the_vendor_s_admin_re_declares_its_product(
     assert response.status_code == status, response.content
     world.product.refresh_from_db()
     assert (world.product.system_type == "DHO") is (status == 200)
-    assert world.product.is_verified is (status != 200)
+    assert world.product.awaiting_verification is (status == 200)
 
 
 @pytest.fixture

@@ -45,3 +45,77 @@ def test_a_reason_stored_with_words_of_either_language_reads_in_the_readers() ->
         text = reason_text("not_available", stored)
 
     assert text == "patient opens in production on x; the item is granted by itself then."
+
+
+def _grant_reason(client: APIClient, grant_id: object, language: str) -> str:
+    response = client.get(f"/api/v1/grants/{grant_id}/", HTTP_ACCEPT_LANGUAGE=language)
+    assert response.status_code == 200, response.json()
+    reason: str = response.json()["revoke_reason"]
+    return reason
+
+
+def test_a_grant_revoked_in_english_reads_in_bokmal_and_back(world: World) -> None:
+    """Revocation reasons are kept as a code and parameters, worded when read (as items are)."""
+    from django.utils import translation
+
+    from orders import services
+    from orders.models import AccessRequest, Service
+    from tenants import services as tenant_services
+    from tenants.models import Product
+    from tests.factories import ClientFactory, ProductFactory
+
+    epj = ProductFactory(vendor=world.vendor, system_type=Product.SystemType.EPJ)
+    patient = Service.objects.get(code="patient")
+    grants = []
+    for client in (world.client, ClientFactory(product=epj)):
+        [request] = services.access_request_create(
+            client=client,
+            kommuner=[world.kommune],
+            items=[
+                services.ItemInput(
+                    service=patient, access="read" if client == world.client else "write"
+                )
+            ],
+            initiated_by=AccessRequest.Initiator.VENDOR,
+            actor=world.people["vendor_admin"],
+        )
+        grants.append(request.items.get().grant)
+    delegated, written = grants
+    with translation.override("en"):
+        tenant_services.product_verify(
+            product=epj, system_type="VFT", is_epic=False, actor=world.people["nhn_operator"]
+        )
+        services.delegation_revoke(delegation=world.delegation, actor=world.people["kommune_admin"])
+    reader = APIClient()
+    reader.force_authenticate(world.people["kommune_admin"])
+
+    assert (
+        _grant_reason(reader, delegated.pk, "nb")
+        == "Delegeringen tilgangen bygde på, ble trukket tilbake."
+    )
+    assert _grant_reason(reader, delegated.pk, "en") == "The delegation it rested on was revoked."
+    in_bokmal = _grant_reason(reader, written.pk, "nb")
+    assert "ikke lenger verifisert som EPJ" in in_bokmal, in_bokmal
+    assert "skrive" in in_bokmal, in_bokmal  # the access, worded in bokmål too
+    in_english = _grant_reason(reader, written.pk, "en")
+    assert "no longer verified as EPJ" in in_english, in_english
+    assert "may write patient" in in_english, in_english
+
+
+def test_a_grant_revoked_before_reason_codes_reads_as_it_was_stored(world: World) -> None:
+    from orders.models import Grant, GrantStatus, Service
+
+    patient = Service.objects.get(code="patient")
+    old = Grant.objects.create(
+        client=world.client,
+        kommune=world.kommune,
+        service=patient,
+        access="read",
+        scope=patient.scope_for("read"),
+        status=GrantStatus.REVOKED,
+        revoke_reason="Avtalen er sagt opp",
+    )
+    reader = APIClient()
+    reader.force_authenticate(world.people["kommune_admin"])
+
+    assert _grant_reason(reader, old.pk, "en") == "Avtalen er sagt opp"

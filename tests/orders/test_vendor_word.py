@@ -26,7 +26,7 @@ from orders.models import (
 from tenants import services as tenant_services
 from tenants.models import Environment, Product
 from tests.conftest import World
-from tests.factories import ClientFactory, DelegationFactory, ProductFactory
+from tests.factories import ClientFactory, DelegationFactory, ProductFactory, revoke_reason
 from tests.keys import jwks, rsa_public_jwk
 
 pytestmark = pytest.mark.django_db
@@ -161,18 +161,29 @@ def test_production_uses_the_type_nhn_verified_not_the_declared_one(world: World
     assert "VFT" in body["items"][0]["reason"]
 
 
-def test_a_vendor_changing_its_declared_type_unverifies_the_product(world: World) -> None:
+def test_a_vendor_changing_its_declared_type_asks_nhn_to_verify_again(world: World) -> None:
+    verified_at = world.product.verified_at
     changed = as_(world, "vendor_admin").patch(
         f"/api/v1/products/{world.product.pk}/", {"system_type": "DHO"}, format="json"
     )
 
     assert changed.status_code == 200, changed.json()
+    body = changed.json()
+    assert (body["system_type"], body["verified_system_type"]) == ("DHO", "VFT")
+    assert body["awaiting_verification"] is True
     world.product.refresh_from_db()
-    assert world.product.system_type == "DHO"
-    assert world.product.verified_at is None
+    assert world.product.verified_at == verified_at  # NHN's last word still counts
+    assert world.product.system_type_in(Environment.PRODUCTION) == "VFT"
     assert AuditEvent.objects.filter(
         action="product.declared", object_id=str(world.product.pk)
     ).exists()
+
+    verified = as_(world, "nhn_operator").post(
+        f"/api/v1/products/{world.product.pk}/verify/",
+        {"system_type": "DHO", "is_epic": False},
+        format="json",
+    )
+    assert verified.json()["awaiting_verification"] is False
 
 
 # --- 2. Delegations name service and access, and the codes the kommune allows ----------------
@@ -272,21 +283,69 @@ def test_nhn_verifying_a_product_as_vft_revokes_its_write_grants_with_the_reason
     assert response.status_code == 200, response.json()
     grant.refresh_from_db()
     assert grant.status == GrantStatus.REVOKING
-    assert "ikke lenger verifisert som EPJ" in grant.revoke_reason  # bokmål first
+    assert "ikke lenger verifisert som EPJ" in revoke_reason(grant)  # bokmål first
     assert ProvisioningJob.objects.filter(client=grant.client, status="pending").exists()
     assert AuditEvent.objects.filter(action="grant.revoked", object_id=str(grant.pk)).exists()
 
 
-def test_a_vendor_redeclaring_its_product_revokes_production_grants(world: World) -> None:
-    product, grant = epj_world(world)
+def test_a_vendor_redeclaring_keeps_production_by_nhn_s_word_and_re_evaluates_test_grants(
+    world: World,
+) -> None:
+    product, production = epj_world(world)
+    [request] = services.access_request_create(
+        client=ClientFactory(product=product, environment=Environment.TEST),
+        kommuner=[world.kommune],
+        items=[services.ItemInput(service=Service.objects.get(code="patient"), access="write")],
+        initiated_by=AccessRequest.Initiator.VENDOR,
+        actor=world.people["vendor_admin"],
+    )
+    in_test = request.items.get().grant
+    assert in_test is not None
 
     as_(world, "vendor_admin").patch(
         f"/api/v1/products/{product.pk}/", {"system_type": "VFT"}, format="json"
     )
 
+    production.refresh_from_db()
+    in_test.refresh_from_db()
+    assert production.status == GrantStatus.PENDING  # NHN verified it as an EPJ
+    assert in_test.status == GrantStatus.REVOKING  # the test environment goes by the declaration
+    assert "ikke lenger oppgitt som EPJ" in revoke_reason(in_test)
+
+    # NHN's verification of the new declaration re-evaluates production.
+    as_(world, "nhn_operator").post(
+        f"/api/v1/products/{product.pk}/verify/",
+        {"system_type": "VFT", "is_epic": False},
+        format="json",
+    )
+    production.refresh_from_db()
+    assert production.status == GrantStatus.REVOKING
+
+
+def test_the_epic_vendor_redeclaring_does_not_revoke_other_vendors_production_access(
+    world: World,
+) -> None:
+    epic_vendor_admin = world.people["other_vendor_admin"]
+    epic = ProductFactory(
+        vendor=world.other_vendor, system_type=Product.SystemType.EPJ, is_epic=True
+    )
+    tenant_services.kommune_epj_set(kommune=world.kommune, product=epic)
+    world.kommune.refresh_from_db()
+    [request] = services.access_request_create(
+        client=world.client,
+        kommuner=[world.kommune],
+        items=[services.ItemInput(service=Service.objects.get(code="condition"), access="read")],
+        initiated_by=AccessRequest.Initiator.VENDOR,
+        actor=world.people["vendor_admin"],
+    )
+    grant = request.items.get().grant
+    assert grant is not None
+
+    for flag in (False, True):  # the Epic vendor toggles its declared flag, and back
+        tenant_services.product_declare(product=epic, is_epic=flag, actor=epic_vendor_admin)
+
     grant.refresh_from_db()
-    assert grant.status == GrantStatus.REVOKING
-    assert "ikke lenger verifisert av NHN" in grant.revoke_reason
+    assert grant.status == GrantStatus.PENDING, revoke_reason(grant)
 
 
 def test_a_kommune_leaving_epic_revokes_its_epic_only_grants(world: World) -> None:
@@ -327,7 +386,7 @@ def test_a_kommune_leaving_epic_revokes_its_epic_only_grants(world: World) -> No
     condition.refresh_from_db()
     patient.refresh_from_db()
     assert condition.status == GrantStatus.REVOKING
-    assert "bruker ikke lenger Epic" in condition.revoke_reason
+    assert "bruker ikke lenger Epic" in revoke_reason(condition)
     assert patient.status == GrantStatus.PENDING  # any EPJ will do for patient
 
 
@@ -354,7 +413,7 @@ def test_nhn_finding_a_kommune_s_epj_is_not_epic_revokes_its_epic_only_grants(
     assert response.status_code == 200, response.json()
     grant.refresh_from_db()
     assert grant.status == GrantStatus.REVOKING
-    assert "bruker ikke lenger Epic" in grant.revoke_reason
+    assert "bruker ikke lenger Epic" in revoke_reason(grant)
 
 
 # --- 4. A kommune's order for a vendor's client waits for the vendor -------------------------
@@ -499,6 +558,10 @@ def test_every_new_reason_and_status_reads_in_bokmal_and_english() -> None:
         "service": "patient",
         "kommune": "Oslo kommune",
         "epj": "Journal EPJ",
+        "version": 2,
+        "person": "Kari",
+        "attempts": 5,
+        "error": "timeout",
     }
     texts = [
         lambda code=code: str(policy.GRANT_REASONS[code]) % params for code in policy.GRANT_REASONS
@@ -515,3 +578,23 @@ def test_every_new_reason_and_status_reads_in_bokmal_and_english() -> None:
             english = text()
         assert norwegian
         assert norwegian != english, english
+
+
+def test_who_verified_a_product_is_shown_by_name_to_nhn_staff_only(world: World) -> None:
+    operator = world.people["nhn_operator"]
+    verified = as_(world, "nhn_operator").post(
+        f"/api/v1/products/{world.product.pk}/verify/",
+        {"system_type": "VFT", "is_epic": False},
+        format="json",
+    )
+    assert verified.json()["verified_by"] == operator.username
+
+    for who in ("vendor_admin", "kommune_admin", "other_vendor_admin"):
+        shown = as_(world, who).get(f"/api/v1/products/{world.product.pk}/").json()
+        assert shown["verified_by"] == "NHN", (who, shown)
+        listed = as_(world, who).get("/api/v1/products/").json()
+        rows = listed["results"] if isinstance(listed, dict) else listed
+        assert operator.username not in str(rows), who
+    for who in ("nhn_operator", "nhn_auditor"):
+        shown = as_(world, who).get(f"/api/v1/products/{world.product.pk}/").json()
+        assert shown["verified_by"] == operator.username, who

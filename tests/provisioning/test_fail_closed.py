@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 from django.db import connection
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from orders import services
 from orders.models import GrantStatus, ProvisioningJob, Service
+from orders.policy import grant_reason_text
 from provisioning import reconcile as reconcile_module
 from provisioning import runner
 from provisioning.reconcile import desired_entries, gateway_files_write, reconcile
@@ -268,6 +269,14 @@ def test_a_client_whose_keys_all_expired_is_closed_with_a_reason_and_healed_once
     grant.refresh_from_db()
     assert grant.status not in (GrantStatus.ACTIVE, GrantStatus.PROVISIONING)
     assert grant.status_reason
+    # Kept as a code, worded in each reader's language.
+    assert grant.status_reason_code == "keys_expired"
+    with translation.override("en"):
+        english = grant_reason_text(grant.status_reason_code, grant.status_reason_params)
+    with translation.override("nb"):
+        bokmal = grant_reason_text(grant.status_reason_code, grant.status_reason_params)
+    assert english.startswith("Every public key of the client has expired")
+    assert bokmal != english
     second = reconcile()
     assert second.heals == []
     assert stack.call(fhir(vendor.kommune, "Patient/1"), token).status_code == 403
