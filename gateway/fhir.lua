@@ -135,6 +135,18 @@ local function includes(ctx, base, modifier, value, parameter)
   return nil
 end
 
+-- A _has or a chain: it must name the type it goes through (else refused with `unnamed`, a
+-- format for the parameter), that type must be reachable, and its inner parameter is analysed
+-- there as a filter.
+local function through(ctx, target, inner, value, parameter, unnamed)
+  if not target then
+    return refuse(403, nil, string.format(unnamed, parameter))
+  end
+  local refusal = reach(ctx, target, parameter)
+  if refusal then return refusal end
+  return analyse(ctx, inner, value, false, parameter)
+end
+
 -- One parameter. `top` is false inside a chain or _has, where only filters make sense.
 analyse = function(ctx, name, value, top, parameter)
   if not string.match(name, "^[A-Za-z0-9_.:-]+$") then
@@ -144,13 +156,8 @@ analyse = function(ctx, name, value, top, parameter)
   local base, modifier = string.match(name, "^([^:.]*)(.*)$")
   if base == "_has" then
     local target, reference, inner = string.match(name, "^_has:([^:.]+):([^:.]+):(.+)$")
-    if not target then
-      return refuse(403, nil, string.format(
-        "The search parameter %s is not _has:Type:reference:parameter.", parameter))
-    end
-    local refusal = reach(ctx, target, parameter)
-    if refusal then return refusal end
-    return analyse(ctx, inner, value, false, parameter)
+    return through(ctx, target, inner, value, parameter,
+      "The search parameter %s is not _has:Type:reference:parameter.")
   end
   if base == "_include" or base == "_revinclude" then
     if not top or string.find(modifier, ".", 1, true) then
@@ -179,14 +186,9 @@ analyse = function(ctx, name, value, top, parameter)
     -- A chain: reference:Type.parameter. Without the type it may reach any type the reference
     -- allows, which the gateway cannot tell: refused.
     local target = string.match(head, "^[^:]+:([A-Z][A-Za-z]*)$")
-    if not target then
-      return refuse(403, nil, string.format(
-        "The chained search parameter %s does not name the type it chains through: write " ..
-        "reference:Type.parameter.", parameter))
-    end
-    local refusal = reach(ctx, target, parameter)
-    if refusal then return refusal end
-    return analyse(ctx, tail, value, false, parameter)
+    return through(ctx, target, tail, value, parameter,
+      "The chained search parameter %s does not name the type it chains through: write " ..
+      "reference:Type.parameter.")
   end
   if string.sub(base, 1, 1) == "_" and not FILTERS[base] and not (top and RESULTS[base]) then
     return refuse(403, nil, string.format(

@@ -409,23 +409,46 @@ def _fail(job: ProvisioningJob, message: str) -> None:
         logger.warning("provisioning job %s: closing failed grants: %s", job.pk, exc)
 
 
+def _grants_move(
+    grants: list[Grant],
+    status: GrantStatus,
+    *,
+    action: str,
+    now: datetime.datetime,
+    after: dict[str, Any] | None = None,
+    **fields: Any,
+) -> None:
+    """The runner moves (locked) grants to ``status``, each recorded, in one update; the objects
+    follow."""
+    with audit_events_batched():
+        for grant in grants:
+            audit_event_record(
+                actor=None,
+                actor_label=ACTOR,
+                action=action,
+                target=grant,
+                organisation=grant.kommune,
+                before={"status": grant.status},
+                after={"status": status, **(after or {})},
+            )
+    Grant.objects.filter(pk__in=[g.pk for g in grants]).update(
+        status=status, status_changed_at=now, **fields
+    )
+    for grant in grants:
+        grant.status = status
+
+
 def _grants_fail(job: ProvisioningJob, message: str, now: datetime.datetime) -> list[Grant]:
     """The job's client's grants being provisioned fail with its reason; returns them."""
     stuck = Grant.objects.filter(client_id=job.client_id, status=GrantStatus.PROVISIONING)
     failed = list(stuck.select_for_update().select_related("kommune", "service"))
-    with audit_events_batched():
-        for grant in failed:
-            audit_event_record(
-                actor=None,
-                actor_label=ACTOR,
-                action="grant.failed",
-                target=grant,
-                organisation=grant.kommune,
-                before={"status": grant.status},
-                after={"status": GrantStatus.FAILED, "error": message},
-            )
-    Grant.objects.filter(pk__in=[g.pk for g in failed]).update(
-        status=GrantStatus.FAILED, status_changed_at=now, status_reason=message[:300]
+    _grants_move(
+        failed,
+        GrantStatus.FAILED,
+        action="grant.failed",
+        now=now,
+        after={"error": message},
+        status_reason=message[:300],
     )
     _kick_pending(job.client_id)
     return failed
@@ -626,21 +649,7 @@ def _state_of(client: OAuthClient, now: datetime.datetime, *, resync: bool = Fal
     )
     pending = [grant for grant in changing if grant.status == GrantStatus.PENDING]
     if pending:
-        with audit_events_batched():
-            for grant in pending:
-                audit_event_record(
-                    actor=None,
-                    actor_label=ACTOR,
-                    action="grant.provisioning",
-                    target=grant,
-                    organisation=grant.kommune,
-                    before={"status": GrantStatus.PENDING},
-                    after={"status": GrantStatus.PROVISIONING},
-                )
-                grant.status = GrantStatus.PROVISIONING
-        Grant.objects.filter(pk__in=[g.pk for g in pending]).update(
-            status=GrantStatus.PROVISIONING, status_changed_at=now
-        )
+        _grants_move(pending, GrantStatus.PROVISIONING, action="grant.provisioning", now=now)
     # What the server must accept: what passes, and what is being provisioned now.
     scope_union = sorted(
         Grant.objects.filter(

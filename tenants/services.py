@@ -491,13 +491,7 @@ def kommune_epj_set(
         )
     kommune = Organisation.objects.select_for_update().get(pk=kommune.pk)
     before = _epj_snapshot(kommune)
-    kommune.epj_product = product
-    kommune.epj_switch_product = switch_product
-    kommune.epj_switch_date = switch_date
-    kommune.full_clean()
-    kommune.save(
-        update_fields=["epj_product", "epj_switch_product", "epj_switch_date", "updated_at"]
-    )
+    _epj_save(kommune, product=product, switch_product=switch_product, switch_date=switch_date)
     audit_event_record(
         actor=actor,
         action="kommune.epj_recorded",
@@ -509,6 +503,23 @@ def kommune_epj_set(
     if _epj_snapshot(kommune) != before:
         policy_inputs_changed(PolicyInputsChanged(actor=actor, kommune=kommune))
     return kommune
+
+
+def _epj_save(
+    kommune: Organisation,
+    *,
+    product: Product | None,
+    switch_product: Product | None,
+    switch_date: datetime.date | None,
+) -> None:
+    """Set and save a (locked) kommune's EPJ and planned switch."""
+    kommune.epj_product = product
+    kommune.epj_switch_product = switch_product
+    kommune.epj_switch_date = switch_date
+    kommune.full_clean()
+    kommune.save(
+        update_fields=["epj_product", "epj_switch_product", "epj_switch_date", "updated_at"]
+    )
 
 
 def _epj_snapshot(kommune: Organisation) -> dict[str, Any]:
@@ -541,12 +552,8 @@ def kommune_epj_switches_apply(*, today: datetime.date | None = None) -> int:
             if kommune is None or kommune.epj_switch_date is None or kommune.epj_switch_date > day:
                 continue  # changed since the read above
             before = _epj_snapshot(kommune)
-            kommune.epj_product = kommune.epj_switch_product
-            kommune.epj_switch_product = None
-            kommune.epj_switch_date = None
-            kommune.full_clean()
-            kommune.save(
-                update_fields=["epj_product", "epj_switch_product", "epj_switch_date", "updated_at"]
+            _epj_save(
+                kommune, product=kommune.epj_switch_product, switch_product=None, switch_date=None
             )
             audit_event_record(
                 actor=None,

@@ -4,7 +4,7 @@ without it get 403), parse, call one service function, answer."""
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db.models import Prefetch, Q, QuerySet
 from django.utils.translation import gettext as _
@@ -45,6 +45,20 @@ from portal.api import get_or_404
 from portal.http import authenticated_user
 from tenants.models import ClientKey, Membership, OAuthClient, Organisation, Product, Role
 from tenants.permissions import is_admin_of, is_nhn_operator, require_admin, require_role
+
+Item = TypeVar("Item", services.ItemInput, services.DelegationItemInput)
+
+
+def _items(kind: type[Item], rows: list[dict[str, Any]]) -> list[Item]:
+    """The service functions' items from an input serializer's validated items."""
+    return [
+        kind(
+            service=row["service"],
+            access=row["access"],
+            service_codes=tuple(row.get("service_codes", ())),
+        )
+        for row in rows
+    ]
 
 
 class ServiceViewSet(viewsets.ReadOnlyModelViewSet[Service]):
@@ -235,14 +249,7 @@ class DelegationViewSet(
         delegation = services.delegation_create(
             kommune=kommune,
             vendor=vendor,
-            items=[
-                services.DelegationItemInput(
-                    service=item["service"],
-                    access=item["access"],
-                    service_codes=tuple(item.get("service_codes", ())),
-                )
-                for item in data.validated_data["items"]
-            ],
+            items=_items(services.DelegationItemInput, data.validated_data["items"]),
             valid_from=data.validated_data.get("valid_from"),
             valid_until=data.validated_data.get("valid_until"),
             actor=authenticated_user(request),
@@ -443,14 +450,7 @@ class AccessRequestViewSet(
         created = services.access_request_create(
             client=client,
             kommuner=[kommuner[o] for o in orgnrs],
-            items=[
-                services.ItemInput(
-                    service=item["service"],
-                    access=item["access"],
-                    service_codes=tuple(item.get("service_codes", ())),
-                )
-                for item in data.validated_data["items"]
-            ],
+            items=_items(services.ItemInput, data.validated_data["items"]),
             initiated_by=initiated_by,
             actor=authenticated_user(request),
         )
