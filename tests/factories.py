@@ -8,7 +8,15 @@ import factory
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from orders.models import Access, Delegation, DelegationItem, Grant, Instruction, Service
+from orders.models import (
+    Access,
+    AccessRequest,
+    Delegation,
+    DelegationItem,
+    Grant,
+    Instruction,
+    Service,
+)
 from tenants.models import (
     ClientKey,
     Environment,
@@ -191,3 +199,26 @@ def revoke_reason(grant: Grant) -> str:
     return grant_reason_text(
         grant.revoke_reason_code, grant.revoke_reason_params, grant.revoke_reason
     )
+
+
+def vendor_order(
+    *, client: OAuthClient, kommune: Organisation, actor: User, items: str
+) -> list[Grant]:
+    """A vendor's order for ``client`` in ``kommune`` of ``items`` ("patient.write,condition.read");
+    its grants in the order asked."""
+    from orders import services
+
+    pairs = [item.split(".") for item in items.split(",")]
+    [request] = services.access_request_create(
+        client=client,
+        kommuner=[kommune],
+        items=[
+            services.ItemInput(service=Service.objects.get(code=code), access=access)
+            for code, access in pairs
+        ],
+        initiated_by=AccessRequest.Initiator.VENDOR,
+        actor=actor,
+    )
+    grants = [request.items.get(service__code=code).grant for code, _access in pairs]
+    assert all(grant is not None for grant in grants), grants
+    return [grant for grant in grants if grant is not None]
