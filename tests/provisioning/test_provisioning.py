@@ -38,9 +38,14 @@ DEADLINE = 30.0
 
 
 class Vendor:
-    """A VFT vendor with a production client, and a kommune that has delegated everything."""
+    """A VFT (or ``system_type``) vendor with a production client, and a kommune that has
+    delegated everything."""
 
-    def __init__(self, environment: str = Environment.PRODUCTION) -> None:
+    def __init__(
+        self,
+        environment: str = Environment.PRODUCTION,
+        system_type: str = Product.SystemType.VFT,
+    ) -> None:
         self.kommune = KommuneOrganisationFactory()
         self.other_kommune = KommuneOrganisationFactory()
         self.vendor = OrganisationFactory(kind=Organisation.Kind.VENDOR)
@@ -48,7 +53,7 @@ class Vendor:
         self.kommune_admin = MembershipFactory(
             organisation=self.kommune, role=Role.KOMMUNE_ADMIN
         ).user
-        product = ProductFactory(vendor=self.vendor, system_type=Product.SystemType.VFT)
+        product = ProductFactory(vendor=self.vendor, system_type=system_type)
         self.client = ClientFactory(product=product, environment=environment)
         InstructionFactory(kommune=self.kommune)
         # Every service, both accesses, every tjenstlig-behov code: the codes a grant holds are
