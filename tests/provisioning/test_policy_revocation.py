@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
-from orders.models import Grant, GrantStatus
+from orders.models import GrantStatus
 from tenants.models import Organisation, Product, Role
 from tests.factories import (
     MembershipFactory,
@@ -17,22 +17,12 @@ from tests.factories import (
     vendor_order,
 )
 from tests.provisioning.stack import Stack, wait_for
-from tests.provisioning.test_provisioning import DEADLINE, Vendor, active, fhir, status_of
+from tests.provisioning.test_provisioning import DEADLINE, Vendor, fhir, status_of
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
 ]
-
-
-def _token_once_active(stack: Stack, vendor: Vendor, *grants: Grant) -> str:
-    """Once every grant is active, a token for the vendor's client."""
-    wait_for(
-        lambda: all(active(grant) for grant in grants),
-        timeout=DEADLINE,
-        what="every grant active",
-    )
-    return stack.access_token(vendor.client_id(), vendor.key)
 
 
 def test_nhn_verifying_an_epj_as_vft_closes_its_write_grant_at_the_gateway(stack: Stack) -> None:
@@ -49,7 +39,7 @@ def test_nhn_verifying_an_epj_as_vft_closes_its_write_grant_at_the_gateway(stack
         actor=vendor.admin,
         items="patient.write,observation.read",
     )
-    token = _token_once_active(stack, vendor, write, read)
+    token = vendor.token_once_active(stack, write, read)
     patient = fhir(vendor.kommune, "Patient")
     observation = fhir(vendor.kommune, "Observation/1")
     assert stack.call(patient, token, "POST").status_code == 200
@@ -93,7 +83,7 @@ def test_a_kommune_leaving_epic_closes_epic_only_grants_and_keeps_the_rest(stack
         actor=vendor.admin,
         items="condition.read,patient.read",
     )
-    token = _token_once_active(stack, vendor, condition, patient)
+    token = vendor.token_once_active(stack, condition, patient)
     conditions = fhir(vendor.kommune, "Condition?patient=1")
     patients = fhir(vendor.kommune, "Patient/1")
     assert stack.call(conditions, token).status_code == 200

@@ -89,6 +89,22 @@ class Vendor:
         self.client.refresh_from_db()
         return self.client.client_id
 
+    def token_once_active(self, stack: Stack, *grants: Grant) -> str:
+        """Once every grant is active, a token for the client."""
+        wait_for(
+            lambda: all(active(grant) for grant in grants),
+            timeout=DEADLINE,
+            what="grant active",
+        )
+        return stack.access_token(self.client_id(), self.key)
+
+    def order_refused(self) -> Grant:
+        """An order under a scope the server does not know: it refuses the client metadata
+        with a 400."""
+        Service.objects.filter(code="care-plan").update(read_scope="nhn:unknown/care-plan.read")
+        [grant] = self.order("care-plan.read")
+        return grant
+
 
 def active(grant: Grant) -> bool:
     grant.refresh_from_db()
@@ -290,9 +306,7 @@ def test_a_refusal_by_the_server_fails_with_its_reason_and_retry_works_after_a_f
 ) -> None:
     stack.start_worker()
     vendor = Vendor()
-    # A scope the server does not know: it refuses the client metadata with a 400.
-    Service.objects.filter(code="care-plan").update(read_scope="nhn:unknown/care-plan.read")
-    [grant] = vendor.order("care-plan.read")
+    grant = vendor.order_refused()
     job = ProvisioningJob.objects.get(client=vendor.client)
 
     wait_for(
@@ -329,8 +343,7 @@ def test_after_an_haproxy_restart_the_reconciler_restores_the_entries(stack: Sta
     stack.start_worker()
     vendor = Vendor()
     [grant] = vendor.order("patient.read")
-    wait_for(lambda: active(grant), timeout=DEADLINE, what="grant active")
-    token = stack.access_token(vendor.client_id(), vendor.key)
+    token = vendor.token_once_active(stack, grant)
 
     stack.stop_haproxy()
     config = stack.gateway.config
@@ -463,8 +476,7 @@ def test_a_grants_service_codes_reach_the_upstream_and_a_changed_set_is_healed(
     stack.start_worker()
     vendor = Vendor()
     [grant] = vendor.order("patient.read", service_codes=("TA", "RT"))
-    wait_for(lambda: active(grant), timeout=DEADLINE, what="grant active")
-    token = stack.access_token(vendor.client_id(), vendor.key)
+    token = vendor.token_once_active(stack, grant)
     assert stack.call(fhir(vendor.kommune, "Patient/1"), token).json()["service_codes"] == "RT,TA"
 
     # Changed behind the gateway's back: the key is the same, its value (the codes) is not.
