@@ -201,24 +201,42 @@ def revoke_reason(grant: Grant) -> str:
     )
 
 
-def vendor_order(
-    *, client: OAuthClient, kommune: Organisation, actor: User, items: str
-) -> list[Grant]:
-    """A vendor's order for ``client`` in ``kommune`` of ``items`` ("patient.write,condition.read");
-    its grants in the order asked."""
+def order_place(
+    *,
+    client: OAuthClient,
+    kommune: Organisation,
+    actor: User,
+    items: str,
+    initiated_by: str = AccessRequest.Initiator.VENDOR,
+    service_codes: tuple[str, ...] = (),
+) -> AccessRequest:
+    """An order for ``client`` in ``kommune`` of ``items``, e.g. "patient.write,condition.read"."""
     from orders import services
 
-    pairs = [item.split(".") for item in items.split(",")]
     [request] = services.access_request_create(
         client=client,
         kommuner=[kommune],
         items=[
-            services.ItemInput(service=Service.objects.get(code=code), access=access)
-            for code, access in pairs
+            services.ItemInput(
+                service=Service.objects.get(code=code),
+                access=access,
+                service_codes=service_codes,
+            )
+            for code, access in (item.split(".") for item in items.split(","))
         ],
-        initiated_by=AccessRequest.Initiator.VENDOR,
+        initiated_by=initiated_by,
         actor=actor,
     )
-    grants = [request.items.get(service__code=code).grant for code, _access in pairs]
+    return request
+
+
+def vendor_order(
+    *, client: OAuthClient, kommune: Organisation, actor: User, items: str
+) -> list[Grant]:
+    """A vendor's order (see ``order_place``); its grants in the order asked."""
+    request = order_place(client=client, kommune=kommune, actor=actor, items=items)
+    grants = [
+        request.items.get(service__code=item.split(".")[0]).grant for item in items.split(",")
+    ]
     assert all(grant is not None for grant in grants), grants
     return [grant for grant in grants if grant is not None]
