@@ -14,6 +14,7 @@ from orders.models import (
     Delegation,
     DelegationItem,
     Grant,
+    GrantStatus,
     Instruction,
     Service,
 )
@@ -125,6 +126,20 @@ class ClientFactory(factory.django.DjangoModelFactory[OAuthClient]):
             ClientKey.objects.create(
                 client=self, kid="key-1", kty="RSA", alg="RS256", jwk=rsa_public_jwk()
             )
+
+
+class GrantFactory(factory.django.DjangoModelFactory[Grant]):
+    """An active read grant of patient, with the scope the service names for its access."""
+
+    class Meta:
+        model = Grant
+
+    client = factory.SubFactory(ClientFactory)
+    kommune = factory.SubFactory(KommuneOrganisationFactory)
+    service = factory.LazyFunction(lambda: Service.objects.get(code="patient"))
+    access = Access.READ
+    scope = factory.LazyAttribute(lambda grant: grant.service.scope_for(grant.access))
+    status = GrantStatus.ACTIVE
 
 
 class InstructionFactory(factory.django.DjangoModelFactory[Instruction]):

@@ -17,7 +17,7 @@ from portal.celery import app as celery_app
 from tenants import services as tenant_services
 from tenants.models import Environment, Product
 from tests.conftest import World
-from tests.factories import ClientFactory, ProductFactory, revoke_reason
+from tests.factories import ClientFactory, GrantFactory, ProductFactory, revoke_reason
 
 pytestmark = pytest.mark.django_db
 
@@ -90,12 +90,10 @@ def test_nhn_lists_unverified_products_holding_live_production_grants(world: Wor
         (in_production, care_plan, GrantStatus.PENDING),
         (in_test, patient, GrantStatus.ACTIVE),  # test grants go by the declaration
     ):
-        Grant.objects.create(
+        GrantFactory(
             client=client,
             kommune=world.kommune,
             service=service,
-            access="read",
-            scope=service.scope_for("read"),
             status=status,
         )
     unused = ProductFactory(vendor=world.vendor, name="Never Used", verified_at=None)
@@ -119,12 +117,10 @@ def test_with_fail_the_command_exits_non_zero_while_any_is_left(world: World) ->
 
     legacy = ProductFactory(vendor=world.vendor, verified_at=None)
     patient = Service.objects.get(code="patient")
-    Grant.objects.create(
+    GrantFactory(
         client=ClientFactory(product=legacy),
         kommune=world.kommune,
         service=patient,
-        access="read",
-        scope=patient.scope_for("read"),
         status=GrantStatus.ACTIVE,
     )
     with pytest.raises(SystemExit) as exit_:
