@@ -9,7 +9,7 @@ from django.db import connection
 from django.utils import translation
 from rest_framework.test import APIClient
 
-from orders.models import AccessRequest, Delegation, Instruction
+from orders.models import AccessRequest, Delegation, Grant, Instruction
 from tenants.models import OAuthClient, Organisation, Product, Role
 from tests.factories import (
     ClientFactory,
@@ -20,6 +20,7 @@ from tests.factories import (
     OrganisationFactory,
     ProductFactory,
     order_place,
+    vendor_order,
 )
 from tests.integration import (  # noqa: F401 - fixtures
     oidc_provider,
@@ -158,6 +159,12 @@ class World:
             items=items,
             initiated_by=initiated_by,
             service_codes=service_codes,
+        )
+
+    def vendor_grants(self, items: str) -> list[Grant]:
+        """The grants of the vendor's order of ``items`` for the world's client and kommune."""
+        return vendor_order(
+            client=self.client, kommune=self.kommune, actor=self.people["vendor_admin"], items=items
         )
 
 

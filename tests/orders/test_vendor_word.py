@@ -329,12 +329,7 @@ def test_the_epic_vendor_redeclaring_does_not_revoke_other_vendors_production_ac
     )
     tenant_services.kommune_epj_set(kommune=world.kommune, product=epic)
     world.kommune.refresh_from_db()
-    [grant] = vendor_order(
-        client=world.client,
-        kommune=world.kommune,
-        actor=world.people["vendor_admin"],
-        items="condition.read",
-    )
+    [grant] = world.vendor_grants("condition.read")
 
     for flag in (False, True):  # the Epic vendor toggles its declared flag, and back
         tenant_services.product_declare(product=epic, is_epic=flag, actor=epic_vendor_admin)
@@ -356,12 +351,7 @@ def test_a_kommune_leaving_epic_revokes_its_epic_only_grants(world: World) -> No
         == 200
     )
     world.kommune.refresh_from_db()
-    condition, patient = vendor_order(
-        client=world.client,
-        kommune=world.kommune,
-        actor=world.people["vendor_admin"],
-        items="condition.read,patient.read",
-    )
+    condition, patient = world.vendor_grants("condition.read,patient.read")
 
     response = admin.put(
         f"/api/v1/organizations/{world.kommune.orgnr}/epj/",
@@ -383,12 +373,7 @@ def test_nhn_finding_a_kommune_s_epj_is_not_epic_revokes_its_epic_only_grants(
     epic = ProductFactory(system_type=Product.SystemType.EPJ, is_epic=True)
     tenant_services.kommune_epj_set(kommune=world.kommune, product=epic)
     world.kommune.refresh_from_db()
-    [grant] = vendor_order(
-        client=world.client,
-        kommune=world.kommune,
-        actor=world.people["vendor_admin"],
-        items="condition.read",
-    )
+    [grant] = world.vendor_grants("condition.read")
 
     response = as_(world, "nhn_operator").post(
         f"/api/v1/products/{epic.pk}/verify/", {"system_type": "EPJ", "is_epic": False}
