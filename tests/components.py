@@ -78,3 +78,18 @@ def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: floa
         proc.wait(timeout=5)
     except ProcessLookupError:
         pass
+
+
+def manage(
+    *args: str, env: dict[str, str], cwd: Path = PROJECT_DIR
+) -> subprocess.CompletedProcess[str]:
+    """``manage.py`` in a subprocess, its output kept for the test to show."""
+    return subprocess.run(  # noqa: S603 - our own manage.py
+        [sys.executable, "manage.py", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )

@@ -9,7 +9,7 @@ from django.db import connection
 from django.utils import translation
 from rest_framework.test import APIClient
 
-from orders.models import Delegation, Instruction
+from orders.models import AccessRequest, Delegation, Grant, Instruction
 from tenants.models import OAuthClient, Organisation, Product, Role
 from tests.factories import (
     ClientFactory,
@@ -19,6 +19,8 @@ from tests.factories import (
     MembershipFactory,
     OrganisationFactory,
     ProductFactory,
+    order_place,
+    vendor_order,
 )
 from tests.integration import (  # noqa: F401 - fixtures
     oidc_provider,
@@ -137,6 +139,33 @@ class World:
     instruction: Instruction
     delegation: Delegation
     people: dict[str, Any]
+
+    def order(
+        self,
+        items: str = "patient.read",
+        *,
+        initiated_by: str = AccessRequest.Initiator.VENDOR,
+        kommune: Organisation | None = None,
+        service_codes: tuple[str, ...] = (),
+    ) -> AccessRequest:
+        """An order of the world's client, placed by the vendor's or the kommune's admin."""
+        admin = (
+            "vendor_admin" if initiated_by == AccessRequest.Initiator.VENDOR else "kommune_admin"
+        )
+        return order_place(
+            client=self.client,
+            kommune=kommune or self.kommune,
+            actor=self.people[admin],
+            items=items,
+            initiated_by=initiated_by,
+            service_codes=service_codes,
+        )
+
+    def vendor_grants(self, items: str) -> list[Grant]:
+        """The grants of the vendor's order of ``items`` for the world's client and kommune."""
+        return vendor_order(
+            client=self.client, kommune=self.kommune, actor=self.people["vendor_admin"], items=items
+        )
 
 
 @pytest.fixture

@@ -8,7 +8,16 @@ import factory
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from orders.models import Access, Delegation, DelegationItem, Grant, Instruction, Service
+from orders.models import (
+    Access,
+    AccessRequest,
+    Delegation,
+    DelegationItem,
+    Grant,
+    GrantStatus,
+    Instruction,
+    Service,
+)
 from tenants.models import (
     ClientKey,
     Environment,
@@ -119,6 +128,20 @@ class ClientFactory(factory.django.DjangoModelFactory[OAuthClient]):
             )
 
 
+class GrantFactory(factory.django.DjangoModelFactory[Grant]):
+    """An active read grant of patient, with the scope the service names for its access."""
+
+    class Meta:
+        model = Grant
+
+    client = factory.SubFactory(ClientFactory)
+    kommune = factory.SubFactory(KommuneOrganisationFactory)
+    service = factory.LazyFunction(lambda: Service.objects.get(code="patient"))
+    access = Access.READ
+    scope = factory.LazyAttribute(lambda grant: grant.service.scope_for(grant.access))
+    status = GrantStatus.ACTIVE
+
+
 class InstructionFactory(factory.django.DjangoModelFactory[Instruction]):
     """A signed instruction covering every service (pass ``services=[...]`` to narrow it)."""
 
@@ -191,3 +214,44 @@ def revoke_reason(grant: Grant) -> str:
     return grant_reason_text(
         grant.revoke_reason_code, grant.revoke_reason_params, grant.revoke_reason
     )
+
+
+def order_place(
+    *,
+    client: OAuthClient,
+    kommune: Organisation,
+    actor: User,
+    items: str,
+    initiated_by: str = AccessRequest.Initiator.VENDOR,
+    service_codes: tuple[str, ...] = (),
+) -> AccessRequest:
+    """An order for ``client`` in ``kommune`` of ``items``, e.g. "patient.write,condition.read"."""
+    from orders import services
+
+    [request] = services.access_request_create(
+        client=client,
+        kommuner=[kommune],
+        items=[
+            services.ItemInput(
+                service=Service.objects.get(code=code),
+                access=access,
+                service_codes=service_codes,
+            )
+            for code, access in (item.split(".") for item in items.split(","))
+        ],
+        initiated_by=initiated_by,
+        actor=actor,
+    )
+    return request
+
+
+def vendor_order(
+    *, client: OAuthClient, kommune: Organisation, actor: User, items: str
+) -> list[Grant]:
+    """A vendor's order (see ``order_place``); its grants in the order asked."""
+    request = order_place(client=client, kommune=kommune, actor=actor, items=items)
+    grants = [
+        request.items.get(service__code=item.split(".")[0]).grant for item in items.split(",")
+    ]
+    assert all(grant is not None for grant in grants), grants
+    return [grant for grant in grants if grant is not None]

@@ -10,14 +10,14 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 from rest_framework.test import APIClient
+
+from tests.components import manage
 
 pytestmark = pytest.mark.django_db
 
@@ -107,15 +107,7 @@ def test_every_string_marked_for_translation_has_a_bokmal_translation(tmp_path: 
         "DJANGO_SETTINGS_MODULE": "portal.settings",
         "TILGANG_VAR_DIR": str(tmp_path / "var"),
     }
-    result = subprocess.run(  # noqa: S603 - our own manage.py
-        [sys.executable, "manage.py", "makemessages", "-l", "nb", "--no-obsolete", "-v", "0"],
-        cwd=copy,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = manage("makemessages", "-l", "nb", "--no-obsolete", "-v", "0", env=env, cwd=copy)
     assert result.returncode == 0, result.stderr
 
     po = (copy / "locale" / "nb" / "LC_MESSAGES" / "django.po").read_text(encoding="utf-8")

@@ -9,8 +9,7 @@ import pytest
 from django.db import connection
 from rest_framework.test import APIClient
 
-from orders import services
-from orders.models import AccessRequest, AccessRequestItem, Grant, Instruction, Service
+from orders.models import AccessRequest, AccessRequestItem, Grant, Instruction
 from tenants.models import ClientKey, OAuthClient
 from tests.conftest import World
 from tests.keys import b64url_uint, rsa_private_jwk, rsa_public_jwk
@@ -224,13 +223,7 @@ def test_a_delegation_that_ends_before_it_starts_is_refused(world: World) -> Non
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_two_approvals_of_the_same_item_at_the_same_moment_make_one_grant(world: World) -> None:
     world.delegation.items.all().delete()
-    [request] = services.access_request_create(
-        client=world.client,
-        kommuner=[world.kommune],
-        items=[services.ItemInput(service=Service.objects.get(code="patient"), access="read")],
-        initiated_by=AccessRequest.Initiator.VENDOR,
-        actor=world.people["vendor_admin"],
-    )
+    request = world.order("patient.read")
     barrier = threading.Barrier(2)
     statuses: list[int] = []
 

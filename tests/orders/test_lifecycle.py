@@ -32,18 +32,7 @@ pytestmark = pytest.mark.django_db
 
 def order(world: World, *codes_access: str, kommune: Any = None) -> AccessRequest:
     """A vendor-initiated request of world.client for e.g. "patient.read"."""
-    items = []
-    for code_access in codes_access:
-        code, access = code_access.split(".")
-        items.append(services.ItemInput(service=Service.objects.get(code=code), access=access))
-    [request] = services.access_request_create(
-        client=world.client,
-        kommuner=[kommune or world.kommune],
-        items=items,
-        initiated_by=AccessRequest.Initiator.VENDOR,
-        actor=world.people["vendor_admin"],
-    )
-    return request
+    return world.order(",".join(codes_access), kommune=kommune)
 
 
 def as_(world: World, who: str) -> APIClient:
@@ -78,13 +67,7 @@ def test_the_same_item_requested_twice_makes_one_grant(world: World) -> None:
 
 def test_revoking_a_delegation_revokes_the_grants_resting_on_it(world: World) -> None:
     grant = order(world, "patient.read").items.get().grant
-    [kommune_order] = services.access_request_create(
-        client=world.client,
-        kommuner=[world.kommune],
-        items=[services.ItemInput(service=Service.objects.get(code="care-plan"), access="read")],
-        initiated_by=AccessRequest.Initiator.KOMMUNE,
-        actor=world.people["kommune_admin"],
-    )
+    kommune_order = world.order("care-plan.read", initiated_by=AccessRequest.Initiator.KOMMUNE)
     services.access_request_consent(request=kommune_order, actor=world.people["vendor_admin"])
     kommune_asked = kommune_order.items.get().grant
     assert grant is not None

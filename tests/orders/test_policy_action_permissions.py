@@ -107,13 +107,7 @@ def test_only_the_vendor_s_admin_re_declares_its_product(
 
 @pytest.fixture
 def kommune_order(world: World) -> AccessRequest:
-    [request] = services.access_request_create(
-        client=world.client,
-        kommuner=[world.kommune],
-        items=[services.ItemInput(service=Service.objects.get(code="patient"), access="read")],
-        initiated_by=AccessRequest.Initiator.KOMMUNE,
-        actor=world.people["kommune_admin"],
-    )
+    request = world.order("patient.read", initiated_by=AccessRequest.Initiator.KOMMUNE)
     assert request.items.get().status == ItemStatus.AWAITING_VENDOR
     return request
 
@@ -150,13 +144,7 @@ def test_only_the_client_s_vendor_admin_consents_to_a_kommune_s_order(
 
 def test_a_vendor_admin_cannot_consent_to_its_own_order(world: World) -> None:
     world.delegation.items.all().delete()
-    [request] = services.access_request_create(
-        client=world.client,
-        kommuner=[world.kommune],
-        items=[services.ItemInput(service=Service.objects.get(code="patient"), access="read")],
-        initiated_by=AccessRequest.Initiator.VENDOR,
-        actor=world.people["vendor_admin"],
-    )
+    request = world.order("patient.read")
 
     response = as_(world, "vendor_admin").post(
         f"/api/v1/access-requests/{request.pk}/consent/", {}, format="json"

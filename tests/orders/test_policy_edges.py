@@ -17,22 +17,15 @@ from portal.celery import app as celery_app
 from tenants import services as tenant_services
 from tenants.models import Environment, Product
 from tests.conftest import World
-from tests.factories import ClientFactory, ProductFactory, revoke_reason
+from tests.factories import ClientFactory, GrantFactory, ProductFactory, revoke_reason
 
 pytestmark = pytest.mark.django_db
 
 
 def order(world: World, code: str, access: str = "read") -> Grant:
-    [request] = services.access_request_create(
-        client=world.client,
-        kommuner=[world.kommune],
-        items=[services.ItemInput(service=Service.objects.get(code=code), access=access)],
-        initiated_by=AccessRequest.Initiator.VENDOR,
-        actor=world.people["vendor_admin"],
-    )
-    grant = request.items.get().grant
-    assert grant is not None, request.items.get().reason_code
-    return grant
+    item = world.order(f"{code}.{access}").items.get()
+    assert item.grant is not None, item.reason_code
+    return item.grant
 
 
 # --- M6: a planned EPJ switch reaching its date ----------------------------------------------
@@ -97,12 +90,10 @@ def test_nhn_lists_unverified_products_holding_live_production_grants(world: Wor
         (in_production, care_plan, GrantStatus.PENDING),
         (in_test, patient, GrantStatus.ACTIVE),  # test grants go by the declaration
     ):
-        Grant.objects.create(
+        GrantFactory(
             client=client,
             kommune=world.kommune,
             service=service,
-            access="read",
-            scope=service.scope_for("read"),
             status=status,
         )
     unused = ProductFactory(vendor=world.vendor, name="Never Used", verified_at=None)
@@ -126,12 +117,10 @@ def test_with_fail_the_command_exits_non_zero_while_any_is_left(world: World) ->
 
     legacy = ProductFactory(vendor=world.vendor, verified_at=None)
     patient = Service.objects.get(code="patient")
-    Grant.objects.create(
+    GrantFactory(
         client=ClientFactory(product=legacy),
         kommune=world.kommune,
         service=patient,
-        access="read",
-        scope=patient.scope_for("read"),
         status=GrantStatus.ACTIVE,
     )
     with pytest.raises(SystemExit) as exit_:
@@ -148,25 +137,13 @@ def test_a_narrower_approval_of_a_live_grant_takes_the_kommune_s_codes_and_drops
     patient = Service.objects.get(code="patient")
     second = world.delegation
     second.items.filter(service=patient, access="read").update(service_codes=["RT", "GPS"])
-    [again] = services.access_request_create(
-        client=world.client,
-        kommuner=[world.kommune],
-        items=[services.ItemInput(service=patient, access="read", service_codes=("RT", "GPS"))],
-        initiated_by=AccessRequest.Initiator.VENDOR,
-        actor=world.people["vendor_admin"],
-    )
+    again = world.order("patient.read", service_codes=("RT", "GPS"))
     live = again.items.get().grant
     assert live is not None
     assert live.delegation == second
     second.items.filter(service=patient).delete()  # the kommune narrows its delegation
     ProvisioningJob.objects.update(status=ProvisioningJob.Status.DONE)
-    [narrower] = services.access_request_create(
-        client=world.client,
-        kommuner=[world.kommune],
-        items=[services.ItemInput(service=patient, access="read", service_codes=("RT", "GPS"))],
-        initiated_by=AccessRequest.Initiator.VENDOR,
-        actor=world.people["vendor_admin"],
-    )
+    narrower = world.order("patient.read", service_codes=("RT", "GPS"))
     item = narrower.items.get()
     services.access_request_approve(
         request=narrower,
@@ -197,13 +174,7 @@ def test_a_narrower_approval_of_a_live_grant_takes_the_kommune_s_codes_and_drops
 
 
 def test_a_kommune_ordered_grant_records_the_kommune_admin_who_ordered_it(world: World) -> None:
-    [request] = services.access_request_create(
-        client=world.client,
-        kommuner=[world.kommune],
-        items=[services.ItemInput(service=Service.objects.get(code="patient"), access="read")],
-        initiated_by=AccessRequest.Initiator.KOMMUNE,
-        actor=world.people["kommune_admin"],
-    )
+    request = world.order("patient.read", initiated_by=AccessRequest.Initiator.KOMMUNE)
 
     services.access_request_consent(request=request, actor=world.people["vendor_admin"])
 

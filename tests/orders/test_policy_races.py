@@ -153,13 +153,7 @@ def test_an_approval_racing_nhn_s_verification_neither_deadlocks_nor_keeps_a_ref
     """The verification locks the product, then (revoking the client's grant) queues a job whose
     foreign key share-locks the client. An approval that locked the client first and then waited
     for the product's share lock made a deadlock, and PostgreSQL aborted one of the two."""
-    [held] = services.access_request_create(
-        client=world.client,
-        kommuner=[world.kommune],
-        items=[services.ItemInput(service=Service.objects.get(code="patient"), access="read")],
-        initiated_by=AccessRequest.Initiator.VENDOR,
-        actor=world.people["vendor_admin"],
-    )
+    held = world.order("patient.read")
     assert held.items.get().status == ItemStatus.APPROVED
     ProvisioningJob.objects.update(status=ProvisioningJob.Status.DONE)  # a worker ran it
     if action == "approve":
@@ -208,13 +202,7 @@ def test_an_approval_racing_the_revocation_of_the_grant_it_reuses_makes_a_new_on
     An approval that reuses that grant holds the client's lock and waits for the grant: its
     client lock must not block the job's key share, or the two deadlock."""
     patient = Service.objects.get(code="patient")
-    [first] = services.access_request_create(
-        client=world.client,
-        kommuner=[world.kommune],
-        items=[services.ItemInput(service=patient, access="read", service_codes=("RT", "GPS"))],
-        initiated_by=AccessRequest.Initiator.VENDOR,
-        actor=world.people["vendor_admin"],
-    )
+    first = world.order("patient.read", service_codes=("RT", "GPS"))
     live = first.items.get().grant
     assert live is not None
     # The same item, waiting for a kommune admin (as it would without the delegation).

@@ -6,6 +6,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from tests.conftest import World
+from tests.factories import GrantFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -103,15 +104,13 @@ def test_a_grant_revoked_in_english_reads_in_bokmal_and_back(world: World) -> No
 
 
 def test_a_grant_revoked_before_reason_codes_reads_as_it_was_stored(world: World) -> None:
-    from orders.models import Grant, GrantStatus, Service
+    from orders.models import GrantStatus, Service
 
     patient = Service.objects.get(code="patient")
-    old = Grant.objects.create(
+    old = GrantFactory(
         client=world.client,
         kommune=world.kommune,
         service=patient,
-        access="read",
-        scope=patient.scope_for("read"),
         status=GrantStatus.REVOKED,
         revoke_reason="Avtalen er sagt opp",
     )

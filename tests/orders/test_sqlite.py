@@ -7,11 +7,9 @@ SQLite file (and the embedded filesystem broker under a temporary var directory)
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.components import manage
 
 SCRIPT = """
 from django.contrib.auth import get_user_model
@@ -96,18 +94,6 @@ with reconcile_lock() as again:
     assert again, "released"
 print("SQLITE-OK")
 """
-
-
-def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 def test_make_run_s_sqlite_database_migrates_seeds_orders_and_reconciles(tmp_path: Path) -> None:

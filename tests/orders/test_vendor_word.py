@@ -15,18 +15,22 @@ from rest_framework.test import APIClient
 from audit.models import AuditEvent
 from orders import services
 from orders.models import (
-    AccessRequest,
     AccessRequestItem,
     Grant,
     GrantStatus,
     ItemStatus,
     ProvisioningJob,
-    Service,
 )
 from tenants import services as tenant_services
 from tenants.models import Environment, Product
 from tests.conftest import World
-from tests.factories import ClientFactory, DelegationFactory, ProductFactory, revoke_reason
+from tests.factories import (
+    ClientFactory,
+    DelegationFactory,
+    ProductFactory,
+    revoke_reason,
+    vendor_order,
+)
 from tests.keys import jwks, rsa_public_jwk
 
 pytestmark = pytest.mark.django_db
@@ -257,15 +261,12 @@ def epj_world(world: World) -> tuple[Product, Grant]:
     """World's vendor runs a verified EPJ product with a production patient.write grant."""
     product = ProductFactory(vendor=world.vendor, system_type=Product.SystemType.EPJ)
     client = ClientFactory(product=product)
-    [request] = services.access_request_create(
+    [grant] = vendor_order(
         client=client,
-        kommuner=[world.kommune],
-        items=[services.ItemInput(service=Service.objects.get(code="patient"), access="write")],
-        initiated_by=AccessRequest.Initiator.VENDOR,
+        kommune=world.kommune,
         actor=world.people["vendor_admin"],
+        items="patient.write",
     )
-    grant = request.items.get().grant
-    assert grant is not None
     return product, grant
 
 
@@ -292,15 +293,12 @@ def test_a_vendor_redeclaring_keeps_production_by_nhn_s_word_and_re_evaluates_te
     world: World,
 ) -> None:
     product, production = epj_world(world)
-    [request] = services.access_request_create(
+    [in_test] = vendor_order(
         client=ClientFactory(product=product, environment=Environment.TEST),
-        kommuner=[world.kommune],
-        items=[services.ItemInput(service=Service.objects.get(code="patient"), access="write")],
-        initiated_by=AccessRequest.Initiator.VENDOR,
+        kommune=world.kommune,
         actor=world.people["vendor_admin"],
+        items="patient.write",
     )
-    in_test = request.items.get().grant
-    assert in_test is not None
 
     as_(world, "vendor_admin").patch(
         f"/api/v1/products/{product.pk}/", {"system_type": "VFT"}, format="json"
@@ -331,15 +329,7 @@ def test_the_epic_vendor_redeclaring_does_not_revoke_other_vendors_production_ac
     )
     tenant_services.kommune_epj_set(kommune=world.kommune, product=epic)
     world.kommune.refresh_from_db()
-    [request] = services.access_request_create(
-        client=world.client,
-        kommuner=[world.kommune],
-        items=[services.ItemInput(service=Service.objects.get(code="condition"), access="read")],
-        initiated_by=AccessRequest.Initiator.VENDOR,
-        actor=world.people["vendor_admin"],
-    )
-    grant = request.items.get().grant
-    assert grant is not None
+    [grant] = world.vendor_grants("condition.read")
 
     for flag in (False, True):  # the Epic vendor toggles its declared flag, and back
         tenant_services.product_declare(product=epic, is_epic=flag, actor=epic_vendor_admin)
@@ -361,20 +351,7 @@ def test_a_kommune_leaving_epic_revokes_its_epic_only_grants(world: World) -> No
         == 200
     )
     world.kommune.refresh_from_db()
-    [request] = services.access_request_create(
-        client=world.client,
-        kommuner=[world.kommune],
-        items=[
-            services.ItemInput(service=Service.objects.get(code="condition"), access="read"),
-            services.ItemInput(service=Service.objects.get(code="patient"), access="read"),
-        ],
-        initiated_by=AccessRequest.Initiator.VENDOR,
-        actor=world.people["vendor_admin"],
-    )
-    condition = request.items.get(service__code="condition").grant
-    patient = request.items.get(service__code="patient").grant
-    assert condition is not None
-    assert patient is not None
+    condition, patient = world.vendor_grants("condition.read,patient.read")
 
     response = admin.put(
         f"/api/v1/organizations/{world.kommune.orgnr}/epj/",
@@ -396,15 +373,7 @@ def test_nhn_finding_a_kommune_s_epj_is_not_epic_revokes_its_epic_only_grants(
     epic = ProductFactory(system_type=Product.SystemType.EPJ, is_epic=True)
     tenant_services.kommune_epj_set(kommune=world.kommune, product=epic)
     world.kommune.refresh_from_db()
-    [request] = services.access_request_create(
-        client=world.client,
-        kommuner=[world.kommune],
-        items=[services.ItemInput(service=Service.objects.get(code="condition"), access="read")],
-        initiated_by=AccessRequest.Initiator.VENDOR,
-        actor=world.people["vendor_admin"],
-    )
-    grant = request.items.get().grant
-    assert grant is not None
+    [grant] = world.vendor_grants("condition.read")
 
     response = as_(world, "nhn_operator").post(
         f"/api/v1/products/{epic.pk}/verify/", {"system_type": "EPJ", "is_epic": False}

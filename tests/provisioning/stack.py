@@ -21,7 +21,7 @@ import jwt
 import pytest
 import requests
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from django.conf import settings
 from django.db import connection
 
@@ -46,7 +46,7 @@ def database_url() -> str:
     return f"postgresql://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
 
 
-def private_pem(key: rsa.RSAPrivateKey) -> bytes:
+def private_pem(key: PrivateKeyTypes) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
@@ -145,10 +145,11 @@ class Stack:
     def token(
         self,
         client_id: str,
-        key: rsa.RSAPrivateKey,
+        key: PrivateKeyTypes,
         *,
         kid: str = "key-1",
         scope: str | None = None,
+        algorithm: str = "RS256",
     ) -> requests.Response:
         """Client credentials with a private_key_jwt assertion, as a vendor's system does it."""
         now = int(time.time())
@@ -163,7 +164,7 @@ class Stack:
                 "exp": now + 60,
             },
             private_pem(key),
-            algorithm="RS256",
+            algorithm=algorithm,
             headers={"kid": kid},
         )
         data = {
@@ -175,7 +176,7 @@ class Stack:
             data["scope"] = scope
         return requests.post(token_endpoint, data=data, timeout=10)
 
-    def access_token(self, client_id: str, key: rsa.RSAPrivateKey, **kw: Any) -> str:
+    def access_token(self, client_id: str, key: PrivateKeyTypes, **kw: Any) -> str:
         response = self.token(client_id, key, **kw)
         assert response.status_code == 200, response.text
         token: str = response.json()["access_token"]

@@ -14,12 +14,12 @@ import redis
 from kombu import pools
 from rest_framework.test import APIClient
 
-from orders.models import Grant, GrantStatus, ProvisioningJob, Service
+from orders.models import GrantStatus, ProvisioningJob, Service
 from portal import celery_app
 from provisioning.runner import jobs_sweep
 from tests.components import port_open, process, stop, wait_until
 from tests.conftest import World
-from tests.factories import ClientFactory
+from tests.factories import ClientFactory, GrantFactory
 from tests.integration import RedisServer
 
 pytestmark = [
@@ -56,12 +56,10 @@ def test_a_revocation_answers_while_the_broker_is_down_and_the_sweeper_sends_its
     world: World, broker: RedisServer, tmp_path: Path, settings: Any
 ) -> None:
     service = Service.objects.get(code="patient")
-    grant = Grant.objects.create(
+    grant = GrantFactory(
         client=world.client,
         kommune=world.kommune,
         service=service,
-        access="read",
-        scope=service.read_scope,
         status=GrantStatus.ACTIVE,
     )
     api = APIClient()
@@ -99,12 +97,10 @@ def test_revocations_answer_quickly_while_the_broker_is_down(
     service = Service.objects.get(code="patient")
     clients = [ClientFactory(product=world.product) for _ in range(10)]
     grants = [
-        Grant.objects.create(
+        GrantFactory(
             client=client,
             kommune=world.kommune,
             service=service,
-            access="read",
-            scope=service.read_scope,
             status=GrantStatus.ACTIVE,
         )
         for client in clients

@@ -10,16 +10,15 @@ from django.utils import timezone
 from orders.models import Grant, GrantStatus, Service
 from provisioning.runner import _state_of
 from tests.conftest import World
+from tests.factories import GrantFactory
 
 
 def _grant(world: World, kommune: object, code: str, status: str) -> Grant:
     service = Service.objects.get(code=code)
-    return Grant.objects.create(
+    return GrantFactory(
         client=world.client,
         kommune=kommune,
         service=service,
-        access="read",
-        scope=service.scope_for("read"),
         status=status,
     )
 

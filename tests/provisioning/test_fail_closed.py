@@ -65,9 +65,7 @@ def test_a_refused_grant_fails_closed_and_does_not_hold_back_the_clients_other_g
 ) -> None:
     stack.start_worker()
     vendor = Vendor()
-    # A scope the server does not know: it refuses the client metadata with a 400.
-    Service.objects.filter(code="care-plan").update(read_scope="nhn:unknown/care-plan.read")
-    [refused] = vendor.order("care-plan.read")
+    refused = vendor.order_refused()
     wait_for(lambda: status_of(refused) == GrantStatus.FAILED, timeout=DEADLINE, what="failed")
     assert all(entry.service != "care-plan" for entry in desired_entries())
 
@@ -93,8 +91,7 @@ def test_revocation_closes_the_gateway_within_a_second_while_a_job_backs_off(
     stack.start_close_worker()
     vendor = Vendor()
     [patient] = vendor.order("patient.read")
-    wait_for(lambda: active(patient), timeout=DEADLINE, what="grant active")
-    token = stack.access_token(vendor.client_id(), vendor.key)
+    token = vendor.token_once_active(stack, patient)
     assert stack.call(fhir(vendor.kommune, "Patient/1"), token).status_code == 200
     stack.provider.pause()
     try:
@@ -138,8 +135,7 @@ def test_revocation_closes_the_gateway_within_a_second_while_other_clients_jobs_
     stack.start_close_worker()
     revoked, others = Vendor(), [Vendor(), Vendor()]
     [patient] = revoked.order("patient.read")
-    wait_for(lambda: active(patient), timeout=DEADLINE, what="grant active")
-    token = stack.access_token(revoked.client_id(), revoked.key)
+    token = revoked.token_once_active(stack, patient)
     assert stack.call(fhir(revoked.kommune, "Patient/1"), token).status_code == 200
     stack.provider.pause()
     try:
@@ -194,8 +190,7 @@ def test_the_reconciler_heals_the_gateway_while_the_authorization_server_is_down
     stack.start_worker()
     vendor = Vendor()
     [grant] = vendor.order("patient.read")
-    wait_for(lambda: active(grant), timeout=DEADLINE, what="grant active")
-    token = stack.access_token(vendor.client_id(), vendor.key)
+    token = vendor.token_once_active(stack, grant)
     stack.stop_haproxy()
     stack.gateway.config.grants_map.write_text("")
     stack.start_haproxy()
@@ -253,8 +248,7 @@ def test_a_client_whose_keys_all_expired_is_closed_with_a_reason_and_healed_once
     stack.start_worker()
     vendor = Vendor()
     [grant] = vendor.order("patient.read")
-    wait_for(lambda: active(grant), timeout=DEADLINE, what="grant active")
-    token = stack.access_token(vendor.client_id(), vendor.key)
+    token = vendor.token_once_active(stack, grant)
     ClientKey.objects.filter(client=vendor.client).update(
         expires_at=timezone.now() - datetime.timedelta(minutes=1)
     )

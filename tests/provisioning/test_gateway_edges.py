@@ -27,7 +27,16 @@ from tests.provisioning.gateway_fixtures import (  # noqa: F401 - gateway, rsa_s
     gateway,
     rsa_signing_key,
 )
-from tests.provisioning.test_gateway_fhir import CLIENT, FORM, Answer, send, token
+from tests.provisioning.test_gateway_fhir import (
+    CLIENT,
+    FORM,
+    Answer,
+    assert_refused,
+    post_create_if_none_exist,
+    post_search,
+    send,
+    token,
+)
 
 BASE = f"/{KOMMUNE}/fhir"
 REACHING = "_revinclude=Observation:subject"
@@ -212,13 +221,8 @@ def test_a_checked_header_sent_twice_is_a_bad_request(
 def test_an_if_none_exist_with_commas_in_one_line_is_not_taken_for_two(gateway: Gateway) -> None:
     gateway.grant(CLIENT, access="write")
 
-    answer = send(
-        gateway,
-        "POST",
-        f"{BASE}/Patient",
-        token(gateway),
-        body=b"{}",
-        headers={"If-None-Exist": "identifier=a,b", "Content-Type": "application/fhir+json"},
+    answer = post_create_if_none_exist(
+        gateway, "identifier=a,b", {"Content-Type": "application/fhir+json"}
     )
 
     assert answer.status == 200
@@ -250,25 +254,16 @@ def test_a_verdict_other_than_passed_is_refused_whatever_its_status(
 
     answer = send(gateway, "GET", f"{BASE}/Patient?name=x", token(gateway))
 
-    assert answer.status == 403
-    assert answer.body["error"] == "forbidden"
+    assert_refused(answer, 403, "forbidden")
 
 
 @pytest.mark.parametrize("charset", ["iso-8859-1", "utf-16", "UTF-7", "utf-8x"])
 def test_a_search_body_in_another_charset_is_refused(gateway: Gateway, charset: str) -> None:
     gateway.grant(CLIENT)
 
-    answer = send(
-        gateway,
-        "POST",
-        f"{BASE}/Patient/_search",
-        token(gateway),
-        body="name=x",
-        headers={"Content-Type": f"{FORM}; charset={charset}"},
-    )
+    answer = post_search(gateway, "name=x", f"{FORM}; charset={charset}")
 
-    assert answer.status == 415
-    assert answer.body["error"] == "unsupported_media_type"
+    assert_refused(answer, 415, "unsupported_media_type")
 
 
 @pytest.mark.parametrize(
@@ -279,14 +274,7 @@ def test_a_search_body_in_utf8_or_without_a_charset_passes(
 ) -> None:
     gateway.grant(CLIENT)
 
-    answer = send(
-        gateway,
-        "POST",
-        f"{BASE}/Patient/_search",
-        token(gateway),
-        body="name=x",
-        headers={"Content-Type": content_type},
-    )
+    answer = post_search(gateway, "name=x", content_type)
 
     assert answer.status == 200
 

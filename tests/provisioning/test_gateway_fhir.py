@@ -79,6 +79,33 @@ def token(gw: Gateway, client_id: str = CLIENT, scope: str | None = ALL_SCOPES) 
     return gw.mint(client_id, scope=scope)
 
 
+def post_search(
+    gw: Gateway,
+    body: bytes | str,
+    content_type: str = FORM,
+    *,
+    resource: str = "Patient",
+    headers: dict[str, str] | None = None,
+) -> Answer:
+    """``body`` posted to the ``_search`` of ``resource`` with a token of every scope."""
+    sent = {"Content-Type": content_type, **(headers or {})}
+    return send(gw, "POST", f"{BASE}/{resource}/_search", token(gw), body=body, headers=sent)
+
+
+def post_create_if_none_exist(
+    gw: Gateway, condition: str, headers: dict[str, str] | None = None
+) -> Answer:
+    """A conditional create of a Patient with a token of every scope."""
+    sent = {"If-None-Exist": condition, **(headers or {})}
+    return send(gw, "POST", f"{BASE}/Patient", token(gw), body=b"{}", headers=sent)
+
+
+def assert_refused(answer: Answer, status: int, error: str, named: str = "") -> None:
+    assert answer.status == status
+    assert answer.body["error"] == error
+    assert named in answer.detail
+
+
 # -- 1. Only the FHIR shapes pass ------------------------------------------------------------
 
 REFUSED_PATHS = {
@@ -191,9 +218,7 @@ def test_a_method_the_shape_does_not_take_is_forbidden_even_with_both_accesses(
 
     answer = send(gateway, method, f"{BASE}/{path}", token(gateway))
 
-    assert answer.status == 403
-    assert answer.body["error"] == "forbidden"
-    assert method in answer.detail
+    assert_refused(answer, 403, "forbidden", method)
 
 
 # -- 2. Search parameters that reach another resource type ----------------------------------
@@ -246,42 +271,21 @@ REACHING_SEARCHES = {
 }
 
 
+@pytest.mark.parametrize("where", ["query", "form body of a posted search"])
 @pytest.mark.parametrize(
     ("path", "named"), REACHING_SEARCHES.values(), ids=REACHING_SEARCHES.keys()
 )
 def test_a_search_reaching_a_type_the_client_is_not_granted_is_forbidden(
-    gateway: Gateway, path: str, named: str
+    gateway: Gateway, path: str, named: str, where: str
 ) -> None:
     gateway.grant(CLIENT, service="patient")
 
-    answer = send(gateway, "GET", f"{BASE}/{path}", token(gateway))
+    if where == "query":
+        answer = send(gateway, "GET", f"{BASE}/{path}", token(gateway))
+    else:
+        answer = post_search(gateway, path.split("?", 1)[1].replace(" ", "+"))
 
-    assert answer.status == 403
-    assert answer.body["error"] == "forbidden"
-    assert named in answer.detail
-
-
-@pytest.mark.parametrize(
-    ("path", "named"), REACHING_SEARCHES.values(), ids=REACHING_SEARCHES.keys()
-)
-def test_the_same_parameters_in_the_form_body_of_a_posted_search_are_forbidden(
-    gateway: Gateway, path: str, named: str
-) -> None:
-    gateway.grant(CLIENT, service="patient")
-    query = path.split("?", 1)[1]
-
-    answer = send(
-        gateway,
-        "POST",
-        f"{BASE}/Patient/_search",
-        token(gateway),
-        body=query.replace(" ", "+"),
-        headers={"Content-Type": FORM},
-    )
-
-    assert answer.status == 403
-    assert answer.body["error"] == "forbidden"
-    assert named in answer.detail
+    assert_refused(answer, 403, "forbidden", named)
 
 
 def test_a_conditional_create_whose_if_none_exist_reaches_another_type_is_forbidden(
@@ -289,14 +293,7 @@ def test_a_conditional_create_whose_if_none_exist_reaches_another_type_is_forbid
 ) -> None:
     gateway.grant(CLIENT, access="write")
 
-    answer = send(
-        gateway,
-        "POST",
-        f"{BASE}/Patient",
-        token(gateway),
-        body=b"{}",
-        headers={"If-None-Exist": "_has:Observation:patient:code=x"},
-    )
+    answer = post_create_if_none_exist(gateway, "_has:Observation:patient:code=x")
 
     assert answer.status == 403
     assert "Observation" in answer.detail
@@ -343,14 +340,8 @@ def test_a_search_reaching_only_types_the_client_is_granted_passes(
         gateway.grant(CLIENT, service=service)
 
     answer = send(gateway, "GET", f"{BASE}/{path}", token(gateway))
-    posted = send(
-        gateway,
-        "POST",
-        f"{BASE}/{path.split('?')[0]}/_search",
-        token(gateway),
-        body=path.split("?", 1)[1],
-        headers={"Content-Type": f"{FORM}; charset=UTF-8"},
-    )
+    resource, query = path.split("?", 1)
+    posted = post_search(gateway, query, f"{FORM}; charset=UTF-8", resource=resource)
 
     assert (answer.status, posted.status) == (200, 200)
     assert answer.body["path"] == f"{BASE}/{path}"
@@ -401,34 +392,20 @@ def test_grants_changed_through_the_runtime_api_are_seen_by_the_parameter_check(
 def test_a_form_body_that_is_not_form_encoded_is_refused(gateway: Gateway) -> None:
     gateway.grant(CLIENT)
 
-    answer = send(
-        gateway,
-        "POST",
-        f"{BASE}/Patient/_search",
-        token(gateway),
-        body=json.dumps({"_revinclude": "Observation:subject"}),
-        headers={"Content-Type": "application/json"},
+    answer = post_search(
+        gateway, json.dumps({"_revinclude": "Observation:subject"}), "application/json"
     )
 
-    assert answer.status == 415
-    assert answer.body["error"] == "unsupported_media_type"
+    assert_refused(answer, 415, "unsupported_media_type")
 
 
 def test_a_form_body_too_long_to_check_is_refused(gateway: Gateway) -> None:
     gateway.grant(CLIENT)
     body = urlencode({"name": "x" * 20_000, "_revinclude": "Observation:subject"})
 
-    answer = send(
-        gateway,
-        "POST",
-        f"{BASE}/Patient/_search",
-        token(gateway),
-        body=body,
-        headers={"Content-Type": FORM},
-    )
+    answer = post_search(gateway, body)
 
-    assert answer.status == 413
-    assert answer.body["error"] == "payload_too_large"
+    assert_refused(answer, 413, "payload_too_large")
 
 
 @pytest.mark.parametrize("path", ["Patient?name=%zz", "Patient?na%2me=x"])
@@ -464,9 +441,7 @@ def test_a_grant_whose_scope_the_token_lacks_is_forbidden(
 
     answer = send(gateway, "GET", f"{BASE}/Patient/1", token(gateway, scope=scope))
 
-    assert answer.status == 403
-    assert answer.body["error"] == "insufficient_scope"
-    assert "nhn:ksp/patient.read" in answer.detail
+    assert_refused(answer, 403, "insufficient_scope", "nhn:ksp/patient.read")
 
 
 @pytest.mark.parametrize(
@@ -490,9 +465,7 @@ def test_a_search_reaching_a_granted_type_whose_scope_the_token_lacks_is_forbidd
 
     answer = send(gateway, "GET", path, token(gateway, scope="nhn:ksp/patient.read"))
 
-    assert answer.status == 403
-    assert answer.body["error"] == "insufficient_scope"
-    assert "nhn:ksp/observation.read" in answer.detail
+    assert_refused(answer, 403, "insufficient_scope", "nhn:ksp/observation.read")
     both = "nhn:ksp/patient.read nhn:ksp/observation.read"
     assert send(gateway, "GET", path, token(gateway, scope=both)).status == 200
 
@@ -542,9 +515,7 @@ def test_a_service_code_the_grant_does_not_hold_is_forbidden(
         gateway, "GET", f"{BASE}/Patient/1", token(gateway), headers={"ServiceCodes": asked}
     )
 
-    assert answer.status == 403
-    assert answer.body["error"] == "forbidden"
-    assert "service code" in answer.detail
+    assert_refused(answer, 403, "forbidden", "service code")
 
 
 def test_every_service_codes_header_line_is_checked(gateway: Gateway) -> None:
@@ -579,31 +550,16 @@ def test_a_compressed_form_body_is_refused_since_it_cannot_be_checked(gateway: G
     gateway.grant(CLIENT)
     body = gzip.compress(b"_revinclude=Observation:subject")
 
-    answer = send(
-        gateway,
-        "POST",
-        f"{BASE}/Patient/_search",
-        token(gateway),
-        body=body,
-        headers={"Content-Type": FORM, "Content-Encoding": "gzip"},
-    )
+    answer = post_search(gateway, body, headers={"Content-Encoding": "gzip"})
 
-    assert answer.status == 415
-    assert answer.body["error"] == "unsupported_media_type"
+    assert_refused(answer, 415, "unsupported_media_type")
 
 
 @pytest.mark.parametrize("header", ["X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override"])
 def test_a_method_override_header_never_reaches_the_upstream(gateway: Gateway, header: str) -> None:
     gateway.grant(CLIENT)  # read only
 
-    answer = send(
-        gateway,
-        "POST",
-        f"{BASE}/Patient/_search",
-        token(gateway),
-        headers={header: "DELETE", "Content-Type": FORM},
-        body="name=x",
-    )
+    answer = post_search(gateway, "name=x", headers={header: "DELETE"})
 
     assert answer.status == 200
     assert answer.body["method_override"] is None

@@ -7,79 +7,48 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
-from orders import services
-from orders.models import AccessRequest, Grant, GrantStatus, Service
+from orders.models import GrantStatus
 from tenants.models import Organisation, Product, Role
 from tests.factories import (
-    ClientFactory,
-    DelegationFactory,
-    InstructionFactory,
-    KommuneOrganisationFactory,
     MembershipFactory,
     OrganisationFactory,
     ProductFactory,
     revoke_reason,
+    vendor_order,
 )
-from tests.keys import rsa_private_key
 from tests.provisioning.stack import Stack, wait_for
+from tests.provisioning.test_provisioning import DEADLINE, Vendor, fhir, status_of
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
 ]
 
-DEADLINE = 30.0
-
-
-def status_of(grant: Grant) -> str:
-    grant.refresh_from_db()
-    return grant.status
-
 
 def test_nhn_verifying_an_epj_as_vft_closes_its_write_grant_at_the_gateway(stack: Stack) -> None:
     stack.start_worker()
     stack.start_close_worker()
-    kommune = KommuneOrganisationFactory()
-    vendor = OrganisationFactory(kind=Organisation.Kind.VENDOR)
+    vendor = Vendor(system_type=Product.SystemType.EPJ)
     operator = MembershipFactory(
         organisation=OrganisationFactory(kind=Organisation.Kind.OPERATOR),
         role=Role.NHN_OPERATOR,
     ).user
-    admin = MembershipFactory(organisation=vendor, role=Role.VENDOR_ADMIN).user
-    product = ProductFactory(vendor=vendor, system_type=Product.SystemType.EPJ)
-    client = ClientFactory(product=product)
-    InstructionFactory(kommune=kommune)
-    DelegationFactory(kommune=kommune, vendor=vendor)
-    key = rsa_private_key(0)
-    [request] = services.access_request_create(
-        client=client,
-        kommuner=[kommune],
-        items=[
-            services.ItemInput(service=Service.objects.get(code="patient"), access="write"),
-            services.ItemInput(service=Service.objects.get(code="observation"), access="read"),
-        ],
-        initiated_by=AccessRequest.Initiator.VENDOR,
-        actor=admin,
+    write, read = vendor_order(
+        client=vendor.client,
+        kommune=vendor.kommune,
+        actor=vendor.admin,
+        items="patient.write,observation.read",
     )
-    write, read = (request.items.get(service__code=c).grant for c in ("patient", "observation"))
-    assert write is not None
-    assert read is not None
-    wait_for(
-        lambda: status_of(write) == status_of(read) == GrantStatus.ACTIVE,
-        timeout=DEADLINE,
-        what="both grants active",
-    )
-    client.refresh_from_db()
-    token = stack.access_token(client.client_id, key)
-    patient = f"/{kommune.orgnr}/fhir/Patient"
-    observation = f"/{kommune.orgnr}/fhir/Observation/1"
+    token = vendor.token_once_active(stack, write, read)
+    patient = fhir(vendor.kommune, "Patient")
+    observation = fhir(vendor.kommune, "Observation/1")
     assert stack.call(patient, token, "POST").status_code == 200
     assert stack.call(observation, token).status_code == 200
 
     api = APIClient()
     api.force_authenticate(operator)
     verified = api.post(
-        f"/api/v1/products/{product.pk}/verify/",
+        f"/api/v1/products/{vendor.client.product_id}/verify/",
         {"system_type": "VFT", "is_epic": False},
         format="json",
     )
@@ -100,45 +69,23 @@ def test_nhn_verifying_an_epj_as_vft_closes_its_write_grant_at_the_gateway(stack
 def test_a_kommune_leaving_epic_closes_epic_only_grants_and_keeps_the_rest(stack: Stack) -> None:
     stack.start_worker()
     stack.start_close_worker()
-    kommune = KommuneOrganisationFactory()
-    kommune_admin = MembershipFactory(organisation=kommune, role=Role.KOMMUNE_ADMIN).user
+    vendor = Vendor()  # a verified VFT
     epic = ProductFactory(system_type=Product.SystemType.EPJ, is_epic=True)
     other_epj = ProductFactory(system_type=Product.SystemType.EPJ)
     api = APIClient()
-    api.force_authenticate(kommune_admin)
-    epj = f"/api/v1/organizations/{kommune.orgnr}/epj/"
+    api.force_authenticate(vendor.kommune_admin)
+    epj = f"/api/v1/organizations/{vendor.kommune.orgnr}/epj/"
     assert api.put(epj, {"epj_product": str(epic.pk)}, format="json").status_code == 200
-    kommune.refresh_from_db()
-    vendor = OrganisationFactory(kind=Organisation.Kind.VENDOR)
-    admin = MembershipFactory(organisation=vendor, role=Role.VENDOR_ADMIN).user
-    client = ClientFactory(product=ProductFactory(vendor=vendor))  # a verified VFT
-    InstructionFactory(kommune=kommune)
-    DelegationFactory(kommune=kommune, vendor=vendor)
-    key = rsa_private_key(0)
-    [request] = services.access_request_create(
-        client=client,
-        kommuner=[kommune],
-        items=[
-            services.ItemInput(service=Service.objects.get(code="condition"), access="read"),
-            services.ItemInput(service=Service.objects.get(code="patient"), access="read"),
-        ],
-        initiated_by=AccessRequest.Initiator.VENDOR,
-        actor=admin,
+    vendor.kommune.refresh_from_db()
+    condition, patient = vendor_order(
+        client=vendor.client,
+        kommune=vendor.kommune,
+        actor=vendor.admin,
+        items="condition.read,patient.read",
     )
-    condition, patient = (
-        request.items.get(service__code=c).grant for c in ("condition", "patient")
-    )
-    assert condition is not None
-    assert patient is not None
-    wait_for(
-        lambda: status_of(condition) == status_of(patient) == GrantStatus.ACTIVE,
-        timeout=DEADLINE,
-        what="both grants active",
-    )
-    client.refresh_from_db()
-    token = stack.access_token(client.client_id, key)
-    conditions = f"/{kommune.orgnr}/fhir/Condition?patient=1"
-    patients = f"/{kommune.orgnr}/fhir/Patient/1"
+    token = vendor.token_once_active(stack, condition, patient)
+    conditions = fhir(vendor.kommune, "Condition?patient=1")
+    patients = fhir(vendor.kommune, "Patient/1")
     assert stack.call(conditions, token).status_code == 200
     assert stack.call(patients, token).status_code == 200
 

@@ -38,9 +38,14 @@ DEADLINE = 30.0
 
 
 class Vendor:
-    """A VFT vendor with a production client, and a kommune that has delegated everything."""
+    """A VFT (or ``system_type``) vendor with a production client, and a kommune that has
+    delegated everything."""
 
-    def __init__(self, environment: str = Environment.PRODUCTION) -> None:
+    def __init__(
+        self,
+        environment: str = Environment.PRODUCTION,
+        system_type: str = Product.SystemType.VFT,
+    ) -> None:
         self.kommune = KommuneOrganisationFactory()
         self.other_kommune = KommuneOrganisationFactory()
         self.vendor = OrganisationFactory(kind=Organisation.Kind.VENDOR)
@@ -48,7 +53,7 @@ class Vendor:
         self.kommune_admin = MembershipFactory(
             organisation=self.kommune, role=Role.KOMMUNE_ADMIN
         ).user
-        product = ProductFactory(vendor=self.vendor, system_type=Product.SystemType.VFT)
+        product = ProductFactory(vendor=self.vendor, system_type=system_type)
         self.client = ClientFactory(product=product, environment=environment)
         InstructionFactory(kommune=self.kommune)
         # Every service, both accesses, every tjenstlig-behov code: the codes a grant holds are
@@ -83,6 +88,22 @@ class Vendor:
     def client_id(self) -> str:
         self.client.refresh_from_db()
         return self.client.client_id
+
+    def token_once_active(self, stack: Stack, *grants: Grant) -> str:
+        """Once every grant is active, a token for the client."""
+        wait_for(
+            lambda: all(active(grant) for grant in grants),
+            timeout=DEADLINE,
+            what="grant active",
+        )
+        return stack.access_token(self.client_id(), self.key)
+
+    def order_refused(self) -> Grant:
+        """An order under a scope the server does not know: it refuses the client metadata
+        with a 400."""
+        Service.objects.filter(code="care-plan").update(read_scope="nhn:unknown/care-plan.read")
+        [grant] = self.order("care-plan.read")
+        return grant
 
 
 def active(grant: Grant) -> bool:
@@ -285,9 +306,7 @@ def test_a_refusal_by_the_server_fails_with_its_reason_and_retry_works_after_a_f
 ) -> None:
     stack.start_worker()
     vendor = Vendor()
-    # A scope the server does not know: it refuses the client metadata with a 400.
-    Service.objects.filter(code="care-plan").update(read_scope="nhn:unknown/care-plan.read")
-    [grant] = vendor.order("care-plan.read")
+    grant = vendor.order_refused()
     job = ProvisioningJob.objects.get(client=vendor.client)
 
     wait_for(
@@ -324,8 +343,7 @@ def test_after_an_haproxy_restart_the_reconciler_restores_the_entries(stack: Sta
     stack.start_worker()
     vendor = Vendor()
     [grant] = vendor.order("patient.read")
-    wait_for(lambda: active(grant), timeout=DEADLINE, what="grant active")
-    token = stack.access_token(vendor.client_id(), vendor.key)
+    token = vendor.token_once_active(stack, grant)
 
     stack.stop_haproxy()
     config = stack.gateway.config
@@ -458,8 +476,7 @@ def test_a_grants_service_codes_reach_the_upstream_and_a_changed_set_is_healed(
     stack.start_worker()
     vendor = Vendor()
     [grant] = vendor.order("patient.read", service_codes=("TA", "RT"))
-    wait_for(lambda: active(grant), timeout=DEADLINE, what="grant active")
-    token = stack.access_token(vendor.client_id(), vendor.key)
+    token = vendor.token_once_active(stack, grant)
     assert stack.call(fhir(vendor.kommune, "Patient/1"), token).json()["service_codes"] == "RT,TA"
 
     # Changed behind the gateway's back: the key is the same, its value (the codes) is not.

@@ -12,7 +12,7 @@ from orders import services
 from provisioning.gateway import Entry, HAProxyGateway
 from provisioning.reconcile import reconcile
 from tests.provisioning.stack import Stack, wait_for
-from tests.provisioning.test_provisioning import DEADLINE, Vendor, active, fhir
+from tests.provisioning.test_provisioning import DEADLINE, Vendor, fhir
 
 pytestmark = [
     pytest.mark.integration,
@@ -30,8 +30,7 @@ def test_a_grant_revoked_between_the_map_file_write_and_the_reload_stays_closed(
     stack.start_close_worker()
     vendor = Vendor()
     [grant] = vendor.order("patient.read")
-    wait_for(lambda: active(grant), timeout=DEADLINE, what="grant active")
-    token = stack.access_token(vendor.client_id(), vendor.key)
+    token = vendor.token_once_active(stack, grant)
     path = fhir(vendor.kommune, "Patient/1")
     assert stack.call(path, token).status_code == 200
     # Anything that makes the configuration differ makes the reconciler rewrite and reload it.

@@ -19,18 +19,18 @@ from provisioning.authserver import AuthServerRejected, Registration, client_met
 from provisioning.gateway import Entry
 from provisioning.models import ClientRegistration
 from tests.conftest import World
+from tests.factories import GrantFactory
 
 pytestmark = pytest.mark.django_db
 
 
-def _grant(world: World, status: str, code: str = "patient") -> Grant:
+def grant_of(world: World, status: str = GrantStatus.ACTIVE, code: str = "patient") -> Grant:
+    """A read grant of the world's client, made directly rather than ordered."""
     service = Service.objects.get(code=code)
-    return Grant.objects.create(
+    return GrantFactory(
         client=world.client,
         kommune=world.kommune,
         service=service,
-        access="read",
-        scope=service.read_scope,
         status=status,
     )
 
@@ -107,7 +107,7 @@ def _claim(job: ProvisioningJob) -> tuple[ProvisioningJob, runner.ClientState]:
 def test_a_claim_that_lost_its_lease_during_the_registration_call_does_not_write_it(
     world: World, gw: FakeGateway
 ) -> None:
-    grant = _grant(world, GrantStatus.PENDING)
+    grant = grant_of(world, GrantStatus.PENDING)
     job, state = _claim(_job(world))
     server = FakeServer(during=lambda: _take_over(job))
 
@@ -152,7 +152,7 @@ def test_a_claim_that_lost_its_lease_during_the_delete_call_keeps_the_registrati
 def test_a_retry_that_lost_its_lease_does_not_reopen_the_active_grants(
     world: World, gw: FakeGateway
 ) -> None:
-    _grant(world, GrantStatus.ACTIVE)
+    grant_of(world, GrantStatus.ACTIVE)
     job, state = _claim(_job(world, attempts=1))  # a retry: it opens the active grants again
     assert state.reopen
     metadata = client_metadata(
@@ -187,8 +187,8 @@ def test_a_retry_that_lost_its_lease_does_not_reopen_the_active_grants(
 def test_a_scope_the_authorization_server_dropped_fails_the_job_and_its_grants_closed(
     world: World, gw: FakeGateway, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    active = _grant(world, GrantStatus.ACTIVE, code="patient")
-    new = _grant(world, GrantStatus.PENDING, code="observation")
+    active = grant_of(world, GrantStatus.ACTIVE, code="patient")
+    new = grant_of(world, GrantStatus.PENDING, code="observation")
     job = _job(world)
     server = FakeServer(granted=active.scope)  # answers without the new grant's scope
     monkeypatch.setattr(runner, "AuthServerClient", lambda: server)
@@ -223,7 +223,7 @@ def test_a_job_killed_in_its_last_attempt_fails_when_it_is_claimed_again(
     world: World, settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings.PROVISIONING_MAX_ATTEMPTS = 3
-    grant = _grant(world, GrantStatus.PROVISIONING)
+    grant = grant_of(world, GrantStatus.PROVISIONING)
     # The worker of its third attempt was killed (time limit, out of memory): the sweeper made
     # it pending again.
     job = _job(world, attempts=3, last_error="AuthServerUnavailable: no answer")
@@ -246,7 +246,7 @@ def test_an_exception_while_the_claim_reads_the_state_counts_as_an_attempt(
     world: World, settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings.PROVISIONING_MAX_ATTEMPTS = 2
-    _grant(world, GrantStatus.PENDING)
+    grant_of(world, GrantStatus.PENDING)
     job = _job(world)
 
     def broken(*args: Any, **kwargs: Any) -> None:

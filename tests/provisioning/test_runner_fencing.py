@@ -15,22 +15,11 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from orders import services
-from orders.models import Grant, GrantStatus, ProvisioningJob, Service
+from orders.models import Grant, GrantStatus, ProvisioningJob
 from provisioning import runner
 from tests.components import wait_until
 from tests.conftest import World
-
-
-def _grant(world: World, status: str = GrantStatus.ACTIVE, code: str = "patient") -> Grant:
-    service = Service.objects.get(code=code)
-    return Grant.objects.create(
-        client=world.client,
-        kommune=world.kommune,
-        service=service,
-        access="read",
-        scope=service.read_scope,
-        status=status,
-    )
+from tests.provisioning.test_runner_claims import grant_of
 
 
 @pytest.mark.django_db
@@ -38,7 +27,7 @@ def test_any_exception_in_a_job_counts_as_an_attempt_and_the_last_one_fails_it(
     world: World, settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings.PROVISIONING_MAX_ATTEMPTS = 2
-    grant = _grant(world, GrantStatus.PENDING)
+    grant = grant_of(world, GrantStatus.PENDING)
     job = ProvisioningJob.objects.create(client=world.client, reason="grant.approved")
 
     def broken(**kwargs: Any) -> None:
@@ -69,7 +58,7 @@ def test_any_exception_in_a_job_counts_as_an_attempt_and_the_last_one_fails_it(
 def test_a_worker_whose_lease_was_taken_over_can_neither_finish_nor_release_the_new_claim(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _grant(world, GrantStatus.PENDING)
+    grant_of(world, GrantStatus.PENDING)
     job = ProvisioningJob.objects.create(client=world.client, reason="grant.approved")
     taken_over: dict[str, Any] = {}
 
@@ -102,7 +91,7 @@ def test_a_live_worker_keeps_its_lease_so_no_second_worker_syncs_the_client(
     world: World, settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings.PROVISIONING_LEASE_SECONDS = 2
-    _grant(world, GrantStatus.PENDING)
+    grant_of(world, GrantStatus.PENDING)
     job = ProvisioningJob.objects.create(client=world.client, reason="grant.approved")
     second_claims: list[object] = []
     first_expiry: list[datetime.datetime] = []
@@ -148,7 +137,7 @@ def test_a_live_worker_keeps_its_lease_so_no_second_worker_syncs_the_client(
 def test_a_revocation_that_commits_during_a_claim_is_read_by_it_or_gets_a_job_of_its_own(
     world: World,
 ) -> None:
-    grant = _grant(world, GrantStatus.ACTIVE)
+    grant = grant_of(world, GrantStatus.ACTIVE)
     pending = ProvisioningJob.objects.create(client=world.client, reason="grant.approved")
     revoking = threading.Event()
     commit = threading.Event()
@@ -201,7 +190,7 @@ def test_a_revocation_that_commits_during_a_claim_is_read_by_it_or_gets_a_job_of
 def test_the_runners_status_changes_are_audited(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    grant = _grant(world, GrantStatus.PENDING)
+    grant = grant_of(world, GrantStatus.PENDING)
     job = ProvisioningJob.objects.create(client=world.client, reason="grant.approved")
 
     def sync(**kwargs: Any) -> runner.ClientState:

@@ -16,14 +16,18 @@ from tests.integration import Provider
 pytestmark = [pytest.mark.django_db, pytest.mark.integration]
 
 
-def login_at_provider(client: Client, provider: Provider, login: str) -> str:
-    """Start at /oidc/authenticate/, sign in on the provider's pages; return the callback URL."""
+def login_at_provider(
+    client: Client, provider: Provider, login: str, browser: requests.Session | None = None
+) -> str:
+    """Start at /oidc/authenticate/, sign in on the provider's pages (in ``browser``, which then
+    holds the provider's session); return the callback URL."""
     start = client.get("/oidc/authenticate/")
     assert start.status_code == 302
     location = start["Location"]
     assert location.startswith(f"{provider.issuer}/auth?")
 
-    browser = requests.Session()
+    if browser is None:
+        browser = requests.Session()
     for _ in range(10):
         if location.startswith("http://testserver/"):
             return location

@@ -16,6 +16,7 @@ from tenants.models import Membership, Organisation, Role
 from tenants.sessions import LOGIN_AT, RENEW_AT
 from tests.factories import MembershipFactory
 from tests.integration import Provider
+from tests.tenants.test_oidc_login import login_at_provider
 
 pytestmark = pytest.mark.django_db
 
@@ -91,26 +92,10 @@ def test_the_session_ends_with_a_message_that_says_why(
 
 def provider_login(client: Client, provider: Provider, login: str) -> requests.Session:
     """Log in through the provider's pages; the returned browser holds the provider's session."""
-    location = client.get("/oidc/authenticate/")["Location"]
     browser = requests.Session()
-    for _ in range(10):
-        if location.startswith("http://testserver/"):
-            parts = urlsplit(location)
-            assert client.get(f"{parts.path}?{parts.query}").status_code == 302
-            return browser
-        response = browser.get(location, allow_redirects=False, timeout=5)
-        if response.status_code == 200 and 'name="login"' in response.text:
-            response = browser.post(
-                response.url,
-                data={"prompt": "login", "login": login, "password": "any"},
-                allow_redirects=False,
-                timeout=5,
-            )
-        assert response.status_code in (302, 303), response.text[:500]
-        location = response.headers["Location"]
-        if location.startswith("/"):
-            location = provider.issuer + location
-    raise AssertionError("the provider never redirected back to the portal")
+    parts = urlsplit(login_at_provider(client, provider, login, browser))
+    assert client.get(f"{parts.path}?{parts.query}").status_code == 302
+    return browser
 
 
 @pytest.mark.integration
