@@ -220,6 +220,15 @@ def _gateway(report: Report) -> None:
     if drift or gw.revoked():
         gw.replace_all(desired.values())
         _add_back_what_the_swap_lost(gw)
+        reopened = _reopen_what_a_late_close_shut(gw)
+        if reopened:
+            _heal(
+                report,
+                "reconcile.gateway_reopened",
+                {"reopened": reopened},
+                object_type="gateway",
+                object_id="revoked.map",
+            )
     if drift:
         _heal(
             report,
@@ -253,6 +262,23 @@ def _add_back_what_the_swap_lost(gw: HAProxyGateway) -> None:
         still = {entry.key for entry in desired_entries()}
         for key in added - still:
             gw.remove(fresh[key])
+
+
+def _reopen_what_a_late_close_shut(gw: HAProxyGateway) -> int:
+    """A close that ran late (its grant revoked, the same item granted again and opened since)
+    leaves a key the database wants in the revoked map, and the swap keeps it there: open it
+    again, then read the database once more and close what was revoked meanwhile (open, then
+    check again, as a worker does). Returns how many stay open."""
+    fresh = {entry.key: entry for entry in desired_entries()}
+    shut = set(fresh) & gw.revoked()
+    for key in shut:
+        gw.upsert(fresh[key])
+    if not shut:
+        return 0
+    still = {entry.key for entry in desired_entries()}
+    for key in shut - still:
+        gw.remove(fresh[key])
+    return len(shut & still)
 
 
 def _authorization_server(report: Report, server: AuthServerClient) -> None:

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import DateTimeField, Exists, ExpressionWrapper, Q, Subquery
+from django.db.models import DateTimeField, Exists, ExpressionWrapper, OuterRef, Q, Subquery
 from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Now
 from django.utils import timezone
@@ -485,10 +485,18 @@ def gateway_close(*, grant_ids: list[Any]) -> int:
     """Close these grants at the gateway at once, idempotently, without the client's lease or
     the authorization server: what a revocation's on-commit task runs, so that revoking never
     waits for a job that is backing off or a server that does not answer. A grant that passes
-    again (not one of the closed statuses) is left alone. Returns how many were closed."""
+    again is left alone, and so is one whose item (the gateway's key) was granted again and
+    passes: a close that runs late must not shut the new grant. Returns how many were closed."""
+    regranted = Grant.objects.passing().filter(
+        client_id=OuterRef("client_id"),
+        kommune_id=OuterRef("kommune_id"),
+        service_id=OuterRef("service_id"),
+        access=OuterRef("access"),
+    )
     grants = list(
         Grant.objects.filter(pk__in=grant_ids)
         .exclude(status__in=PASSING_GRANT_STATUSES)
+        .exclude(Exists(regranted))
         .select_related("client__registration", "kommune", "service")
     )
     return _close_at_gateway(grants)
