@@ -105,7 +105,11 @@ def _return_to(request: HttpRequest) -> str:
             candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
         ):
             parts = urlsplit(candidate)
-            return f"{parts.path or '/'}{'?' + parts.query if parts.query else ''}"
+            path = f"{parts.path or '/'}{'?' + parts.query if parts.query else ''}"
+            # A path of this site can still read as another host on its own (`//evil.example`,
+            # `/\evil.example`): checked again as the place it becomes.
+            if url_has_allowed_host_and_scheme(path, allowed_hosts={request.get_host()}):
+                return path
     return "/"
 
 

@@ -258,6 +258,19 @@ def test_a_page_form_from_another_site_does_not_choose_where_the_renewal_returns
     assert client.session["oidc_login_next"] == "/"
 
 
+@pytest.mark.parametrize("path", ["//evil.example/phish", "/\\evil.example/phish"])
+def test_a_path_of_this_site_that_reads_as_another_host_is_no_place_to_return_to(
+    client: Client, people: dict[str, Any], settings: Any, path: str
+) -> None:
+    settings.OIDC_RENEW_ID_TOKEN_EXPIRY_SECONDS = 0
+    client.force_login(people["kommune_admin"])
+
+    page = client.post("/services/", HTTP_REFERER=f"http://testserver{path}")
+
+    assert page.status_code == 403
+    assert client.session["oidc_login_next"] == "/"
+
+
 def test_writes_before_the_renewal_time_and_logging_out_are_not_held_up(
     client: Client, people: dict[str, Any], kommune: Organisation, settings: Any
 ) -> None:
