@@ -351,7 +351,8 @@ def job_run(*, job_id: Any) -> Outcome:
 
 def _attempt_failed(job: ProvisioningJob, client: OAuthClient, error: str) -> Outcome:
     if job.attempts >= settings.PROVISIONING_MAX_ATTEMPTS:
-        _fail(job, str(GAVE_UP % {"attempts": job.attempts, "error": error}))
+        params = {"attempts": job.attempts, "error": error}
+        _fail(job, str(GAVE_UP % params), reason=("gave_up", params))
         return Outcome("failed")
     delay = backoff(job.attempts)
     try:
@@ -381,10 +382,14 @@ def _settled_status(state: ClientState) -> tuple[str, str]:
     return "provisioned", ""
 
 
-def _fail(job: ProvisioningJob, message: str) -> None:
-    """A failure a person must look at: the job, the client and its unfinished grants say why.
-    Those grants never passed the gateway (a grant opens only once the authorization server
-    accepted it); their entries are removed all the same, in case an older run left one."""
+def _fail(
+    job: ProvisioningJob, message: str, *, reason: tuple[str, dict[str, Any]] = ("", {})
+) -> None:
+    """A failure a person must look at: the job, the client and its unfinished grants say why
+    (the grants also as a reason code of ``orders.policy.GRANT_REASONS`` with its parameters,
+    worded in the reader's language, when there is one). Those grants never passed the gateway
+    (a grant opens only once the authorization server accepted it); their entries are removed
+    all the same, in case an older run left one."""
     now = timezone.now()
     try:
         with transaction.atomic():
@@ -398,7 +403,7 @@ def _fail(job: ProvisioningJob, message: str) -> None:
                 last_error=message,
                 lease_expires_at=None,
             )
-            failed = _grants_fail(job, message, now)
+            failed = _grants_fail(job, message, now, reason)
     except LeaseLost as exc:
         logger.warning("%s; this worker stops", exc)
         return
@@ -438,7 +443,12 @@ def _grants_move(
         grant.status = status
 
 
-def _grants_fail(job: ProvisioningJob, message: str, now: datetime.datetime) -> list[Grant]:
+def _grants_fail(
+    job: ProvisioningJob,
+    message: str,
+    now: datetime.datetime,
+    reason: tuple[str, dict[str, Any]] = ("", {}),
+) -> list[Grant]:
     """The job's client's grants being provisioned fail with its reason; returns them."""
     stuck = Grant.objects.filter(client_id=job.client_id, status=GrantStatus.PROVISIONING)
     failed = list(stuck.select_for_update().select_related("kommune", "service"))
@@ -449,6 +459,8 @@ def _grants_fail(job: ProvisioningJob, message: str, now: datetime.datetime) -> 
         now=now,
         after={"error": message},
         status_reason=message[:300],
+        status_reason_code=reason[0],
+        status_reason_params=reason[1],
     )
     _kick_pending(job.client_id)
     return failed

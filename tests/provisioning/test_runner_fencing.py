@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 from django.db import connection, transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from audit.models import AuditEvent
 from orders import services
 from orders.models import Grant, GrantStatus, ProvisioningJob
+from orders.policy import grant_reason_text
 from provisioning import runner
 from tests.components import wait_until
 from tests.conftest import World
@@ -52,6 +53,14 @@ def test_any_exception_in_a_job_counts_as_an_attempt_and_the_last_one_fails_it(
     assert job.lease_expires_at is None
     grant.refresh_from_db()
     assert grant.status == GrantStatus.FAILED
+    # The reason is kept as a code and worded in each reader's language.
+    assert grant.status_reason_code == "gave_up"
+    with translation.override("en"):
+        english = grant_reason_text(grant.status_reason_code, grant.status_reason_params)
+    with translation.override("nb"):
+        bokmal = grant_reason_text(grant.status_reason_code, grant.status_reason_params)
+    assert english.startswith("Gave up after 2 attempts")
+    assert bokmal.startswith("Ga opp etter 2 forsøk")
 
 
 @pytest.mark.django_db
