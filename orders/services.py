@@ -794,7 +794,10 @@ def _grant_redecide(grant: Grant, decision: policy.Decision, approver: User | No
         before=before,
         after=_grant_snapshot(grant),
     )
-    if codes_changed:  # the gateway's map holds the codes
+    if codes_changed:
+        # The gateway's map value holds the codes. The job records the change on the client's
+        # outbox; the entry of a grant already active takes the new value at the reconciler's
+        # next round, which compares values, not only keys (the job opens new grants only).
         provisioning_job_enqueue(client=grant.client, reason="grant.updated", grant=grant)
 
 
