@@ -198,6 +198,16 @@ def wait_for(check: Callable[[], Any], *, timeout: float, what: str) -> Any:
     raise AssertionError(f"{what}: not within {timeout} s")
 
 
+def broker_purge() -> None:
+    """Empty the shared broker's queues: a message another test sent and left (no worker of its
+    ran it) must not reach this test's workers, which would run and count it."""
+    from portal import celery_app
+
+    with celery_app.connection_for_write() as connection:
+        for queue in ("celery", GATEWAY_CLOSE_QUEUE):
+            connection.default_channel.queue_purge(queue)
+
+
 @pytest.fixture
 def stack(settings: Any, oidc_settings: Provider, tmp_path: Path) -> Iterator[Stack]:
     echo_port, gateway_port = free_port(), free_port()
@@ -221,6 +231,7 @@ def stack(settings: Any, oidc_settings: Provider, tmp_path: Path) -> Iterator[St
         "PROVISIONING_LEASE_SECONDS": str(settings.PROVISIONING_LEASE_SECONDS),
         "PYTHONUNBUFFERED": "1",
     }
+    broker_purge()
     with ExitStack() as exits:
         log = tmp_path / "echo.log"
         echo = [str(VENV_BIN / "python"), str(PROJECT_DIR / "gateway" / "echo.py")]
