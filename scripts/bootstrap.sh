@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(postgresql redis-server gettext socat haproxy)
+APT_PACKAGES=(postgresql redis-server gettext socat haproxy chromium)
 PYTHON=${PYTHON:-python3.11}
 
 missing=()
@@ -43,6 +43,16 @@ if [ ! -x node_modules/.bin/node ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want"
   npm ci --no-audit --no-fund --loglevel=error
   echo "$want" > "$stamp"
 fi
+
+# Page assets from npm, served from static/ (no CDN, no build step): htmx and Designsystemet's CSS
+# with its Digdir theme. Copied, not committed: package-lock.json pins them.
+mkdir -p static/vendor
+for pair in \
+  "node_modules/htmx.org/dist/htmx.min.js:static/vendor/htmx.min.js" \
+  "node_modules/@digdir/designsystemet-css/dist/src/index.css:static/vendor/designsystemet.css" \
+  "node_modules/@digdir/designsystemet-theme/brand/digdir.css:static/vendor/designsystemet-theme.css"; do
+  cmp -s "${pair%%:*}" "${pair#*:}" || cp "${pair%%:*}" "${pair#*:}"
+done
 
 # Translations: compiled from locale/*/LC_MESSAGES/django.po.
 .venv/bin/python manage.py compilemessages -v0 --ignore=.venv --ignore=node_modules
