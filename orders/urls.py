@@ -1,10 +1,15 @@
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import include, path
 
 from orders import views
+from orders.views import kommune, nhn, vendor
 
 app_name = "orders"
 urlpatterns = [
     path("services/", views.catalogue, name="catalogue"),
+    path("o/<str:orgnr>/", views.dashboard, name="dashboard"),
+    path("o/<str:orgnr>/", include(kommune.urlpatterns)),
+    path("o/<str:orgnr>/", include(vendor.urlpatterns)),
+    path("o/<str:orgnr>/", include(nhn.urlpatterns)),
 ]

@@ -76,6 +76,9 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    # Its form templates, so that templates/django/forms/ can restyle them (FORM_RENDERER).
+    "django.forms",
+    "django_htmx",
     "mozilla_django_oidc",
     "guardian",
     "rest_framework",
@@ -97,6 +100,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
     # After authentication and messages: a session past its lifetime is logged out (with a
     # message) before the provider would be asked to renew it.
     "tenants.sessions.SessionLifetimeMiddleware",
@@ -118,6 +122,7 @@ TEMPLATES = [
                 "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "portal.navigation.navigation",
             ],
         },
     },
@@ -218,6 +223,11 @@ LANGUAGES = [("nb", _("Norwegian bokmål")), ("en", _("English"))]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "Europe/Oslo"
 USE_I18N = True
+# Dates as "1. mars 2026" and "1 March 2026"; numbers with the language's thousands separator.
+FORMAT_MODULE_PATH = ["portal.formats"]
+USE_THOUSAND_SEPARATOR = True
+# Forms render as Designsystemet fields: label, description, error beside the field, input.
+FORM_RENDERER = "portal.forms.FormRenderer"
 USE_TZ = True
 
 STATIC_URL = "static/"

@@ -37,6 +37,7 @@ handler400 = "portal.api.bad_request"
 urlpatterns = [
     path("", include("tenants.urls")),
     path("", include("orders.urls")),
+    path("", include("provisioning.urls")),
     path("oidc/", include("mozilla_django_oidc.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("healthz", healthz, name="healthz"),

@@ -1,0 +1,29 @@
+"""Forms render as Designsystemet fields: the error beside the field (Django ties it to the input
+with aria-describedby="<id>_error", the id templates/django/forms/field.html gives the message)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.forms.renderers import TemplatesSetting
+
+#: Widgets drawn by Designsystemet as choices (a box or a dot before each label), not as a field.
+_CHOICE_WIDGETS = (forms.CheckboxInput, forms.RadioSelect, forms.CheckboxSelectMultiple)
+
+
+class BoundField(forms.BoundField):
+    def build_widget_attrs(
+        self, attrs: dict[str, Any], widget: forms.Widget | None = None
+    ) -> dict[str, Any]:
+        attrs = super().build_widget_attrs(attrs, widget)
+        widget = widget or self.field.widget
+        if not isinstance(widget, (*_CHOICE_WIDGETS, forms.HiddenInput)):
+            attrs["class"] = " ".join(filter(None, [str(attrs.get("class") or ""), "ds-input"]))
+        return attrs
+
+
+class FormRenderer(TemplatesSetting):
+    """Django's renderer, reading templates/django/forms/ first, with our bound fields."""
+
+    bound_field_class = BoundField

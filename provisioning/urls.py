@@ -1,0 +1,10 @@
+from __future__ import annotations
+
+from django.urls import include, path
+
+from provisioning import views
+
+app_name = "provisioning"
+urlpatterns = [
+    path("o/<str:orgnr>/", include(views.urlpatterns)),
+]
