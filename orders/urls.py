@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.urls import include, path
 
 from orders import views
-from orders.views import kommune, nhn, vendor
+from orders.views import instruction, kommune, nhn, ordering, suspension, vendor
 
 app_name = "orders"
 urlpatterns = [
@@ -12,4 +12,7 @@ urlpatterns = [
     path("o/<str:orgnr>/", include(kommune.urlpatterns)),
     path("o/<str:orgnr>/", include(vendor.urlpatterns)),
     path("o/<str:orgnr>/", include(nhn.urlpatterns)),
+    path("o/<str:orgnr>/", include(instruction.urlpatterns)),
+    path("o/<str:orgnr>/", include(ordering.urlpatterns)),
+    path("o/<str:orgnr>/", include(suspension.urlpatterns)),
 ]

@@ -1,0 +1,1 @@
+"""Forms of the orders pages, one module per page family."""

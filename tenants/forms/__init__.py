@@ -1,0 +1,1 @@
+"""Forms of the tenants pages, one module per page family."""
