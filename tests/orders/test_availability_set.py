@@ -22,7 +22,9 @@ TODAY = timezone.localdate()
 LATER = TODAY + datetime.timedelta(days=30)
 
 
-def day_set(service: Service, day: datetime.date | None, actor: User) -> services.AvailabilityChange:
+def day_set(
+    service: Service, day: datetime.date | None, actor: User
+) -> services.AvailabilityChange:
     return services.service_availability_set(
         service=service, environment=Environment.PRODUCTION, available_from=day, actor=actor
     )
@@ -59,7 +61,8 @@ def test_moving_the_day_to_today_grants_the_waiting_items_at_once(
 
     item.refresh_from_db()
     assert item.status == ItemStatus.APPROVED
-    assert item.grant is not None and item.grant.status == GrantStatus.PENDING
+    assert item.grant is not None
+    assert item.grant.status == GrantStatus.PENDING
     assert (change.released, change.waiting_orders) == (1, 0)
 
 
