@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -40,6 +40,8 @@ from orders.services import service_availability_set
 from portal.forms import service_errors_add
 from tenants.models import Environment, Organisation, Product, Role
 from tenants.pages import Acting, listing, organisation_page
+
+FormT = TypeVar("FormT", bound=FilterForm)
 
 OPERATOR = (Organisation.Kind.OPERATOR,)
 #: Who reads NHN's pages; writes need ``Role.NHN_OPERATOR`` as well.
@@ -165,9 +167,7 @@ class Filters:
         }
 
 
-def _filters(
-    request: HttpRequest, form_class: type[FilterForm], **kwargs: Any
-) -> tuple[Any, Filters]:
+def _filters(request: HttpRequest, form_class: type[FormT], **kwargs: Any) -> tuple[FormT, Filters]:
     """The filter form (bound to the query string, every field optional) and its filters."""
     vendors = list(
         Organisation.objects.visible_to(request.user)
@@ -258,16 +258,17 @@ def matrix(request: HttpRequest, acting: Acting) -> HttpResponse:
             if found:
                 # A cell of waiting items only opens the waiting items, not an empty grants list.
                 only_waiting = [c.key for c in found] == ["waiting"]
-                status = "waiting" if only_waiting else query["status"]
-                params = {**query, "status": status, "kommune": kommune.orgnr}
-                params["service"] = service.code
+                params = {
+                    **query,
+                    "status": "waiting" if only_waiting else query["status"],
+                    "kommune": kommune.orgnr,
+                    "service": service.code,
+                }
                 url = f"{grants_url}?{urlencode({k: v for k, v in params.items() if v})}"
             cells.append(Cell(service, found, url))
         table.append((kommune, cells))
     context = {
         "form": form,
-        "search": search,
-        "only_used": only_used,
         "filtered": bool(search or only_used or any(query.values())),
         "services": services,
         "table": table,

@@ -84,7 +84,9 @@ def test_nhn_staff_read_the_national_pages(
     assert response.context["acting"].organisation == nhn
 
 
-@pytest.mark.parametrize("name", ["orders:matrix", "orders:nhn_grants", "orders:availability"])
+@pytest.mark.parametrize(
+    "name", ["orders:dashboard", "orders:matrix", "orders:nhn_grants", "orders:availability"]
+)
 @pytest.mark.parametrize("who", ["kommune_admin", "vendor_admin", "other_vendor_admin"])
 def test_kommune_and_vendor_people_find_no_national_page(
     client: Client, people: dict[str, User], nhn: Organisation, name: str, who: str
@@ -106,13 +108,19 @@ def test_the_matrix_is_not_a_page_of_a_kommune_or_a_vendor(
 
 
 def test_the_start_page_gives_the_national_picture_in_numbers(
-    client: Client, people: dict[str, User], nhn: Organisation, grants: dict[str, Any]
+    client: Client,
+    people: dict[str, User],
+    nhn: Organisation,
+    grants: dict[str, Any],
+    django_assert_max_num_queries: Any,
 ) -> None:
     ProvisioningJob.objects.create(
         client=grants["active"].client, reason="grant.approved", status="failed"
     )
     ProductFactory(verified_at=None)
-    response = as_(client, people["nhn_auditor"]).get(url("orders:dashboard", nhn))
+    as_(client, people["nhn_auditor"])
+    with django_assert_max_num_queries(12):
+        response = client.get(url("orders:dashboard", nhn))
     assert response.status_code == 200
     body = response.content.decode()
     assert response.context["failed_jobs"] == 1
