@@ -34,6 +34,7 @@ from orders.models import (
     ItemStatus,
     ProvisioningJob,
     Service,
+    ServiceAvailability,
 )
 from portal.db import create_validated
 from portal.exceptions import Conflict
@@ -1183,6 +1184,83 @@ def items_release_available() -> int:
     """Grant items that waited for a service to open, now that it has (a periodic task)."""
     return _items_reevaluate(
         AccessRequestItem.objects.filter(status=ItemStatus.AWAITING_AVAILABILITY), actor=None
+    )
+
+
+@dataclass(frozen=True)
+class AvailabilityChange:
+    """What setting a service's opening day did: the items it granted at once (``released``)
+    and the orders that still wait for the service to open in that environment."""
+
+    service: Service
+    environment: str
+    available_from: datetime.date | None
+    released: int
+    waiting_orders: int
+
+
+@transaction.atomic
+def service_availability_set(
+    *,
+    service: Service,
+    environment: str,
+    available_from: datetime.date | None,
+    actor: User | None,
+) -> AvailabilityChange:
+    """NHN sets the day ``service`` opens in ``environment``, or clears it (None: not planned).
+
+    The items waiting for it are decided again at once: granted if the day has come, otherwise
+    they keep waiting with the new day in their reason, and ``items_release_available`` (a
+    periodic task) grants them on that day. Availability never takes a grant away, so moving
+    the day later leaves live grants as they are. ValidationError for an unknown environment.
+    """
+    if environment not in Environment.values:
+        raise ValidationError(
+            {"environment": _("%(value)s is not an environment.") % {"value": environment}}
+        )
+    # The service row serialises two changes of its availability (and the re-decisions they
+    # make): the second reads the first's day, so the audit trail's before and after chain up.
+    service = Service.objects.select_for_update().get(pk=service.pk)
+    current = ServiceAvailability.objects.filter(service=service, environment=environment).first()
+    before = current.available_from if current is not None else None
+    if available_from is None:
+        ServiceAvailability.objects.filter(service=service, environment=environment).delete()
+    elif current is None:
+        ServiceAvailability.objects.create(
+            service=service, environment=environment, available_from=available_from
+        )
+    elif current.available_from != available_from:
+        current.available_from = available_from
+        current.save(update_fields=["available_from"])
+    if before != available_from:
+        audit_event_record(
+            actor=actor,
+            action="service.availability_set",
+            target=service,
+            before={
+                "service": service.code,
+                "environment": environment,
+                "available_from": before.isoformat() if before else None,
+            },
+            after={
+                "service": service.code,
+                "environment": environment,
+                "available_from": available_from.isoformat() if available_from else None,
+            },
+        )
+    waiting = AccessRequestItem.objects.filter(
+        status=ItemStatus.AWAITING_AVAILABILITY,
+        service=service,
+        request__client__environment=environment,
+    )
+    # The policy decides (as the periodic release does), not the operator: actor None.
+    released = _items_reevaluate(waiting, actor=None)
+    return AvailabilityChange(
+        service=service,
+        environment=environment,
+        available_from=available_from,
+        released=released,
+        waiting_orders=waiting.values("request_id").distinct().count(),
     )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.core.exceptions import ValidationError
 from django.forms.renderers import TemplatesSetting
 
 #: Widgets drawn by Designsystemet as choices (a box or a dot before each label), not as a field.
@@ -27,3 +28,18 @@ class FormRenderer(TemplatesSetting):
     """Django's renderer, reading templates/django/forms/ first, with our bound fields."""
 
     bound_field_class = BoundField
+
+
+def service_errors_add(
+    form: forms.Form, error: ValidationError, fields: dict[str, str] | None = None
+) -> None:
+    """Put a service's ValidationError on the form: beside the field it names (``fields`` maps a
+    service's name to the form's where they differ), otherwise above the form. The page then says
+    what the API says, in the same words."""
+    if not hasattr(error, "error_dict"):
+        form.add_error(None, error)
+        return
+    fields = fields or {}
+    for name, errors in error.error_dict.items():
+        field = fields.get(name, name)
+        form.add_error(field if field in form.fields else None, errors)

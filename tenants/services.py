@@ -264,6 +264,12 @@ def _admin_present(organisation: Organisation, *, without: Membership | None = N
     return admins.exists()
 
 
+def organisation_has_admin(organisation: Organisation) -> bool:
+    """The organisation has an administrator who has logged in: NHN then bootstraps no more
+    (``admin_bootstrap_check``), and pages offer no bootstrap. Open invitations do not count."""
+    return _admin_present(organisation)
+
+
 def _admins_lock(organisation: Organisation) -> None:
     """Serialise the changes that read "is there an admin": two at once (two bootstraps, or two
     admins removing each other) would each see the other's admin and leave none, or two."""
