@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import re
 from typing import Any
 
 import pytest
@@ -48,6 +49,8 @@ def test_the_start_page_counts_the_vendors_access_by_status_in_colour_and_words(
     assert "I drift" in html
     assert "Noe feilet" in html
     assert world.other_kommune.name not in html
+    # the other vendor's active grant in the same kommune is not counted as this vendor's
+    assert re.search(rf'<th scope="row">{world.kommune.name}</th>\s*<td>1</td>', html)
 
 
 def test_failures_that_need_the_vendor_say_why(client: Client, world: World) -> None:
