@@ -39,7 +39,7 @@ from orders.models import (
 from portal.db import create_validated
 from portal.exceptions import Conflict
 from tenants.hooks import PolicyInputsChanged
-from tenants.jwks import PublicKey, validate_jwks
+from tenants.jwks import MAX_KEYS, PublicKey, validate_jwks
 from tenants.models import ClientKey, Environment, Membership, OAuthClient, Organisation, Product
 from tenants.services import check_role, organisation_permissions_sync
 
@@ -459,7 +459,15 @@ def _public_keys(jwks: Any) -> list[PublicKey]:
 
 
 def _keys_store(client: OAuthClient, keys: list[PublicKey]) -> None:
-    ClientKey.objects.filter(client=client).delete()
+    """Make the client's stored keys ``keys``. A key that stays as it was keeps its row, so the
+    day it was added (which says when a key is getting old) survives a rotation."""
+    kept = {
+        (key.kid, json.dumps(key.jwk, sort_keys=True), key.expires_at): key.pk
+        for key in ClientKey.objects.filter(client=client)
+    }
+    wanted = [(key, (key.kid, json.dumps(key.jwk, sort_keys=True), key.expires_at)) for key in keys]
+    stay = [kept[signature] for _key, signature in wanted if signature in kept]
+    ClientKey.objects.filter(client=client).exclude(pk__in=stay).delete()
     ClientKey.objects.bulk_create(
         ClientKey(
             client=client,
@@ -469,7 +477,8 @@ def _keys_store(client: OAuthClient, keys: list[PublicKey]) -> None:
             jwk=key.jwk,
             expires_at=key.expires_at,
         )
-        for key in keys
+        for key, signature in wanted
+        if signature not in kept
     )
 
 
@@ -597,6 +606,100 @@ def client_jwks_rotate(*, client: OAuthClient, jwks: Any, actor: User) -> OAuthC
     return client
 
 
+def _unexpired_jwks(client: OAuthClient) -> list[tuple[str, dict[str, Any]]]:
+    """The client's keys that still work, as (kid, public JWK) with their ``exp`` (the stored
+    JWK leaves it out): an expired key would fail the whole set's validation, and the
+    authorization server refuses it anyway."""
+    now = timezone.now()
+    keys = []
+    for key in ClientKey.objects.filter(client=client).order_by("created_at", "kid"):
+        if key.expires_at is not None and key.expires_at <= now:
+            continue
+        jwk = dict(key.jwk)
+        if key.expires_at is not None:
+            jwk["exp"] = int(key.expires_at.timestamp())
+        keys.append((key.kid, jwk))
+    return keys
+
+
+def _locked_active(client: OAuthClient) -> OAuthClient:
+    client = OAuthClient.objects.select_for_update().get(pk=client.pk)
+    if not client.is_active:
+        raise Conflict(_("The client was removed; its keys cannot change."))
+    return client
+
+
+@transaction.atomic
+def client_keys_add(*, client: OAuthClient, jwks: Any, actor: User) -> OAuthClient:
+    """Rotation with an overlap, first step: add the keys of ``jwks`` beside the client's
+    current ones, which keep working until they are removed (``client_key_remove``). Expired
+    keys are left out. ValidationError (on ``jwks``) for a bad key, a kid the client already
+    has, or more keys than a client may hold."""
+    client = _locked_active(client)
+    new = _public_keys(jwks)
+    current = _unexpired_jwks(client)
+    taken = sorted({kid for kid, _jwk in current} & {key.kid for key in new})
+    if taken:
+        raise ValidationError(
+            {
+                "jwks": _(
+                    "The client already has a key with kid %(kids)s; give the new key a kid "
+                    "of its own."
+                )
+                % {"kids": ", ".join(taken)}
+            }
+        )
+    if len(current) + len(new) > MAX_KEYS:
+        raise ValidationError(
+            {
+                "jwks": _(
+                    "A client holds at most %(limit)d keys and this one has %(count)d; remove "
+                    "an old key first."
+                )
+                % {"limit": MAX_KEYS, "count": len(current)}
+            }
+        )
+    added = [
+        {**key.jwk, **({"exp": int(key.expires_at.timestamp())} if key.expires_at else {})}
+        for key in new
+    ]
+    merged = [jwk for _kid, jwk in current] + added
+    return client_jwks_rotate(client=client, jwks={"keys": merged}, actor=actor)
+
+
+@transaction.atomic
+def client_key_remove(*, client: OAuthClient, kid: str, actor: User) -> OAuthClient:
+    """Rotation with an overlap, last step: remove one key once the system signs with the new
+    one. Never the last key that works (ValidationError on ``kid``); expired keys go with it."""
+    client = _locked_active(client)
+    current = _unexpired_jwks(client)
+    if not ClientKey.objects.filter(client=client, kid=kid).exists():
+        raise ValidationError({"kid": _("The client has no key with kid %(kid)s.") % {"kid": kid}})
+    remaining = [jwk for key_kid, jwk in current if key_kid != kid]
+    if not remaining:
+        raise ValidationError(
+            {
+                "kid": _(
+                    "%(kid)s is the client's last valid key and cannot be removed; add a new "
+                    "key first."
+                )
+                % {"kid": kid}
+            }
+        )
+    return client_jwks_rotate(client=client, jwks={"keys": remaining}, actor=actor)
+
+
+def client_remove_closes(
+    client: OAuthClient,
+) -> tuple[QuerySet[Grant], QuerySet[AccessRequestItem]]:
+    """What removing the client closes: its live grants (revoked) and its items that still wait
+    (withdrawn). ``client_remove`` closes these, and the page's preview shows them."""
+    return (
+        Grant.objects.live().filter(client=client),
+        AccessRequestItem.objects.filter(request__client=client, status__in=WAITING_STATUSES),
+    )
+
+
 @transaction.atomic
 def client_remove(*, client: OAuthClient, actor: User) -> OAuthClient:
     """Remove the client: its grants are revoked, its waiting items withdrawn, its registration
@@ -620,10 +723,9 @@ def client_remove(*, client: OAuthClient, actor: User) -> OAuthClient:
         memberships.delete()
         get_user_model().objects.filter(pk=client.service_user_id).update(is_active=False)
         organisation_permissions_sync(organisation=client.vendor)
-    _grants_revoke(Grant.objects.live().filter(client=client), actor=actor, code="client_removed")
-    for item in AccessRequestItem.objects.select_for_update().filter(
-        request__client=client, status__in=WAITING_STATUSES
-    ):
+    grants, items = client_remove_closes(client)
+    _grants_revoke(grants, actor=actor, code="client_removed")
+    for item in items.select_for_update():
         _item_set(item, policy.Decision(ItemStatus.WITHDRAWN, "client_removed"), actor)
     audit_event_record(
         actor=actor,

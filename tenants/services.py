@@ -98,6 +98,8 @@ def product_register(
     """Register a vendor's product; raises ValidationError for a non-vendor or a duplicate name."""
     if vendor.kind != Organisation.Kind.VENDOR:
         raise ValidationError({"vendor": _("Only vendors have products.")})
+    _epic_check(system_type, is_epic, "is_epic")
+    _name_check(vendor, name.strip())
     product = create_validated(
         Product(vendor=vendor, name=name.strip(), system_type=system_type, is_epic=is_epic)
     )
@@ -128,6 +130,16 @@ def _epic_check(system_type: str, is_epic: bool, field: str) -> None:
         raise ValidationError({field: _("Only an EPJ can be Epic.")})
 
 
+def _name_check(vendor: Organisation, name: str, *, product: Product | None = None) -> None:
+    """A vendor's products have names of their own; said on the name (the unique constraint
+    says it too, for a race, but about the product as a whole)."""
+    others = Product.objects.filter(vendor=vendor, name=name)
+    if product is not None:
+        others = others.exclude(pk=product.pk)
+    if others.exists():
+        raise ValidationError({"name": _("This vendor already has a product with that name.")})
+
+
 @transaction.atomic
 def product_declare(
     *,
@@ -148,6 +160,7 @@ def product_declare(
     _epic_check(new_type, new_epic, "is_epic")
     retyped = (new_type, new_epic) != (product.system_type, product.is_epic)
     if name is not None:
+        _name_check(product.vendor, name.strip(), product=product)
         product.name = name.strip()
     product.system_type, product.is_epic = new_type, new_epic
     if retyped and product.is_verified:
