@@ -29,7 +29,7 @@ class Browser(requests.Session):
         super().__init__()
         self.login_pages = 0
 
-    def get(self, url: str | bytes, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+    def get(self, url: str | bytes, **kwargs: Any) -> requests.Response:
         response = super().get(url, **kwargs)
         if response.status_code == 200 and 'name="login"' in response.text:
             self.login_pages += 1

@@ -56,22 +56,34 @@ def request_with(**session: Any) -> Any:
     return request
 
 
+NOT_A_TOKEN = object()
+
+
 @pytest.mark.parametrize(
-    ("session", "fresh"),
+    ("logged_in_ago", "fresh"),
     [
-        ({}, False),  # no ID token: a session the provider did not make
-        ({"oidc_id_token": id_token()}, False),  # a silent renewal asks for no auth_time
-        ({"oidc_id_token": "not a token"}, False),
-        ({"oidc_id_token": id_token(auth_time=time.time() + 3600)}, False),  # in the future
-        ({"oidc_id_token": id_token(auth_time=time.time() - 10)}, True),
-        ({"oidc_id_token": id_token(auth_time=time.time() + 20)}, True),  # clocks a bit apart
-        ({"oidc_id_token": id_token(auth_time=time.time() - FRESH_LOGIN_SECONDS + 30)}, True),
-        ({"oidc_id_token": id_token(auth_time=time.time() - FRESH_LOGIN_SECONDS - 30)}, False),
+        (None, False),  # no ID token: a session the provider did not make
+        ("no auth_time", False),  # a silent renewal asks for no auth_time
+        (NOT_A_TOKEN, False),
+        (-3600, False),  # in the future
+        (10, True),
+        (-20, True),  # the clocks a little apart
+        (FRESH_LOGIN_SECONDS - 30, True),
+        (FRESH_LOGIN_SECONDS + 30, False),
     ],
 )
 def test_a_login_is_fresh_only_when_the_provider_said_when_it_was_and_that_was_recent(
-    session: dict[str, Any], fresh: bool
+    logged_in_ago: Any, fresh: bool
 ) -> None:
+    if logged_in_ago is None:
+        session = {}
+    elif logged_in_ago is NOT_A_TOKEN:
+        session = {"oidc_id_token": "not a token"}
+    elif logged_in_ago == "no auth_time":
+        session = {"oidc_id_token": id_token()}
+    else:
+        session = {"oidc_id_token": id_token(auth_time=time.time() - logged_in_ago)}
+
     assert login_is_fresh(request_with(**session)) is fresh
 
 
