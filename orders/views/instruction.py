@@ -17,7 +17,7 @@ from django.contrib import messages
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Prefetch, Q
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
@@ -38,7 +38,7 @@ from orders.forms.instruction import (
 )
 from orders.models import Instruction, InstructionQuerySet, Service
 from portal.exceptions import Conflict
-from tenants.auth import FRESH_LOGIN_SECONDS, fresh_login_redirect, login_age
+from tenants.auth import FRESH_LOGIN_SECONDS, fresh_login_redirect, login_age, login_is_fresh
 from tenants.models import Organisation, Role
 from tenants.pages import Acting, listing, organisation_page
 from tenants.templatetags.tilgang import orgnr as orgnr_grouped
@@ -222,7 +222,9 @@ def _version(request: HttpRequest, acting: Acting, number: int) -> Instruction:
     return instruction
 
 
-def _draft_in_progress(versions: InstructionQuerySet, current: Instruction | None) -> Any:
+def _draft_in_progress(
+    versions: InstructionQuerySet, current: Instruction | None
+) -> Instruction | None:
     """The newest draft after the version in force: the one a new version continues."""
     newer = versions.filter(signed_at__isnull=True)
     if current is not None:
@@ -249,17 +251,9 @@ def _version_label(number: int, status: str) -> str:
 
 
 def _compare_choices(versions: InstructionQuerySet) -> list[tuple[int, str]]:
-    rows = versions.order_by("-version").values_list("version", "signed_at", "superseded_at")
-    return [
-        (
-            number,
-            _version_label(
-                number,
-                _("Draft") if signed is None else _("Superseded") if superseded else _("In force"),
-            ),
-        )
-        for number, signed, superseded in rows
-    ]
+    """Every version of the kommune, newest first, named with its status."""
+    rows = versions.order_by("-version").only("version", "signed_at", "superseded_at")
+    return [(row.version, _version_label(row.version, _status_label(row))) for row in rows]
 
 
 HISTORY_STATUS = {
@@ -441,17 +435,16 @@ def _after_save(
     """Where the step's button leads: the next step, the one before, or the overview."""
     index = STEPS.index(step)
     action = request.POST.get("action", "next")
-    if action == "save":
+    if action == "save" or (action == "back" and index == 0):
         _saved(request, instruction, None)
         return redirect("orders:instruction", acting.orgnr)
-    target = STEPS[index - 1] if action == "back" and index > 0 else STEPS[index + 1]
+    target = STEPS[index - 1] if action == "back" else STEPS[index + 1]
     _saved(request, instruction, target)
     return redirect(_step_url(acting, instruction, target))
 
 
-def _signed_copy(versions: InstructionQuerySet, kommune: Organisation) -> dict[str, Any]:
+def _copy_of(current: Instruction | None) -> dict[str, Any]:
     """A new draft's starting point: the fields of the version in force, if there is one."""
-    current = versions.current_for(kommune)
     if current is None:
         return {}
     return {name: getattr(current, name) for name in services.INSTRUCTION_FIELDS}
@@ -481,7 +474,7 @@ def new(request: HttpRequest, acting: Acting) -> HttpResponse:
                     kommune=acting.organisation,
                     actor=_person(request),
                     services=form.chosen_services(),
-                    data=_signed_copy(versions, acting.organisation),
+                    data=_copy_of(current),
                 )
             except ValidationError as error:
                 errors_onto(form, error)
@@ -515,8 +508,8 @@ def _editable(request: HttpRequest, acting: Acting, version: int) -> Instruction
 def step(request: HttpRequest, acting: Acting, version: int, slug: str) -> HttpResponse:
     """One step of the guided form for a draft; sending it saves the draft."""
     this = next((s for s in STEPS if s.slug == slug and s.form is not None), None)
-    if this is None or this.form is None:
-        return redirect("orders:instruction_review", acting.orgnr, version)
+    if this is None or this.form is None:  # the review has a view of its own
+        raise Http404
     instruction = _editable(request, acting, version)
     if isinstance(instruction, HttpResponse):
         return instruction
@@ -547,7 +540,7 @@ def step(request: HttpRequest, acting: Acting, version: int, slug: str) -> HttpR
     )
 
 
-def _fresh_until(request: HttpRequest) -> Any:
+def _fresh_until(request: HttpRequest) -> datetime.datetime | None:
     """Until when the person's last login lets them sign, or None when it does not."""
     age = login_age(request)
     if age is None or age > FRESH_LOGIN_SECONDS:
@@ -608,7 +601,7 @@ def sign(request: HttpRequest, acting: Acting, version: int) -> HttpResponse:
     instruction = _editable(request, acting, version)
     if isinstance(instruction, HttpResponse):
         return instruction
-    if _fresh_until(request) is None:
+    if not login_is_fresh(request):
         messages.warning(
             request,
             _(
