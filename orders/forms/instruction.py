@@ -2,7 +2,8 @@
 choice of two versions to compare.
 
 Each step's form holds the instruction's fields of that step under the model's names, so a
-``ValidationError`` of the service lands beside the field it names (``errors_onto``).
+``ValidationError`` of the service lands beside the field it names
+(``portal.forms.service_errors_add``).
 """
 
 from __future__ import annotations
@@ -247,12 +248,3 @@ class HistoryFilterForm(forms.Form):
             ("draft", _("Drafts")),
         ],
     )
-
-
-def errors_onto(form: forms.Form, error: ValidationError) -> None:
-    """Put a service's ``ValidationError`` on the form: beside the field it names, or on top."""
-    if hasattr(error, "error_dict"):
-        for name, messages in error.message_dict.items():
-            form.add_error(name if name in form.fields else None, messages)
-    else:
-        form.add_error(None, error.messages)

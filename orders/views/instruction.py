@@ -34,10 +34,10 @@ from orders.forms.instruction import (
     ServicesForm,
     SharingForm,
     StepForm,
-    errors_onto,
 )
 from orders.models import Instruction, InstructionQuerySet, Service
 from portal.exceptions import Conflict
+from portal.forms import service_errors_add
 from tenants.auth import FRESH_LOGIN_SECONDS, fresh_login_redirect, login_age, login_is_fresh
 from tenants.models import Organisation, Role
 from tenants.pages import Acting, listing, organisation_page
@@ -477,7 +477,7 @@ def new(request: HttpRequest, acting: Acting) -> HttpResponse:
                     data=_copy_of(current),
                 )
             except ValidationError as error:
-                errors_onto(form, error)
+                service_errors_add(form, error)
             else:
                 return _after_save(request, acting, draft, step)
     else:
@@ -525,7 +525,7 @@ def step(request: HttpRequest, acting: Acting, version: int, slug: str) -> HttpR
                     data=form.changes(),
                 )
             except ValidationError as error:
-                errors_onto(form, error)
+                service_errors_add(form, error)
             except Conflict as conflict:
                 messages.error(request, conflict.message)
                 return redirect("orders:instruction", acting.orgnr)
