@@ -212,8 +212,10 @@ class InstructionQuerySet(models.QuerySet["Instruction"]):
 class Instruction(models.Model):
     """A kommune's data-processing instruction to NHN (databehandlerinstruks, GDPR art. 28(3)).
 
-    A draft may be edited; once signed by a named kommune admin it is immutable. Signing a new
-    version supersedes the one before; grants keep the version they were approved under.
+    A draft may be edited, and may be incomplete while it is filled in step by step; only a
+    complete one is signed (``orders.services.instruction_missing``). Once signed by a named
+    kommune admin it is immutable. Signing a new version supersedes the one before; grants keep
+    the version they were approved under.
     """
 
     class SharingScope(models.TextChoices):
@@ -226,11 +228,15 @@ class Instruction(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     kommune = models.ForeignKey(Organisation, models.PROTECT, related_name="instructions")
     version = models.PositiveIntegerField(_("version"))
-    subject_matter = models.TextField(_("subject matter"))
-    duration = models.CharField(_("duration"), max_length=200)
-    nature_and_purpose = models.TextField(_("nature and purpose"))
-    personal_data_categories = models.JSONField(_("categories of personal data"), default=list)
-    data_subject_categories = models.JSONField(_("categories of data subjects"), default=list)
+    subject_matter = models.TextField(_("subject matter"), blank=True)
+    duration = models.CharField(_("duration"), max_length=200, blank=True)
+    nature_and_purpose = models.TextField(_("nature and purpose"), blank=True)
+    personal_data_categories = models.JSONField(
+        _("categories of personal data"), default=list, blank=True
+    )
+    data_subject_categories = models.JSONField(
+        _("categories of data subjects"), default=list, blank=True
+    )
     services = models.ManyToManyField(
         Service, related_name="instructions", verbose_name=_("services")
     )
@@ -241,12 +247,12 @@ class Instruction(models.Model):
         default=SharingScope.KOMMUNE_ONLY,
     )
     shared_with = models.JSONField(_("organisations shared with (orgnr)"), default=list, blank=True)
-    retention = models.CharField(_("retention"), max_length=500)
+    retention = models.CharField(_("retention"), max_length=500, blank=True)
     sub_processors_acknowledged = models.JSONField(
         _("sub-processors acknowledged"), default=list, blank=True
     )
-    contact_name = models.CharField(_("contact person"), max_length=200)
-    contact_email = models.EmailField(_("contact e-mail"))
+    contact_name = models.CharField(_("contact person"), max_length=200, blank=True)
+    contact_email = models.EmailField(_("contact e-mail"), blank=True)
     contact_phone = models.CharField(_("contact phone"), max_length=40, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"

@@ -172,6 +172,38 @@ def _instruction_check(data: dict[str, Any]) -> None:
         )
 
 
+#: What a signature needs besides at least one service: a draft filled in step by step may lack
+#: these until then.
+INSTRUCTION_FIELDS_TO_SIGN = (
+    "subject_matter",
+    "duration",
+    "nature_and_purpose",
+    "personal_data_categories",
+    "data_subject_categories",
+    "retention",
+    "contact_name",
+    "contact_email",
+)
+
+
+def instruction_missing(instruction: Instruction) -> list[str]:
+    """The fields (``services`` among them) a draft must fill in before it can be signed."""
+    missing = [name for name in INSTRUCTION_FIELDS_TO_SIGN if not getattr(instruction, name)]
+    if not instruction.covered_service_ids:
+        missing.insert(0, "services")
+    return missing
+
+
+def instruction_uncovered_grants(instruction: Instruction) -> QuerySet[Grant]:
+    """The kommune's live production grants of services this instruction does not cover: those
+    its signature revokes."""
+    return (
+        Grant.objects.live()
+        .filter(kommune_id=instruction.kommune_id, client__environment=Environment.PRODUCTION)
+        .exclude(service__in=instruction.services.values("pk"))
+    )
+
+
 @transaction.atomic
 def instruction_create(
     *, kommune: Organisation, actor: User, services: Sequence[Service], data: dict[str, Any]
@@ -255,8 +287,16 @@ def instruction_sign(*, instruction: Instruction, actor: User) -> Instruction:
     )
     if newer.exists():
         raise Conflict(_("A newer version is already signed; this draft is out of date."))
-    if not instruction.services.exists():
-        raise ValidationError({"services": _("An instruction covers at least one service.")})
+    missing = instruction_missing(instruction)
+    if missing:
+        raise ValidationError(
+            {
+                name: _("An instruction covers at least one service.")
+                if name == "services"
+                else _("Fill this in before the instruction is signed.")
+                for name in missing
+            }
+        )
 
     now = timezone.now()
     kommune = instruction.kommune
@@ -275,14 +315,8 @@ def instruction_sign(*, instruction: Instruction, actor: User) -> Instruction:
         after=_instruction_snapshot(instruction),
     )
 
-    covered = instruction.services.values("pk")
-    uncovered = (
-        Grant.objects.live()
-        .filter(kommune=kommune, client__environment=Environment.PRODUCTION)
-        .exclude(service__in=covered)
-    )
     _grants_revoke(
-        uncovered,
+        instruction_uncovered_grants(instruction),
         actor=actor,
         code="instruction_uncovered",
         params={"version": instruction.version},

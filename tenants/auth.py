@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import time
 from typing import Any
 from urllib.parse import urlencode
 
@@ -19,7 +20,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
-from mozilla_django_oidc.views import OIDCAuthenticationCallbackView
+from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
@@ -157,6 +158,57 @@ class LoginCallbackView(OIDCAuthenticationCallbackView):
         messages.error(self.request, _("The login did not succeed. Please try again."))
         response: HttpResponse = super().login_failure()
         return response
+
+
+#: How recent a login must be for a step that asks for a fresh one (signing an instruction).
+FRESH_LOGIN_SECONDS = 300
+#: How far the provider's clock may run ahead of ours.
+CLOCK_SKEW_SECONDS = 60
+
+
+class FreshLoginRequestView(OIDCAuthenticationRequestView):
+    """A login that the provider must make anew, even while the person's session there lives:
+    ``prompt=login`` asks it to show its login page again, and ``max_age`` makes it put
+    ``auth_time`` (when the person last logged in there) into the ID token."""
+
+    def get_extra_params(self, request: HttpRequest) -> dict[str, str]:
+        params: dict[str, str] = super().get_extra_params(request)
+        return {**params, "prompt": "login", "max_age": str(FRESH_LOGIN_SECONDS)}
+
+
+def fresh_login_redirect(request: HttpRequest, *, then: str) -> HttpResponse:
+    """Send the person to the provider for a fresh login, and back to ``then`` (a path of this
+    site) afterwards."""
+    view = FreshLoginRequestView()
+    view.setup(request)
+    response = view.get(request)
+    request.session["oidc_login_next"] = then
+    return response
+
+
+def login_age(request: HttpRequest) -> float | None:
+    """Seconds since the person last logged in at the provider: the ``auth_time`` of the ID
+    token their session holds (verified by the backend when it came, and kept server-side).
+    None when it is not known: no ID token (a session not made by the provider), or one without
+    ``auth_time`` (the silent renewals do not ask for it), or a time in the future."""
+    token = request.session.get("oidc_id_token")
+    if not isinstance(token, str):
+        return None
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return None
+    auth_time = claims.get("auth_time")
+    if not isinstance(auth_time, int | float) or isinstance(auth_time, bool):
+        return None
+    age = time.time() - auth_time
+    return max(age, 0.0) if age > -CLOCK_SKEW_SECONDS else None
+
+
+def login_is_fresh(request: HttpRequest) -> bool:
+    """The person logged in at the provider within the last ``FRESH_LOGIN_SECONDS``."""
+    age = login_age(request)
+    return age is not None and age <= FRESH_LOGIN_SECONDS
 
 
 @functools.cache

@@ -17,11 +17,16 @@ pytestmark = [pytest.mark.django_db, pytest.mark.integration]
 
 
 def login_at_provider(
-    client: Client, provider: Provider, login: str, browser: requests.Session | None = None
+    client: Client,
+    provider: Provider,
+    login: str,
+    browser: requests.Session | None = None,
+    start_at: str = "/oidc/authenticate/",
 ) -> str:
-    """Start at /oidc/authenticate/, sign in on the provider's pages (in ``browser``, which then
-    holds the provider's session); return the callback URL."""
-    start = client.get("/oidc/authenticate/")
+    """Start at /oidc/authenticate/ (or ``start_at``, a page that sends the person there), sign
+    in on the provider's pages (in ``browser``, which then holds the provider's session); return
+    the callback URL."""
+    start = client.get(start_at)
     assert start.status_code == 302
     location = start["Location"]
     assert location.startswith(f"{provider.issuer}/auth?")
