@@ -70,11 +70,12 @@ SHOTS: list[Shot] = [
     Shot(None, "tenants:home", "start"),
     # The portal's login leads to the provider's login page, with the demo people.
     Shot(None, "oidc_authentication_init", "login"),
-    Shot("admin@oslo.example", "tenants:home", "kommune-admin-start"),
+    Shot("admin@oslo.example", "tenants:home", "my-organisations"),
+    Shot("admin@oslo.example", "orders:dashboard", "kommune-dashboard"),
     Shot("admin@oslo.example", "orders:catalogue", "catalogue"),
-    Shot("admin@trygghet.example", "tenants:home", "vendor-admin-start"),
-    Shot("drift@nhn.example", "tenants:home", "nhn-operator-start"),
-    Shot("revisor@nhn.example", "tenants:home", "nhn-auditor-start"),
+    Shot("admin@trygghet.example", "orders:dashboard", "vendor-dashboard"),
+    Shot("drift@nhn.example", "orders:dashboard", "nhn-operator-dashboard"),
+    Shot("revisor@nhn.example", "orders:dashboard", "nhn-auditor-dashboard"),
 ]
 
 

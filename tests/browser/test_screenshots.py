@@ -46,7 +46,7 @@ def test_the_shots_are_taken_in_each_language_and_width_logged_in_through_the_pr
 ) -> None:
     shots = [
         screenshots.Shot(None, "oidc_authentication_init", "login"),
-        screenshots.Shot("admin@oslo.example", "tenants:home", "oslo"),
+        screenshots.Shot("admin@oslo.example", "orders:dashboard", "oslo"),
     ]
 
     written = screenshots.take(browser, live_portal.url, shots, tmp_path, widths=(1280, 375))
@@ -66,11 +66,11 @@ def test_make_screenshots_runs_from_the_repository_alone(tmp_path: Path) -> None
     result = subprocess.run(
         [
             sys.executable, "scripts/screenshots.py", "--output", str(tmp_path),
-            "--only", "kommune-admin-start", "--languages", "en", "--widths", "375",
+            "--only", "kommune-dashboard", "--languages", "en", "--widths", "375",
         ],
         cwd=PROJECT_DIR, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert [file.name for file in tmp_path.iterdir()] == ["kommune-admin-start-en-375.png"]
-    assert png_size(tmp_path / "kommune-admin-start-en-375.png")[0] >= 375
+    assert [file.name for file in tmp_path.iterdir()] == ["kommune-dashboard-en-375.png"]
+    assert png_size(tmp_path / "kommune-dashboard-en-375.png")[0] >= 375
