@@ -16,8 +16,29 @@ Fixtures:
   the live portal as ``base_url`` (``page.goto("/services/")``), bokmål by default.
 - ``open_page``: more pages, each in a context of its own: one per person in a journey.
 
-Helpers in tests/browser/helpers.py: ``login``, ``set_language``, ``check_page``,
+Helpers in tests/browser/helpers.py: ``login``, ``provider_login`` (answers the provider's page
+alone, e.g. the fresh login before a signature), ``set_language``, ``check_page``,
 ``check_in_both_languages``.
+
+A journey with the provisioning stack (tests/provisioning/stack.py): the stack's provider is the
+session's provider the live portal logs people in at, so one test drives both::
+
+    pytestmark = pytest.mark.integration
+
+    def test_the_journey(open_page, demo_data, stack):
+        stack.start_worker()
+        stack.start_close_worker()
+        oslo = open_page()
+        login(oslo, "admin@oslo.example")
+        check_page(oslo)
+        trygghet = open_page()
+        login(trygghet, "admin@trygghet.example")
+        ...  # register a client, order: the workers register it at the provider
+        token = stack.access_token(client_id, private_key)  # client credentials there
+        assert stack.call(f"/{orgnr}/fhir/Patient/1", token).status_code == 200  # HAProxy
+
+The live server reads the same Django settings the stack sets (GATEWAY_URL, ...), so the pages
+show the stack's gateway.
 """
 
 from __future__ import annotations
@@ -31,7 +52,7 @@ from typing import Any
 
 import pytest
 from django.core.management import call_command
-from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
 from tests.browser.helpers import (
     CHROMIUM,
@@ -96,6 +117,9 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is not installed: run `make test`, which installs it")
     chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    # expect() waits this long for what a page should come to show (Playwright's default, 5 s,
+    # is short on a busy machine); provisioning waits pass their own timeout.
+    expect.set_options(timeout=DEFAULT_TIMEOUT_MS)
     yield chromium
     chromium.close()
 

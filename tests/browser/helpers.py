@@ -31,7 +31,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-#: Each action and expect() waits at most this long (provisioning waits pass their own timeout).
+#: Each action and expect() waits at most this long (provisioning waits pass their own).
 DEFAULT_TIMEOUT_MS = 15_000
 AXE = PROJECT_DIR / "node_modules" / "axe-core" / "axe.min.js"
 AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
