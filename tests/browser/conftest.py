@@ -189,9 +189,9 @@ def open_page(
             shot = tmp_path / f"failure-page-{number}.png"
             try:
                 page.screenshot(path=shot, full_page=True)
-                print(f"page {number} at {page.url}: {shot}")  # noqa: T201 - shown on failure
-            except Exception as exc:  # noqa: BLE001 - a debugging aid must not hide the failure
-                print(f"page {number}: no screenshot ({exc})")  # noqa: T201
+                print(f"page {number} at {page.url}: {shot}")
+            except Exception as exc:  # a debugging aid must not hide the failure
+                print(f"page {number}: no screenshot ({exc})")
         page.context.close()
 
 

@@ -70,7 +70,7 @@ def provider_login(page: Page, email: str) -> None:
         page.get_by_role("button", name=SUBMIT).click()
 
 
-def login(page: Page, email: str, *, next: str | None = None) -> None:  # noqa: A002
+def login(page: Page, email: str, *, next: str | None = None) -> None:
     """Log in as ``email`` through the real provider's login page and land back in the portal
     (on ``next``, or the start page). A page whose context is already logged in at the provider
     comes straight back without the login page."""
