@@ -4,7 +4,7 @@ SHELL := /bin/bash
 VENV := .venv/bin
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV):$(PATH)
 
-.PHONY: run test bench bench-quick bootstrap services lint typecheck migrations-check pytest clean
+.PHONY: run test bench bench-quick screenshots bootstrap services lint typecheck migrations-check pytest clean
 
 ## Run the portal with demo data: web on :8000, Celery worker and beat, the local OpenID provider.
 run: bootstrap
@@ -26,6 +26,11 @@ bench: bootstrap
 ## The same on smaller numbers, under two minutes, for everyday use.
 bench-quick: bootstrap
 	eval "$$(scripts/services.sh)"; $(VENV)/python -m bench.run --scale quick --output var/bench/results-quick.json
+
+## PNGs of each role's main pages, bokmål and English, 1280 and 375 px: docs/screenshots/. Runs on
+## a throwaway SQLite demo with its own portal and provider; Debian's Chromium logs each person in.
+screenshots: bootstrap
+	$(VENV)/python scripts/screenshots.py
 
 bootstrap:
 	@scripts/bootstrap.sh

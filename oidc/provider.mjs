@@ -1,16 +1,20 @@
 // The local OpenID provider for development and tests: npm `oidc-provider` (panva), on loopback.
 //
-// People log in through its built-in development pages (any password; the login field takes the
-// demo e-mail, which becomes the `email` claim, with `email_verified: true`). Test-only: the login
-// `unverified:<e-mail>` gives that `email` with `email_verified: false` (see findAccount). Vendors' clients are registered by the portal with
-// Dynamic Client Registration (RFC 7591/7592) and get tokens with client_credentials and
-// private_key_jwt.
+// People log in on its own login page (oidc/interactions.mjs, oidc/pages.mjs): any password; the
+// login field takes an e-mail address, which becomes the `email` claim with `email_verified: true`.
+// In development the page also lists the demo people `manage.py seed_demo` wrote, each a one-click
+// choice. Test-only: the login `unverified:<e-mail>` gives that `email` with `email_verified:
+// false` (see findAccount). Vendors' clients are registered by the portal with Dynamic Client
+// Registration (RFC 7591/7592) and get tokens with client_credentials and private_key_jwt.
 //
 // Configuration comes from the environment, with development defaults:
 //   OIDC_ISSUER                 http://127.0.0.1:9000 (the port to listen on is taken from it)
 //   OIDC_VAR_DIR                var/oidc (signing keys; kept so restarts keep them)
 //   TILGANG_VAR_DIR             var (secrets shared with Django are under var/secrets/)
 //   PORTAL_URL                  http://127.0.0.1:8000 (redirect and post-logout URIs of the portal)
+//   OIDC_RP_REDIRECT_URIS       ${PORTAL_URL}/oidc/callback/ (comma-separated)
+//   OIDC_RP_POST_LOGOUT_REDIRECT_URIS  ${PORTAL_URL}/ (comma-separated)
+//   OIDC_DEMO_PEOPLE_FILE       ${OIDC_VAR_DIR}/demo-people.json (written by manage.py seed_demo)
 //   GATEWAY_AUDIENCE            http://127.0.0.1:8080 (audience of tokens for the FHIR gateway)
 //   PORTAL_API_AUDIENCE         ${PORTAL_URL}/api/ (audience of automation clients' tokens)
 //   OIDC_ACCESS_TOKEN_TTL       600 (seconds; client-credentials tokens)
@@ -25,6 +29,10 @@ import * as jose from 'jose';
 import Provider, { errors } from 'oidc-provider';
 
 import { fileAdapterFor } from './adapter.mjs';
+import { accountIdFor, interactionRoutes, interactionUrl } from './interactions.mjs';
+import {
+  CONTENT_SECURITY_POLICY, chooseLanguage, logoutPage, messagePage, text,
+} from './pages.mjs';
 
 const projectDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const varDir = path.resolve(process.env.TILGANG_VAR_DIR || path.join(projectDir, 'var'));
@@ -32,6 +40,8 @@ const oidcDir = path.resolve(process.env.OIDC_VAR_DIR || path.join(varDir, 'oidc
 const issuer = (process.env.OIDC_ISSUER || 'http://127.0.0.1:9000').replace(/\/$/, '');
 const portalUrl = (process.env.PORTAL_URL || 'http://127.0.0.1:8000').replace(/\/$/, '');
 const development = !['0', 'false', 'no', 'off'].includes((process.env.DJANGO_DEBUG || '1').toLowerCase());
+const demoPeopleFile = path.resolve(process.env.OIDC_DEMO_PEOPLE_FILE || path.join(oidcDir, 'demo-people.json'));
+const list = (value) => value.split(',').map((item) => item.trim()).filter(Boolean);
 
 // Read a secret the way portal/settings.py does: NAME, NAME_FILE, or (development only) a value
 // generated once into var/secrets/ with O_EXCL, so Django and this process agree on it.
@@ -105,8 +115,8 @@ const configuration = {
     {
       client_id: portalClientId,
       client_secret: secret('OIDC_RP_CLIENT_SECRET'),
-      redirect_uris: (process.env.OIDC_RP_REDIRECT_URIS || `${portalUrl}/oidc/callback/`).split(','),
-      post_logout_redirect_uris: [`${portalUrl}/`],
+      redirect_uris: list(process.env.OIDC_RP_REDIRECT_URIS || `${portalUrl}/oidc/callback/`),
+      post_logout_redirect_uris: list(process.env.OIDC_RP_POST_LOGOUT_REDIRECT_URIS || `${portalUrl}/`),
       grant_types: ['authorization_code'],
       response_types: ['code'],
       token_endpoint_auth_method: 'client_secret_basic',
@@ -126,7 +136,7 @@ const configuration = {
     // Development accounts: whatever was typed into the login field is the person, with a
     // verified e-mail address. For tests, a login `unverified:<e-mail>` is a different account
     // (its own `sub`) with that address, not verified (`email_verified: false`).
-    const login = String(id).trim().toLowerCase();
+    const login = accountIdFor(id);
     const unverified = login.startsWith(UNVERIFIED_PREFIX);
     const email = unverified ? login.slice(UNVERIFIED_PREFIX.length) : login;
     return {
@@ -156,6 +166,22 @@ const configuration = {
     await grant.save();
     return grant;
   },
+  // The login page is ours (oidc/interactions.mjs), at oidc-provider's default place.
+  interactions: { url: interactionUrl },
+  // The provider's other pages in the same look and languages, with no inline style or script.
+  async renderError(ctx, out, error) {
+    const language = chooseLanguage(ctx.oidc?.params?.ui_locales, ctx.get('Accept-Language'));
+    const t = text(language);
+    ctx.type = 'html';
+    ctx.set('Content-Security-Policy', CONTENT_SECURITY_POLICY);
+    ctx.body = messagePage({
+      language,
+      title: t.errorTitle,
+      message: t.errorText,
+      detail: [out.error, out.error_description].filter(Boolean).join(': '),
+      backUrl: `${portalUrl}/`,
+    });
+  },
   clientAuthMethods: ['client_secret_basic', 'private_key_jwt'],
   enabledJWA: {
     // HAProxy 2.6 verifies RS* and ES* but not PS*: offer only what the gateway can check.
@@ -163,7 +189,25 @@ const configuration = {
     idTokenSigningAlgValues: ['RS256', 'ES256'],
   },
   features: {
-    devInteractions: { enabled: development },
+    devInteractions: { enabled: false },
+    rpInitiatedLogout: {
+      enabled: true,
+      async logoutSource(ctx, form) {
+        const language = chooseLanguage(ctx.oidc?.params?.ui_locales, ctx.get('Accept-Language'));
+        ctx.type = 'html';
+        ctx.set('Content-Security-Policy', CONTENT_SECURITY_POLICY);
+        ctx.body = logoutPage({ language, form });
+      },
+      async postLogoutSuccessSource(ctx) {
+        const language = chooseLanguage(ctx.oidc?.params?.ui_locales, ctx.get('Accept-Language'));
+        const t = text(language);
+        ctx.type = 'html';
+        ctx.set('Content-Security-Policy', CONTENT_SECURITY_POLICY);
+        ctx.body = messagePage({
+          language, title: t.loggedOutTitle, message: t.loggedOutText, backUrl: `${portalUrl}/`,
+        });
+      },
+    },
     registration: {
       enabled: true,
       initialAccessToken: secret('OIDC_INITIAL_ACCESS_TOKEN'),
@@ -224,6 +268,7 @@ const configuration = {
 
 const provider = new Provider(issuer, configuration);
 provider.on('server_error', (ctx, err) => console.error('oidc-provider server_error', err));
+provider.use(interactionRoutes(provider, { development, demoPeopleFile, portalUrl }));
 
 const { hostname, port } = new URL(issuer);
 const server = provider.listen(Number(port) || 80, hostname);

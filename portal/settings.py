@@ -190,6 +190,12 @@ OIDC_IDENTITY_CLAIM = os.getenv("OIDC_IDENTITY_CLAIM", "email")
 # Invitations bind only when this claim is true: the provider has verified the identity.
 OIDC_VERIFIED_CLAIM = os.getenv("OIDC_VERIFIED_CLAIM", "email_verified")
 OIDC_TIMEOUT = 10
+# The local provider's development login page offers the demo people (`manage.py seed_demo`
+# writes them here) as one-click choices; it reads the same path.
+OIDC_DEMO_PEOPLE_FILE = Path(
+    os.getenv("OIDC_DEMO_PEOPLE_FILE")
+    or Path(os.getenv("OIDC_VAR_DIR", VAR_DIR / "oidc")) / "demo-people.json"
+)
 
 # --- Sessions: an idle and an absolute lifetime, and renewal at the provider (tenants/sessions.py)
 TILGANG_SESSION_IDLE_SECONDS = int(os.getenv("TILGANG_SESSION_IDLE_SECONDS", "1800"))

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +12,7 @@ from rest_framework.test import APIClient
 
 from orders.models import AccessRequest, Delegation, Grant, Instruction
 from tenants.models import OAuthClient, Organisation, Product, Role
+from tests.components import free_port
 from tests.factories import (
     ClientFactory,
     DelegationFactory,
@@ -29,6 +31,16 @@ from tests.integration import (  # noqa: F401 - fixtures
     start_worker,
 )
 from tests.provisioning.stack import stack  # noqa: F401 - fixture
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Fix the live server's address before anything starts: the session's OpenID provider,
+    started by whichever test needs it first, must already accept the live portal's callback
+    (the browser tests log in through it)."""
+    address = config.getoption("liveserver", None) or os.environ.get(
+        "DJANGO_LIVE_TEST_SERVER_ADDRESS", f"127.0.0.1:{free_port()}"
+    )
+    os.environ["DJANGO_LIVE_TEST_SERVER_ADDRESS"] = address
 
 
 @pytest.hookimpl(wrapper=True)

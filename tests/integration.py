@@ -30,6 +30,14 @@ GATEWAY_AUDIENCE = "http://gateway.tilgang.test"
 PORTAL_API_AUDIENCE = "http://testserver/api/"
 
 
+def live_server_url() -> str | None:
+    """The address pytest-django's ``live_server`` will listen on, fixed before the session's
+    provider starts (``pytest_configure`` in tests/conftest.py), so the provider can name the
+    live portal's callback among the redirect URIs it accepts."""
+    address = os.environ.get("DJANGO_LIVE_TEST_SERVER_ADDRESS", "")
+    return f"http://{address}" if ":" in address else None
+
+
 def catalogue_scopes() -> list[str]:
     """The catalogue's scopes, as its data migration writes them (the test database is not up
     when the session's provider starts)."""
@@ -51,14 +59,21 @@ class Provider:
         self.initial_access_token = initial_access_token
         scopes = var_dir / "scopes.txt"
         scopes.write_text("\n".join(catalogue_scopes()))
+        #: Where the provider's login page reads the demo people (``seed_demo --people-file``).
+        self.demo_people_file = var_dir / "demo-people.json"
+        # The Django test client's host, and the live server's for the browser tests.
+        portals = ["http://testserver"]
+        if (live := live_server_url()) is not None:
+            portals.append(live)
         self.env = {
             "OIDC_ISSUER": self.issuer,
             "TILGANG_VAR_DIR": str(var_dir),
             "OIDC_RP_CLIENT_SECRET": OIDC_TEST_CLIENT_SECRET,
             "OIDC_INITIAL_ACCESS_TOKEN": initial_access_token,
             "OIDC_SCOPES_FILE": str(scopes),
-            # The Django test client's host.
-            "OIDC_RP_REDIRECT_URIS": "http://testserver/oidc/callback/",
+            "OIDC_RP_REDIRECT_URIS": ",".join(f"{url}/oidc/callback/" for url in portals),
+            "OIDC_RP_POST_LOGOUT_REDIRECT_URIS": ",".join(f"{url}/" for url in portals),
+            "OIDC_DEMO_PEOPLE_FILE": str(self.demo_people_file),
             "PORTAL_URL": "http://testserver",
             "GATEWAY_AUDIENCE": GATEWAY_AUDIENCE,
             "PORTAL_API_AUDIENCE": PORTAL_API_AUDIENCE,

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import io
+import json
+from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -9,6 +12,13 @@ from orders.models import Service
 from tenants.models import Membership, Organisation, Product, Role
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def people_file(settings: Any, tmp_path: Path) -> Path:
+    """The demo people go to the test's own directory, not the developer's var/."""
+    settings.OIDC_DEMO_PEOPLE_FILE = tmp_path / "oidc" / "demo-people.json"
+    return Path(settings.OIDC_DEMO_PEOPLE_FILE)
 
 
 def seed() -> str:
@@ -55,3 +65,24 @@ def test_seeding_twice_changes_nothing() -> None:
         counts
     )
     assert Service.objects.count() == 9
+
+
+def test_the_demo_people_are_written_for_the_providers_login_page_in_both_languages(
+    people_file: Path,
+) -> None:
+    seed()
+
+    people = json.loads(people_file.read_text())["people"]
+    oslo = next(person for person in people if person["email"] == "admin@oslo.example")
+    assert oslo == {
+        "email": "admin@oslo.example",
+        "organisation": "Oslo kommune",
+        "role": "kommune_admin",
+        "role_label": {"nb": "Kommuneadministrator", "en": "Kommune administrator"},
+    }
+    assert {person["email"] for person in people} == {
+        "drift@nhn.example", "revisor@nhn.example", "admin@oslo.example",
+        "admin@trondheim.example", "admin@bergen.example", "admin@journal.example",
+        "admin@trygghet.example", "admin@hjemme.example", "admin@helseplattformen.example",
+    }  # fmt: skip
+    assert not list(people_file.parent.glob(".*.tmp"))  # written whole, by a rename

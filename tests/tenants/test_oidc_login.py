@@ -38,7 +38,8 @@ def login_at_provider(
             return location
         response = browser.get(location, allow_redirects=False, timeout=5)
         if response.status_code == 200 and 'name="login"' in response.text:
-            # The provider's development login page: any password, the login is the e-mail.
+            # The provider's login page (oidc/interactions.mjs): any password, the login is the
+            # e-mail; the form posts to the page's own address.
             action = response.url
             response = browser.post(
                 action,

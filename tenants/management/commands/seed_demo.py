@@ -1,14 +1,20 @@
 """Demo data: NHN, three kommuner, four vendors with products, and their first people.
 
 Idempotent: running it again changes nothing. No clients, requests or grants: the demo starts clean.
+It also writes the demo people to ``OIDC_DEMO_PEOPLE_FILE``, which the local provider's development
+login page offers as one-click choices.
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
+from django.utils import translation
 
 from tenants import services
 from tenants.models import Membership, Organisation, Product, Role
@@ -63,11 +69,48 @@ def _product(vendor: Organisation, name: str, system_type: str, is_epic: bool) -
     )
 
 
+def demo_people() -> list[dict[str, Any]]:
+    """The demo logins as the provider's login page shows them: labels in both languages."""
+    people = []
+    for email, role, organisation in DEMO_LOGINS:
+        labels = {}
+        for language, _name in settings.LANGUAGES:
+            with translation.override(language):
+                labels[language] = str(Role(role).label)
+        people.append(
+            {"email": email, "organisation": organisation, "role": str(role), "role_label": labels}
+        )
+    return people
+
+
+def write_demo_people(target: Path) -> None:
+    """Write the file whole or not at all (a rename), so the provider never reads half of it."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(json.dumps({"people": demo_people()}, ensure_ascii=False, indent=2) + "\n")
+    tmp.replace(target)
+
+
 class Command(BaseCommand):
     help = "Create the demo organisations, products and logins (idempotent)."
 
-    @transaction.atomic
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--people-file",
+            default=str(settings.OIDC_DEMO_PEOPLE_FILE),
+            help="Where to write the demo people for the local provider's login page "
+            "(default: OIDC_DEMO_PEOPLE_FILE, var/oidc/demo-people.json).",
+        )
+
     def handle(self, *args: Any, **options: Any) -> None:
+        self.seed()
+        write_demo_people(Path(options["people_file"]))
+        self.stdout.write(self.style.SUCCESS("Demo data in place. Log in as any of:"))
+        for email, role, organisation in DEMO_LOGINS:
+            self.stdout.write(f"  {email:34} {Role(role).label} ({organisation})")
+
+    @transaction.atomic
+    def seed(self) -> None:
         nhn = _organisation(*NHN, kind=Organisation.Kind.OPERATOR)
         _member(nhn, "drift@nhn.example", Role.NHN_OPERATOR)
         _member(nhn, "revisor@nhn.example", Role.NHN_AUDITOR)
@@ -83,7 +126,3 @@ class Command(BaseCommand):
             _member(kommune, admin, Role.KOMMUNE_ADMIN)
             if kommune.epj_product_id is None:
                 services.kommune_epj_set(kommune=kommune, product=epj_by_vendor[EPJ_IN_USE[orgnr]])
-
-        self.stdout.write(self.style.SUCCESS("Demo data in place. Log in as any of:"))
-        for email, role, organisation in DEMO_LOGINS:
-            self.stdout.write(f"  {email:34} {Role(role).label} ({organisation})")
