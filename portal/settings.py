@@ -161,6 +161,8 @@ AUTHENTICATION_BACKENDS = [
 # Anonymous visitors hold no object permissions; without this guardian creates an AnonymousUser row.
 ANONYMOUS_USER_NAME = None  # django-guardian reads this name
 LOGIN_URL = "oidc_authentication_init"
+# The login speaks the portal's language at the provider (ui_locales).
+OIDC_AUTHENTICATE_CLASS = "tenants.auth.LoginRequestView"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/"
 

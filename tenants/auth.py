@@ -17,6 +17,7 @@ from django.contrib.auth.models import User
 from django.core.exceptions import SuspiciousOperation
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.utils import translation
 from django.utils.translation import gettext as _
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
@@ -166,7 +167,16 @@ FRESH_LOGIN_SECONDS = 300
 CLOCK_SKEW_SECONDS = 60
 
 
-class FreshLoginRequestView(OIDCAuthenticationRequestView):
+class LoginRequestView(OIDCAuthenticationRequestView):
+    """The login, with the portal's language passed on (``ui_locales``), so the provider's page
+    speaks the language the person chose here rather than the browser's."""
+
+    def get_extra_params(self, request: HttpRequest) -> dict[str, str]:
+        params: dict[str, str] = super().get_extra_params(request)
+        return {**params, "ui_locales": translation.get_language() or settings.LANGUAGE_CODE}
+
+
+class FreshLoginRequestView(LoginRequestView):
     """A login that the provider must make anew, even while the person's session there lives:
     ``prompt=login`` asks it to show its login page again, and ``max_age`` makes it put
     ``auth_time`` (when the person last logged in there) into the ID token."""

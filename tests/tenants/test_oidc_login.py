@@ -7,6 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
+from django.conf import settings
 from django.test import Client
 
 from tenants.models import Membership
@@ -133,3 +134,15 @@ def test_a_provider_refusing_the_code_is_a_readable_failure_not_a_server_error(
     assert response.status_code == 200
     assert not response.context["user"].is_authenticated
     assert "The login did not succeed" in response.content.decode()
+
+
+@pytest.mark.parametrize("language", ["nb", "en"])
+def test_the_login_asks_the_provider_to_speak_the_language_chosen_in_the_portal(
+    client: Client, oidc_settings: Provider, language: str
+) -> None:
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = language
+    start = client.get("/oidc/authenticate/")
+    assert start.status_code == 302
+    assert f"ui_locales={language}" in start["Location"]
+    page = requests.get(start["Location"], timeout=5)
+    assert f'lang="{language}"' in page.text
