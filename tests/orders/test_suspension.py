@@ -183,7 +183,7 @@ def test_lifting_restores_exactly_the_grants_the_suspension_closed(world: World)
     assert {g.pk for g in restored}.isdisjoint({patient.pk, observation.pk})
     # Not the grant the kommune had revoked before: the suspension did not close it.
     care_plan.refresh_from_db()
-    assert care_plan.status == GrantStatus.REVOKING
+    assert care_plan.status == GrantStatus.REVOKED
     assert not Grant.objects.live().filter(service__code="care-plan").exists()
     others.refresh_from_db()
     assert others.status == GrantStatus.ACTIVE
