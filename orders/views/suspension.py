@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
@@ -21,7 +22,6 @@ from django.views.decorators.http import require_POST
 from orders import policy, services
 from orders.forms.suspension import SuspendForm, VendorFilterForm
 from orders.models import Grant, SuspendedGrant, Suspension
-from portal.http import authenticated_user
 from tenants.models import Organisation, Role
 from tenants.pages import Acting, listing, organisation_page
 
@@ -145,6 +145,13 @@ def vendor(request: HttpRequest, acting: Acting, vendor_orgnr: str) -> HttpRespo
     return _vendor_page(request, acting, found, SuspendForm())
 
 
+def _person(request: HttpRequest) -> User:
+    """The logged-in person (``organisation_page`` sent anyone else to log in)."""
+    if not isinstance(request.user, User):
+        raise PermissionDenied
+    return request.user
+
+
 def _operator(acting: Acting) -> None:
     if not acting.can(Role.NHN_OPERATOR):
         raise PermissionDenied(_("Only NHN operators suspend vendors."))
@@ -161,7 +168,7 @@ def vendor_suspend(request: HttpRequest, acting: Acting, vendor_orgnr: str) -> H
         already = found.suspended_at is not None
         try:
             suspension = services.vendor_suspend(
-                vendor=found, actor=authenticated_user(request), reason=form.cleaned_data["reason"]
+                vendor=found, actor=_person(request), reason=form.cleaned_data["reason"]
             )
         except ValidationError as error:
             form.add_service_error(error)
@@ -208,7 +215,7 @@ def vendor_lift(request: HttpRequest, acting: Acting, vendor_orgnr: str) -> Http
     """Lift the vendor's suspension: what it closed is decided again and set up again."""
     found = get_object_or_404(_vendors_of(request), orgnr=vendor_orgnr)
     _operator(acting)
-    lifted = services.vendor_suspension_lift(vendor=found, actor=authenticated_user(request))
+    lifted = services.vendor_suspension_lift(vendor=found, actor=_person(request))
     if lifted is None:
         messages.info(
             request, _("%(vendor)s was not suspended; nothing changed.") % {"vendor": found.name}
