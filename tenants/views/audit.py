@@ -155,7 +155,7 @@ def _filtered(events: QuerySet[AuditEvent], data: dict[str, Any]) -> QuerySet[Au
 def audit(request: HttpRequest, acting: Acting) -> HttpResponse:
     """The audit trail: who changed what, when, for which organisation, and what it was before."""
     form = AuditFilterForm(request.GET or None)
-    events = AuditEvent.objects.all()
+    events: QuerySet[AuditEvent] = AuditEvent.objects.all()
     readable = audit_readable_organisations(request.user)
     if readable is not None:  # NHN staff read every event; kept for anyone else
         events = events.filter(organisation_id__in=readable)
