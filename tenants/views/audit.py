@@ -75,7 +75,7 @@ def _shown(value: Any) -> str:
     if isinstance(value, list):
         text = ", ".join(_shown(item) for item in value)
     elif isinstance(value, dict):
-        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+        text = json.dumps(value, ensure_ascii=False, sort_keys=True)
     else:
         text = str(value)
     return text if len(text) <= VALUE_CHARS else text[: VALUE_CHARS - 1] + "…"
