@@ -1727,7 +1727,7 @@ def _suspended_grants_restore(suspension: Suspension, *, actor: User) -> tuple[i
     records the grant that restores it or why none does. Returns (restored, not restored)."""
     rows = list(
         SuspendedGrant.objects.filter(suspension=suspension)
-        .select_related("grant")
+        .select_related("grant__approved_by")
         .order_by("grant__created_at", "grant_id")
     )
     if not rows:
@@ -1744,16 +1744,22 @@ def _suspended_grants_restore(suspension: Suspension, *, actor: User) -> tuple[i
         .filter(pk__in=client_ids)
         .order_by("pk")
     }
-    kommuner = Organisation.objects.in_bulk(kommune_ids)
-    services_by_id = Service.objects.in_bulk({row.grant.service_id for row in rows})
-    # The newest item that made each grant (one item may reuse another's grant).
-    made_by: dict[Any, AccessRequestItem] = {}
-    for item in (
+    # Everything the policy reads, loaded once: the kommuner with their EPJs (read under the
+    # share locks above), the services with their opening dates.
+    kommuner = Organisation.objects.select_related("epj_product", "epj_switch_product").in_bulk(
+        kommune_ids
+    )
+    services_by_id = Service.objects.with_availability().in_bulk(
+        {row.grant.service_id for row in rows}
+    )
+    # The items that made each grant (one item may reuse another's grant); the newest decides.
+    items = list(
         AccessRequestItem.objects.filter(grant_id__in=old_ids)
-        .select_related("request__requested_by")
+        .select_related("request__requested_by", "kommune_approved_by")
         .order_by("request__created_at", "pk")
-    ):
-        made_by[item.grant_id] = item
+    )
+    made_by = {item.grant_id: item for item in items}
+    restoring: dict[Any, Grant] = {}
     inputs = _PolicyInputs()
     restored = refused = 0
     with audit_events_batched():
@@ -1764,15 +1770,14 @@ def _suspended_grants_restore(suspension: Suspension, *, actor: User) -> tuple[i
                 row.not_restored_code, row.not_restored_params = "client_removed", {}
             else:
                 item = made_by.get(old.pk) or _item_on_grant_terms(old)
+                # What the policy reads, as loaded above (not the item's own, stale, copies).
                 item.service = services_by_id[old.service_id]
                 item.request.client = client
                 item.request.kommune = kommuner[old.kommune_id]
                 decision = policy.decide(inputs.context(item, item.request))
                 if decision.approved:
                     grant = _grant_for(item, decision, _approver(item, item.request))
-                    row.restored_grant = grant
-                    if item.pk is not None:  # the orders' items name the grant that restores
-                        AccessRequestItem.objects.filter(grant=old).update(grant=grant)
+                    row.restored_grant = restoring[old.pk] = grant
                     audit_event_record(
                         actor=actor,
                         action="grant.restored",
@@ -1787,8 +1792,15 @@ def _suspended_grants_restore(suspension: Suspension, *, actor: User) -> tuple[i
             restored += row.restored_grant_id is not None
             refused += row.restored_grant_id is None
     SuspendedGrant.objects.bulk_update(
-        rows, ["restored_grant", "not_restored_code", "not_restored_params"]
+        rows, ["restored_grant", "not_restored_code", "not_restored_params"], batch_size=1000
     )
+    # The orders' items name the grant that restores theirs (their decision stands).
+    renamed = []
+    for item in items:
+        if (restorer := restoring.get(item.grant_id)) is not None:
+            item.grant = restorer
+            renamed.append(item)
+    AccessRequestItem.objects.bulk_update(renamed, ["grant"], batch_size=1000)
     return restored, refused
 
 
@@ -1797,12 +1809,8 @@ def _item_on_grant_terms(grant: Grant) -> AccessRequestItem:
     for its service codes, approved by the kommune admin who approved it, if a person did."""
     approver = None if grant.approved_automatically else grant.approved_by
     return AccessRequestItem(
-        request=AccessRequest(
-            client=grant.client,
-            kommune=grant.kommune,
-            initiated_by=AccessRequest.Initiator.VENDOR,
-        ),
-        service=grant.service,
+        # Its client, kommune and service are set by the caller, as it loaded them.
+        request=AccessRequest(initiated_by=AccessRequest.Initiator.VENDOR),
         access=grant.access,
         service_codes=list(grant.service_codes),
         kommune_approved_by=approver,

@@ -209,6 +209,21 @@ def test_the_orders_items_name_the_grants_that_restore_theirs(world: World) -> N
     assert item.status == ItemStatus.APPROVED
 
 
+def test_a_grant_no_order_made_is_restored_on_its_own_terms(world: World) -> None:
+    seeded = GrantFactory(
+        client=world.client, kommune=world.kommune, service_codes=["RT"], status=GrantStatus.ACTIVE
+    )
+    suspend(world)
+
+    lift(world)
+
+    [restored] = live(world)
+    assert restored.pk != seeded.pk
+    assert (restored.service, restored.access) == (seeded.service, seeded.access)
+    assert restored.delegation == world.delegation  # decided again: the delegation covers it
+    assert restored.instruction == world.instruction
+
+
 def test_lifting_decides_each_closed_grant_again_and_says_why_one_is_not_restored(
     world: World,
 ) -> None:
