@@ -102,6 +102,7 @@ def test_the_list_filters_by_status_client_and_vendor_and_sorts(
     bad = operator.get(url("jobs", nhn), {"status": "exploded", "vendor": "123", "sort": "x"})
     assert bad.status_code == 200
     assert set(bad.context["form"].errors) == {"status", "vendor"}
+    assert "ds-error-summary" in bad.content.decode()
 
 
 def test_an_empty_queue_says_what_fills_it(client: Client, world: World, nhn: Organisation) -> None:

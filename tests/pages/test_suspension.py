@@ -74,6 +74,7 @@ def test_the_list_filters_by_name_orgnr_and_state(
     bad = operator.get(url("vendors", nhn), {"state": "sideways", "sort": "password"})
     assert bad.status_code == 200
     assert bad.context["form"].errors["state"]
+    assert "ds-error-summary" in bad.content.decode()
 
 
 def test_the_list_reads_a_constant_number_of_queries(
