@@ -10,7 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('orders', '0009_add_grant_reason_codes'),
+        ('orders', '0010_instruction_drafts_may_be_incomplete'),
         ('tenants', '0008_add_organisation_suspended_at'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
