@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django import forms
-from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from orders.models import Suspension
@@ -34,11 +33,3 @@ class SuspendForm(forms.Form):
         max_length=Suspension._meta.get_field("reason").max_length,
         widget=forms.Textarea(attrs={"rows": 3}),
     )
-
-    def add_service_error(self, error: ValidationError) -> None:
-        """The service's errors on the field they name; any other on the form as a whole."""
-        if not hasattr(error, "error_dict"):
-            self.add_error(None, error)
-            return
-        for field, errors in error.error_dict.items():
-            self.add_error(field if field in self.fields else None, errors)

@@ -22,6 +22,7 @@ from django.views.decorators.http import require_POST
 from orders import policy, services
 from orders.forms.suspension import SuspendForm, VendorFilterForm
 from orders.models import Grant, SuspendedGrant, Suspension
+from portal.forms import service_errors_add
 from tenants.models import Organisation, Role
 from tenants.pages import Acting, listing, organisation_page
 
@@ -171,7 +172,7 @@ def vendor_suspend(request: HttpRequest, acting: Acting, vendor_orgnr: str) -> H
                 vendor=found, actor=_person(request), reason=form.cleaned_data["reason"]
             )
         except ValidationError as error:
-            form.add_service_error(error)
+            service_errors_add(form, error)
         else:
             if already:
                 messages.info(
