@@ -593,6 +593,84 @@ class Grant(models.Model):
         return f"{self.scope} for {self.client_id} in {self.kommune_id} ({self.status})"
 
 
+# --- Suspensions of vendors ---------------------------------------------------------------------
+
+
+class Suspension(models.Model):
+    """NHN suspends a vendor: its live grants close through provisioning and its clients get no
+    new access until the suspension is lifted, which restores what it closed (``closed``).
+
+    At most one suspension of a vendor is in force; ``Organisation.suspended_at`` mirrors it for
+    the policy, which reads the vendor with every decision."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    vendor = models.ForeignKey(Organisation, models.PROTECT, related_name="suspensions")
+    reason = models.CharField(_("reason"), max_length=500)
+    suspended_at = models.DateTimeField(_("suspended at"), default=timezone.now)
+    suspended_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.PROTECT, related_name="+", verbose_name=_("suspended by")
+    )
+    lifted_at = models.DateTimeField(_("lifted at"), null=True, blank=True)
+    lifted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("lifted by"),
+    )
+
+    class Meta:
+        ordering = ["-suspended_at"]
+        verbose_name = _("suspension")
+        verbose_name_plural = _("suspensions")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["vendor"],
+                condition=Q(lifted_at__isnull=True),
+                name="orders_suspension_one_in_force_per_vendor",
+            ),
+            models.CheckConstraint(
+                name="orders_suspension_lifted_by_someone",
+                condition=Q(lifted_at__isnull=True) | Q(lifted_by__isnull=False),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"suspension of {self.vendor_id} from {self.suspended_at:%Y-%m-%d}"
+
+    @property
+    def in_force(self) -> bool:
+        return self.lifted_at is None
+
+
+class SuspendedGrant(models.Model):
+    """A grant a suspension closed, and what lifting it made of it: the grant that restores it,
+    or why the policy did not grant it again (a reason code of ``orders.policy.REASONS``)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    suspension = models.ForeignKey(Suspension, models.PROTECT, related_name="closed")
+    grant = models.ForeignKey(Grant, models.PROTECT, related_name="suspended_by")
+    restored_grant = models.ForeignKey(
+        Grant, models.PROTECT, null=True, blank=True, related_name="restores"
+    )
+    not_restored_code = models.CharField(max_length=40, blank=True)
+    not_restored_params = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["suspension", "grant"]
+        verbose_name = _("grant closed by a suspension")
+        verbose_name_plural = _("grants closed by suspensions")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["suspension", "grant"], name="orders_suspendedgrant_unique_per_suspension"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.grant_id} closed by {self.suspension_id}"
+
+
 # --- The provisioning outbox ---------------------------------------------------------------------
 
 

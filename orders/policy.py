@@ -3,6 +3,8 @@
 An access-request item is approved when all of these hold, checked in this order; the first that
 fails decides, with a reason a person can act on:
 
+0. the client's vendor is not suspended by NHN -> rejected (lifting the suspension restores the
+   grants it closed; what was refused meanwhile is ordered again);
 1. the client's system type may have that access to the service (the catalogue) -> rejected.
    In production the type is the one NHN verified; an unverified product whose declared type
    would do -> awaiting_verification (NHN's verification releases it);
@@ -78,6 +80,10 @@ REASONS: dict[str, Any] = {
     "rejected_by_kommune": _("Rejected by %(person)s for %(kommune)s."),
     "withdrawn": _("Withdrawn by %(person)s."),
     "client_removed": _("The client was removed before the item was granted."),
+    "vendor_suspended": _(
+        "%(vendor)s is suspended by NHN, so its clients are granted no new access. Order again "
+        "once NHN has lifted the suspension."
+    ),
 }
 
 
@@ -132,6 +138,7 @@ class Context:
     service_codes: tuple[str, ...] = ()  # asked for
     delegation_codes: tuple[str, ...] = ()  # allowed by the delegation item
     kommune_codes: tuple[str, ...] | None = None  # allowed by the approving kommune admin
+    vendor_suspended: bool = False  # NHN has suspended the client's vendor
 
 
 @dataclass(frozen=True)
@@ -155,6 +162,12 @@ def decide(ctx: Context) -> Decision:
         "kommune": ctx.kommune.name,
         "environment": ctx.environment,  # a code: worded when read (reason_text)
     }
+
+    # 0. A vendor NHN has suspended gets nothing new, whatever else holds.
+    if ctx.vendor_suspended:
+        return Decision(
+            ItemStatus.REJECTED, "vendor_suspended", {**names, "vendor": ctx.vendor_name}
+        )
 
     # 1. The catalogue: who may read and who may write.
     if not service.allows(system_type=ctx.system_type, access=ctx.access):
@@ -266,6 +279,9 @@ GRANT_REASONS: dict[str, Any] = {
     "delegation_expired": _("The delegation it rested on expired."),
     "client_removed": _("The client was removed."),
     "revoked_by": _("Revoked by %(person)s."),
+    "vendor_suspended": _(
+        "Closed while NHN suspends %(vendor)s (%(reason)s); lifting the suspension restores it."
+    ),
     # For provisioning's status reasons (``Grant.status_reason_code``).
     "keys_expired": _(
         "Every public key of the client has expired: its grants are closed at the gateway until "

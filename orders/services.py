@@ -16,7 +16,7 @@ from celery import current_app
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Max, Q, QuerySet
+from django.db.models import Count, Max, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -35,6 +35,8 @@ from orders.models import (
     ProvisioningJob,
     Service,
     ServiceAvailability,
+    SuspendedGrant,
+    Suspension,
 )
 from portal.db import create_validated
 from portal.exceptions import Conflict
@@ -845,6 +847,7 @@ class _PolicyInputs:
             environment=client.environment,
             kommune=request.kommune,
             vendor_name=client.vendor.name,
+            vendor_suspended=client.vendor.suspended_at is not None,
             initiated_by=request.initiated_by,
             instruction=self.instruction(request.kommune),
             delegation=covering.delegation if covering is not None else None,
@@ -1215,7 +1218,7 @@ def access_request_approve(
     for item in todo:
         item.kommune_approved_by = actor
         item.kommune_service_codes = codes.get(str(item.pk), list(item.service_codes))
-        decision = policy.decide(inputs.context(item, request))
+        decision = policy.decide(inputs.context(item, item.request))
         if decision.reason_code == "instruction_missing":
             raise Conflict(policy.reason_text(decision.reason_code, decision.reason_params))
         _item_set(item, decision, actor, approver=actor)
@@ -1244,7 +1247,7 @@ def access_request_consent(
     inputs = _PolicyInputs()
     for item in todo:
         item.vendor_approved_by = actor
-        decision = policy.decide(inputs.context(item, request))
+        decision = policy.decide(inputs.context(item, item.request))
         _item_set(item, decision, actor, approver=_approver(item, request))
     if todo:
         audit_event_record(
@@ -1565,3 +1568,251 @@ def grants_reevaluate(grants: QuerySet[Grant], *, actor: User | None) -> list[Gr
             Grant.objects.live().filter(pk__in=ids), actor=actor, code=code, params=params
         )
     return revoked
+
+
+# --- Suspending a vendor ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClientAffected:
+    client: OAuthClient
+    grants: int
+
+
+@dataclass(frozen=True)
+class KommuneAffected:
+    kommune: Organisation
+    grants: int
+
+
+@dataclass(frozen=True)
+class SuspensionPreview:
+    """What suspending the vendor would close now: its clients with live grants, the kommuner
+    they hold them in, and how many grants in all."""
+
+    clients: list[ClientAffected]
+    kommuner: list[KommuneAffected]
+    grants: int
+
+
+def vendor_suspension_preview(*, vendor: Organisation) -> SuspensionPreview:
+    """The dry run of ``vendor_suspend``: the live grants it would close, by client and by
+    kommune (three queries, however many grants)."""
+    grants = Grant.objects.live().filter(client__vendor=vendor).order_by()
+    by_client = dict(
+        grants.values_list("client_id").annotate(n=Count("pk")).values_list("client_id", "n")
+    )
+    by_kommune = dict(
+        grants.values_list("kommune_id").annotate(n=Count("pk")).values_list("kommune_id", "n")
+    )
+    clients = OAuthClient.objects.filter(pk__in=by_client).order_by("name", "created_at")
+    kommuner = Organisation.objects.filter(pk__in=by_kommune).order_by("name")
+    return SuspensionPreview(
+        clients=[ClientAffected(client, by_client[client.pk]) for client in clients],
+        kommuner=[KommuneAffected(kommune, by_kommune[kommune.pk]) for kommune in kommuner],
+        grants=sum(by_client.values()),
+    )
+
+
+def _vendor_lock(vendor: Organisation) -> Organisation:
+    """Lock the vendor, then its products, as the deciders' share locks on a product expect
+    (``_policy_rows_share``): an order deciding for one of its clients either commits before
+    this change (whose queries then see its grants) or waits for it and reads the vendor's new
+    state. FOR NO KEY UPDATE: rows that merely refer to the vendor or a product (a new client,
+    a job) need not wait."""
+    if vendor.kind != Organisation.Kind.VENDOR:
+        raise ValidationError({"vendor": _("Only a vendor can be suspended.")})
+    locked = Organisation.objects.select_for_update(no_key=True).get(pk=vendor.pk)
+    list(
+        Product.objects.select_for_update(no_key=True)
+        .filter(vendor=locked)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    return locked
+
+
+def _suspension_snapshot(suspension: Suspension) -> dict[str, Any]:
+    return {"suspended": True, "suspension": str(suspension.pk), "reason": suspension.reason}
+
+
+@transaction.atomic
+def vendor_suspend(*, vendor: Organisation, actor: User, reason: str) -> Suspension:
+    """NHN suspends a vendor: every live grant of its clients is revoked through provisioning
+    (closed at the gateway at once, narrowed at the authorization server by each client's job),
+    and the policy refuses its clients anything new until the suspension is lifted. Idempotent:
+    a vendor already suspended keeps its suspension, which is returned unchanged."""
+    reason = reason.strip()
+    if not reason:
+        raise ValidationError({"reason": _("Say why the vendor is suspended.")})
+    max_length = Suspension._meta.get_field("reason").max_length or 0
+    if len(reason) > max_length:
+        raise ValidationError(
+            {"reason": _("Say it in at most %(max)s characters.") % {"max": max_length}}
+        )
+    vendor = _vendor_lock(vendor)
+    current = Suspension.objects.filter(vendor=vendor, lifted_at__isnull=True).first()
+    if current is not None:
+        return current
+    now = timezone.now()
+    suspension = Suspension.objects.create(
+        vendor=vendor, reason=reason, suspended_at=now, suspended_by=actor
+    )
+    vendor.suspended_at = now
+    vendor.save(update_fields=["suspended_at", "updated_at"])
+    closed = _grants_revoke(
+        Grant.objects.live().filter(client__vendor=vendor),
+        actor=actor,
+        code="vendor_suspended",
+        params={"vendor": vendor.name, "reason": reason},
+    )
+    SuspendedGrant.objects.bulk_create(
+        SuspendedGrant(suspension=suspension, grant=grant) for grant in closed
+    )
+    audit_event_record(
+        actor=actor,
+        action="vendor.suspended",
+        target=vendor,
+        organisation=vendor,
+        before={"suspended": False},
+        after={
+            **_suspension_snapshot(suspension),
+            "grants_closed": len(closed),
+            "clients": sorted({str(grant.client_id) for grant in closed}),
+            "kommuner": sorted({grant.kommune.orgnr for grant in closed}),
+        },
+    )
+    return suspension
+
+
+@transaction.atomic
+def vendor_suspension_lift(*, vendor: Organisation, actor: User) -> Suspension | None:
+    """NHN lifts a vendor's suspension: its clients may be granted access again, and each grant
+    the suspension closed is decided again by the policy (on its order's terms, with today's
+    instruction, delegation, catalogue and EPJ) and, where granted, provisioned again as a new
+    grant. Grants revoked for other reasons stay revoked. Returns the suspension lifted, or
+    None when the vendor was not suspended (nothing changes)."""
+    vendor = _vendor_lock(vendor)
+    suspension = (
+        Suspension.objects.select_for_update().filter(vendor=vendor, lifted_at__isnull=True).first()
+    )
+    if suspension is None:
+        return None
+    before = _suspension_snapshot(suspension)
+    suspension.lifted_at = timezone.now()
+    suspension.lifted_by = actor
+    suspension.save(update_fields=["lifted_at", "lifted_by"])
+    vendor.suspended_at = None
+    vendor.save(update_fields=["suspended_at", "updated_at"])
+    restored, refused = _suspended_grants_restore(suspension, actor=actor)
+    audit_event_record(
+        actor=actor,
+        action="vendor.suspension_lifted",
+        target=vendor,
+        organisation=vendor,
+        before=before,
+        after={
+            "suspended": False,
+            "suspension": str(suspension.pk),
+            "grants_restored": restored,
+            "grants_not_restored": refused,
+        },
+    )
+    return suspension
+
+
+def _suspended_grants_restore(suspension: Suspension, *, actor: User) -> tuple[int, int]:
+    """Decide each grant the suspension closed again, as its order's item (or, for a grant no
+    item made, on the grant's own terms), and grant it anew where the policy says so; each row
+    records the grant that restores it or why none does. Returns (restored, not restored)."""
+    rows = list(
+        SuspendedGrant.objects.filter(suspension=suspension)
+        .select_related("grant__approved_by")
+        .order_by("grant__created_at", "grant_id")
+    )
+    if not rows:
+        return 0, 0
+    old_ids = [row.grant_id for row in rows]
+    kommune_ids = {row.grant.kommune_id for row in rows}
+    client_ids = sorted({row.grant.client_id for row in rows})
+    # The locks a decider takes, in its order: the policy's rows shared, then each client.
+    _policy_rows_share(product_id=None, kommune_ids=kommune_ids)
+    clients = {
+        client.pk: client
+        for client in OAuthClient.objects.select_for_update(of=("self",), no_key=True)
+        .select_related("product", "vendor")
+        .filter(pk__in=client_ids)
+        .order_by("pk")
+    }
+    # Everything the policy reads, loaded once: the kommuner with their EPJs (read under the
+    # share locks above), the services with their opening dates.
+    kommuner = Organisation.objects.select_related("epj_product", "epj_switch_product").in_bulk(
+        kommune_ids
+    )
+    services_by_id = Service.objects.with_availability().in_bulk(
+        {row.grant.service_id for row in rows}
+    )
+    # The items that made each grant (one item may reuse another's grant); the newest decides.
+    items = list(
+        AccessRequestItem.objects.filter(grant_id__in=old_ids)
+        .select_related("request__requested_by", "kommune_approved_by")
+        .order_by("request__created_at", "pk")
+    )
+    made_by = {item.grant_id: item for item in items}
+    restoring: dict[Any, Grant] = {}
+    inputs = _PolicyInputs()
+    restored = refused = 0
+    with audit_events_batched():
+        for row in rows:
+            old = row.grant
+            client = clients[old.client_id]
+            if not client.is_active:
+                row.not_restored_code, row.not_restored_params = "client_removed", {}
+            else:
+                item = made_by.get(old.pk) or _item_on_grant_terms(old)
+                # What the policy reads, as loaded above (not the item's own, stale, copies).
+                item.service = services_by_id[old.service_id]
+                item.request.client = client
+                item.request.kommune = kommuner[old.kommune_id]
+                decision = policy.decide(inputs.context(item, item.request))
+                if decision.approved:
+                    grant = _grant_for(item, decision, _approver(item, item.request))
+                    row.restored_grant = restoring[old.pk] = grant
+                    audit_event_record(
+                        actor=actor,
+                        action="grant.restored",
+                        target=grant,
+                        organisation=grant.kommune,
+                        before={"grant": str(old.pk), "status": old.status},
+                        after={"suspension": str(suspension.pk), **_grant_snapshot(grant)},
+                    )
+                else:
+                    row.not_restored_code = decision.reason_code
+                    row.not_restored_params = decision.reason_params
+            restored += row.restored_grant_id is not None
+            refused += row.restored_grant_id is None
+    SuspendedGrant.objects.bulk_update(
+        rows, ["restored_grant", "not_restored_code", "not_restored_params"], batch_size=1000
+    )
+    # The orders' items name the grant that restores theirs (their decision stands).
+    renamed = []
+    for item in items:
+        if (restorer := restoring.get(item.grant_id)) is not None:
+            item.grant = restorer
+            renamed.append(item)
+    AccessRequestItem.objects.bulk_update(renamed, ["grant"], batch_size=1000)
+    return restored, refused
+
+
+def _item_on_grant_terms(grant: Grant) -> AccessRequestItem:
+    """An item (never saved) asking again for what a grant no order made held: the vendor asks
+    for its service codes, approved by the kommune admin who approved it, if a person did."""
+    approver = None if grant.approved_automatically else grant.approved_by
+    return AccessRequestItem(
+        # Its client, kommune and service are set by the caller, as it loaded them.
+        request=AccessRequest(initiated_by=AccessRequest.Initiator.VENDOR),
+        access=grant.access,
+        service_codes=list(grant.service_codes),
+        kommune_approved_by=approver,
+        kommune_service_codes=list(grant.service_codes) if approver is not None else None,
+    )

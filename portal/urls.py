@@ -14,6 +14,8 @@ from orders.api.views import (
     GrantViewSet,
     InstructionViewSet,
     ServiceViewSet,
+    organization_lift_suspension,
+    organization_suspend,
 )
 from portal.health import healthz, readyz
 from provisioning.api.views import ProvisioningJobViewSet
@@ -44,5 +46,15 @@ urlpatterns = [
     path("readyz", readyz, name="readyz"),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path(
+        "api/v1/organizations/<str:orgnr>/suspend/",
+        organization_suspend,
+        name="organization-suspend",
+    ),
+    path(
+        "api/v1/organizations/<str:orgnr>/lift-suspension/",
+        organization_lift_suspension,
+        name="organization-lift-suspension",
+    ),
     path("api/v1/", include(router.urls)),
 ]

@@ -91,6 +91,10 @@ class Organisation(models.Model):
         verbose_name=_("planned EPJ"),
     )
     epj_switch_date = models.DateField(_("planned EPJ switch date"), null=True, blank=True)
+    # Set while NHN suspends a vendor: the policy refuses its clients new access. Who suspended it,
+    # why, and which grants it closed are kept on ``orders.Suspension`` (orders sits above this
+    # app); this is the flag every decision reads with the vendor, at no extra query.
+    suspended_at = models.DateTimeField(_("suspended since"), null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -126,6 +130,11 @@ class Organisation(models.Model):
                 | Q(epj_switch_product__isnull=False, epj_switch_date__isnull=False),
                 violation_error_message=_("A planned EPJ switch names both the EPJ and the date."),
             ),
+            models.CheckConstraint(
+                name="tenants_organisation_only_vendor_suspended",
+                condition=Q(suspended_at__isnull=True) | Q(kind="vendor"),
+                violation_error_message=_("Only a vendor can be suspended."),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -142,6 +151,10 @@ class Organisation(models.Model):
             return self.epj_product
         switched = environment == Environment.TEST or when <= (on or timezone.localdate())
         return switch if switched else self.epj_product
+
+    @property
+    def is_suspended(self) -> bool:
+        return self.suspended_at is not None
 
 
 class Product(models.Model):

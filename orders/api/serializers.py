@@ -442,3 +442,9 @@ class GrantSerializer(serializers.ModelSerializer[Grant]):
 
 class GrantRevokeSerializer(serializers.Serializer[Any]):
     reason = serializers.CharField(max_length=300, required=False, allow_blank=True)
+
+
+class VendorSuspendSerializer(serializers.Serializer[Any]):
+    reason = serializers.CharField(
+        max_length=500, help_text="Why NHN suspends the vendor; shown with each grant it closes."
+    )

@@ -10,7 +10,7 @@ from django.db.models import Prefetch, Q, QuerySet
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
-from rest_framework.decorators import action
+from rest_framework.decorators import action, api_view
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -30,6 +30,7 @@ from orders.api.serializers import (
     InstructionSerializer,
     ItemsActionSerializer,
     ServiceSerializer,
+    VendorSuspendSerializer,
 )
 from orders.models import (
     AccessRequest,
@@ -43,6 +44,7 @@ from orders.models import (
 )
 from portal.api import get_or_404
 from portal.http import authenticated_user
+from tenants.api.serializers import OrganizationSerializer
 from tenants.models import ClientKey, Membership, OAuthClient, Organisation, Product, Role
 from tenants.permissions import is_admin_of, is_nhn_operator, require_admin, require_role
 
@@ -564,3 +566,54 @@ class GrantViewSet(viewsets.ReadOnlyModelViewSet[Grant]):
             reason=data.validated_data.get("reason", ""),
         )
         return Response(GrantSerializer(revoked).data)
+
+
+# --- Suspending a vendor ------------------------------------------------------------------------
+
+
+def _vendor_to_suspend(request: Request, orgnr: str) -> Organisation:
+    """The organisation named by orgnr, if the caller may see it (404), for NHN operators only
+    (403)."""
+    vendor = get_or_404(
+        Organisation.objects.visible_to(request.user),
+        _("No organisation with orgnr %(orgnr)s.") % {"orgnr": orgnr},
+        orgnr=orgnr,
+    )
+    if not is_nhn_operator(request.user):
+        raise PermissionDenied(_("Only NHN operators suspend vendors."))
+    return vendor
+
+
+@extend_schema(
+    request=VendorSuspendSerializer,
+    responses=OrganizationSerializer,
+    tags=["organizations"],
+    description="NHN operators suspend a vendor: every live grant of its clients is revoked "
+    "through provisioning and its new orders are rejected, until the suspension is lifted. "
+    "Suspending a suspended vendor changes nothing.",
+)
+@api_view(["POST"])
+def organization_suspend(request: Request, orgnr: str) -> Response:
+    vendor = _vendor_to_suspend(request, orgnr)
+    data = VendorSuspendSerializer(data=request.data)
+    data.is_valid(raise_exception=True)
+    services.vendor_suspend(
+        vendor=vendor, actor=authenticated_user(request), reason=data.validated_data["reason"]
+    )
+    vendor.refresh_from_db()
+    return Response(OrganizationSerializer(vendor).data)
+
+
+@extend_schema(
+    request=None,
+    responses=OrganizationSerializer,
+    tags=["organizations"],
+    description="NHN operators lift a vendor's suspension: each grant it closed is decided again "
+    "by the policy and provisioned again. Lifting when none is in force changes nothing.",
+)
+@api_view(["POST"])
+def organization_lift_suspension(request: Request, orgnr: str) -> Response:
+    vendor = _vendor_to_suspend(request, orgnr)
+    services.vendor_suspension_lift(vendor=vendor, actor=authenticated_user(request))
+    vendor.refresh_from_db()
+    return Response(OrganizationSerializer(vendor).data)

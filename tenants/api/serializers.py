@@ -43,7 +43,16 @@ class OrganizationSerializer(serializers.ModelSerializer[Organisation]):
 
     class Meta:
         model = Organisation
-        fields = ["orgnr", "name", "kind", "kommune", "epj_product", "epj_switch", "my_roles"]
+        fields = [
+            "orgnr",
+            "name",
+            "kind",
+            "kommune",
+            "epj_product",
+            "epj_switch",
+            "my_roles",
+            "suspended_at",
+        ]
         read_only_fields = fields
 
     @extend_schema_field(EpjSwitchSerializer(allow_null=True))

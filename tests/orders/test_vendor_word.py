@@ -531,6 +531,8 @@ def test_every_new_reason_and_status_reads_in_bokmal_and_english() -> None:
         "person": "Kari",
         "attempts": 5,
         "error": "timeout",
+        "vendor": "Trygghet AS",
+        "reason": "Avtalebrudd",
     }
     texts = [
         lambda code=code: str(policy.GRANT_REASONS[code]) % params for code in policy.GRANT_REASONS
