@@ -179,6 +179,6 @@ def test_the_recommendation_reads_in_english_too(
 
     html = client.get(url(kommune), HTTP_ACCEPT_LANGUAGE="en").content.decode()
 
-    assert "NHN recommends: Switching in 2026: use the new information services" in html
+    assert "<strong>Switching in 2026: use the new information services</strong>" in html
     assert "To Epic" in html
     assert "1 September 2026" in html
