@@ -227,10 +227,15 @@ def dashboard(request: HttpRequest, acting: Acting) -> HttpResponse:
                 ),
             )
         )
+    may_change = acting.can(Role.KOMMUNE_ADMIN)
     if not delegated_to and not vendors_in_use:
         next_steps.append(
             (
-                reverse("orders:delegation_new", args=[acting.orgnr]),
+                # A reader cannot delegate; the list says who may.
+                reverse(
+                    "orders:delegation_new" if may_change else "orders:delegations",
+                    args=[acting.orgnr],
+                ),
                 _(
                     "Delegate services to your vendors, so their orders are approved without "
                     "asking you each time."
@@ -257,7 +262,7 @@ def dashboard(request: HttpRequest, acting: Acting) -> HttpResponse:
             "delegated_to": delegated_to,
             "vendors_in_use": sorted(vendors_in_use),
             "next_steps": next_steps,
-            "may_change": acting.can(Role.KOMMUNE_ADMIN),
+            "may_change": may_change,
         },
     )
 

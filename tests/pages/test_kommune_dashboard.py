@@ -70,6 +70,9 @@ def test_a_new_kommune_is_told_what_to_do_first(
     assert "Registrer hvilken EPJ dere bruker" in html
     assert reverse("orders:delegation_new", args=[kommune.orgnr]) in html
     assert "Ingen leverandør har aktiv tilgang ennå" in html
+    client.force_login(people["kommune_reader"])
+    html = client.get(reverse("orders:dashboard", args=[kommune.orgnr])).content.decode()
+    assert reverse("orders:delegation_new", args=[kommune.orgnr]) not in html  # 403 for them
 
 
 def test_the_start_page_says_what_opens_when_for_the_items_that_wait(
