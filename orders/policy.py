@@ -78,6 +78,7 @@ REASONS: dict[str, Any] = {
         "when NHN opens it."
     ),
     "rejected_by_kommune": _("Rejected by %(person)s for %(kommune)s."),
+    "rejected_by_kommune_because": _("Rejected by %(person)s for %(kommune)s: %(reason)s"),
     "withdrawn": _("Withdrawn by %(person)s."),
     "client_removed": _("The client was removed before the item was granted."),
     "vendor_suspended": _(

@@ -439,9 +439,15 @@ def delegation_revoke(*, delegation: Delegation, actor: User) -> Delegation:
         after=_delegation_snapshot(delegation),
     )
     _grants_revoke(
-        Grant.objects.live().filter(delegation=delegation), actor=actor, code="delegation_revoked"
+        delegation_revoke_closes(delegation=delegation), actor=actor, code="delegation_revoked"
     )
     return delegation
+
+
+def delegation_revoke_closes(*, delegation: Delegation) -> QuerySet[Grant]:
+    """The grants ``delegation_revoke`` closes: the live ones resting on the delegation. The page
+    previews them before the admin confirms, so the preview and the revocation never differ."""
+    return Grant.objects.live().filter(delegation=delegation)
 
 
 @transaction.atomic
@@ -1289,15 +1295,24 @@ def _items_close(
 
 @transaction.atomic
 def access_request_reject(
-    *, request: AccessRequest, actor: User, item_ids: Iterable[Any] | None = None
+    *,
+    request: AccessRequest,
+    actor: User,
+    item_ids: Iterable[Any] | None = None,
+    reason: str = "",
 ) -> AccessRequest:
-    """A kommune admin refuses items that still wait."""
+    """A kommune admin refuses items that still wait, with ``reason`` (their own words, kept as
+    written and shown to the vendor with the decision) when given."""
     params = {"person": _person(actor), "kommune": request.kommune.name}
+    code = "rejected_by_kommune"
+    if reason.strip():
+        code = "rejected_by_kommune_because"
+        params["reason"] = reason.strip()[:300]
     return _items_close(
         request=request,
         actor=actor,
         item_ids=item_ids,
-        decision=policy.Decision(ItemStatus.REJECTED, "rejected_by_kommune", params),
+        decision=policy.Decision(ItemStatus.REJECTED, code, params),
         action="access_request.rejected",
         refusal=_("Only items that still wait can be rejected."),
     )

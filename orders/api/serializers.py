@@ -385,6 +385,15 @@ class ApproveSerializer(ItemsActionSerializer):
     )
 
 
+class RejectSerializer(ItemsActionSerializer):
+    reason = serializers.CharField(
+        max_length=300,
+        required=False,
+        allow_blank=True,
+        help_text="Why the kommune refuses: shown to the vendor with the decision.",
+    )
+
+
 # --- Grants -------------------------------------------------------------------------------------
 
 

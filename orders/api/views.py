@@ -29,6 +29,7 @@ from orders.api.serializers import (
     InstructionInputSerializer,
     InstructionSerializer,
     ItemsActionSerializer,
+    RejectSerializer,
     ServiceSerializer,
     VendorSuspendSerializer,
 )
@@ -509,10 +510,12 @@ class AccessRequestViewSet(
         """An admin of the client's vendor consents to a kommune's order for that client."""
         return self._items_action(request, services.access_request_consent, "vendor")
 
-    @extend_schema(request=ItemsActionSerializer, responses=AccessRequestSerializer)
+    @extend_schema(request=RejectSerializer, responses=AccessRequestSerializer)
     @action(detail=True, methods=["post"])
     def reject(self, request: Request, pk: str) -> Response:
-        return self._items_action(request, services.access_request_reject, "kommune")
+        return self._items_action(
+            request, services.access_request_reject, "kommune", RejectSerializer
+        )
 
     @extend_schema(request=ItemsActionSerializer, responses=AccessRequestSerializer)
     @action(detail=True, methods=["post"])

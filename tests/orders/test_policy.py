@@ -223,6 +223,7 @@ def test_every_reason_reads_in_bokmal_and_english(kommune: Organisation) -> None
         "date": "2027-01-01",
         "person": "Kari",
         "product": "Trygghet Alarm",
+        "reason": "Ikke avtalt",
     }
     for code in policy.REASONS:
         with translation.override("nb"):

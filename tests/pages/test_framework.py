@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -55,13 +56,26 @@ def test_a_logged_out_visitor_is_sent_to_log_in(client: Client, kommune: Organis
     assert response["Location"].startswith(reverse("oidc_authentication_init"))
 
 
-def test_the_menu_counts_what_waits_for_the_kommune(people: dict[str, User], world: Any) -> None:
+def test_the_menu_counts_what_waits_for_the_kommune(
+    client: Client, people: dict[str, User], world: Any
+) -> None:
     delegation_revoke(delegation=world.delegation, actor=people["kommune_admin"])
     request = world.order("patient.read,episode-of-care.read")
     waiting = request.items.filter(status=ItemStatus.AWAITING_KOMMUNE).count()
     assert waiting == 2  # no delegation: the kommune decides
     assert waiting_for(world.kommune, "awaiting_kommune") == waiting
     assert waiting_for(world.other_kommune, "awaiting_kommune") == 0
+
+    # The menu of every page of the kommune shows the count beside the approvals.
+    client.force_login(people["kommune_reader"])
+    approvals = reverse("orders:approvals", args=[world.kommune.orgnr])
+    for page in (reverse("orders:dashboard", args=[world.kommune.orgnr]), approvals):
+        html = client.get(page).content.decode()
+        badge = '<span class="count">2<span class="ds-sr-only"> venter</span></span>'
+        assert re.search(f'<a href="{approvals}"[^>]*>Godkjenninger {badge}</a>', html), html
+    client.force_login(people["other_kommune_admin"])
+    html = client.get(reverse("orders:dashboard", args=[world.other_kommune.orgnr])).content
+    assert b'class="count"' not in html
 
 
 class _Form(forms.Form):

@@ -1,0 +1,74 @@
+"""Forms of the people pages (every kind of organisation), and how a service's refusal lands on a
+form, so the page says what the API says."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.utils.translation import gettext_lazy as _
+
+from portal.exceptions import Conflict
+from portal.forms import service_errors_add
+from tenants.models import ROLES_BY_KIND, Organisation
+
+
+def errors_onto(form: forms.Form, error: ValidationError | PermissionDenied | Conflict) -> None:
+    """Put a service's refusal on ``form``: a field's error beside that field
+    (``portal.forms.service_errors_add``), anything else (a refusal of the whole change, a
+    conflict with what is stored) on top of the form."""
+    if isinstance(error, Conflict):
+        form.add_error(None, error.message)
+        return
+    if isinstance(error, PermissionDenied):
+        form.add_error(None, str(error) or _("You may not do this."))
+        return
+    service_errors_add(form, error)
+
+
+def role_choices(organisation: Organisation) -> list[tuple[str, str]]:
+    """The roles an organisation of this kind gives."""
+    return [(role.value, str(role.label)) for role in ROLES_BY_KIND[organisation.kind]]
+
+
+class InviteForm(forms.Form):
+    email = forms.EmailField(
+        label=_("E-mail address"),
+        max_length=254,
+        help_text=_("The address the person logs in with. The role applies from their next login."),
+    )
+    role = forms.ChoiceField(label=_("Role"), widget=forms.RadioSelect)
+
+    def __init__(self, *args: Any, organisation: Organisation, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["role"].choices = role_choices(organisation)  # type: ignore[attr-defined]
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(label=_("Role"), widget=forms.RadioSelect)
+
+    def __init__(self, *args: Any, organisation: Organisation, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["role"].choices = role_choices(organisation)  # type: ignore[attr-defined]
+
+
+class PeopleFilterForm(forms.Form):
+    """The list's filters (a GET form): by role and by whether the person has logged in."""
+
+    STATUSES = (
+        ("", _("Everyone")),
+        ("member", _("Logged in")),
+        ("invited", _("Invited, not logged in yet")),
+    )
+
+    q = forms.CharField(label=_("E-mail address contains"), required=False, max_length=254)
+    role = forms.ChoiceField(label=_("Role"), required=False)
+    status = forms.ChoiceField(label=_("Status"), required=False, choices=STATUSES)
+
+    def __init__(self, *args: Any, organisation: Organisation, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["role"].choices = [  # type: ignore[attr-defined]
+            ("", _("All roles")),
+            *role_choices(organisation),
+        ]
