@@ -714,7 +714,9 @@ def _order_page(
             "client_url": client_url(acting, access_request.client),
             "withdraw": withdraw if withdraw is not None and withdraw.has_choices else None,
             "consent": consent if consent is not None and consent.has_choices else None,
-            "crumbs": _crumbs(acting, (request.path, title)),
+            "crumbs": _crumbs(
+                acting, (reverse("orders:order", args=[acting.orgnr, access_request.pk]), title)
+            ),
         }
     )
     return render(request, "orders/ordering/order.html", context)
