@@ -8,7 +8,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from audit.models import AuditEvent
@@ -182,9 +184,6 @@ def test_the_list_s_statements_do_not_grow_with_its_rows(
     world.order("patient.read")
     client.force_login(world.people["vendor_admin"])
     client.get(list_url(world))  # warm the session
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
     with CaptureQueriesContext(connection) as one:
         client.get(list_url(world))
     services.access_request_create(

@@ -4,6 +4,7 @@ active grant. The steps are read from what is stored: the grant's status and its
 from __future__ import annotations
 
 import datetime
+import html
 import re
 from typing import Any
 
@@ -232,8 +233,6 @@ def test_an_order_with_nothing_approved_has_nothing_to_poll(admin: Client, world
 
 def python_of(response: Any) -> str:
     """The Python script as the page shows it (what a person copies)."""
-    import html
-
     found = re.search(
         r'<pre[^>]*id="try-python"[^>]*><code>(.*?)</code></pre>', response.content.decode(), re.S
     )
@@ -242,8 +241,6 @@ def python_of(response: Any) -> str:
 
 
 def curl_of(response: Any) -> str:
-    import html
-
     found = re.search(
         r'<pre[^>]*id="try-curl"[^>]*><code>(.*?)</code></pre>', response.content.decode(), re.S
     )
