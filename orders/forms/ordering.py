@@ -20,7 +20,7 @@ SIGNING_SALT = "orders.ordering.order"
 
 
 def item_label(service: Service, access: str) -> str:
-    """ "Pasient: lese" / "Patient: read": a checkbox's name, read aloud on its own."""
+    """An item's name, read aloud on its own: "Pasient: lese" / "Patient: read"."""
     return f"{service.name}: {str(Access(access).label).lower()}"
 
 

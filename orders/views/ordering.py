@@ -90,7 +90,7 @@ def decision_tag(status: str) -> tuple[str, str]:
 
 
 def preview_counts(statuses: Iterable[str]) -> str:
-    """ "12 godkjennes, 3 venter på kommunen, 1 avslås"."""
+    """The counts per decision, as in "12 godkjennes, 3 venter på kommunen, 1 avslås"."""
     counts = Counter(statuses)
     words = {
         ItemStatus.APPROVED: lambda n: ngettext(
@@ -126,7 +126,8 @@ def preview_counts(statuses: Iterable[str]) -> str:
 
 
 def sent_message(created: Sequence[AccessRequest]) -> str:
-    """ "Bestillingen er sendt. 2 tilganger klargjøres nå; 1 venter på Bergen kommune."."""
+    """What happened, as in "Bestillingen er sendt. 2 tilganger klargjøres nå; 1 venter på
+    Bergen kommune."."""
     items = [item for request in created for item in request.ordered_items]
     counts = Counter(item.status for item in items)
     already = sum(
@@ -243,8 +244,8 @@ def _service_error(form: OrderForm, exc: ValidationError | Conflict) -> None:
 
 @organisation_page(kinds=VENDOR, roles=ADMINS)
 def order_new(request: HttpRequest, acting: Acting) -> HttpResponse:
-    """ "What will happen if I order this for these kommuner?": the form; posted, the dry run
-    (or, for the search button, the form again with the kommuner narrowed)."""
+    """The question "What will happen if I order this for these kommuner?": the form; posted,
+    the dry run (or, for the search button, the form again with the kommuner narrowed)."""
     vendor = acting.organisation
     if request.method != "POST":
         initial = None
@@ -876,7 +877,8 @@ def try_it(grant: Grant, key: ClientKey | None) -> TryIt:
 
 @organisation_page(kinds=VENDOR, roles=READERS)
 def grant_try(request: HttpRequest, acting: Acting, pk: Any) -> HttpResponse:
-    """ "How do I call it?": for an active grant, the commands that get a token and call it."""
+    """The answer to "How do I call it?": for an active grant, the commands that get a token
+    and call it."""
     grant = get_object_or_404(
         Grant.objects.visible_to(request.user)
         .filter(client__vendor=acting.organisation)
