@@ -43,6 +43,7 @@ from orders.models import (
     ProvisioningJob,
 )
 from portal.exceptions import Conflict
+from portal.forms import service_errors_add
 from tenants.models import ClientKey, Environment, OAuthClient, Organisation, Role
 from tenants.pages import Acting, listing, organisation_page
 
@@ -235,11 +236,8 @@ def _service_error(form: OrderForm, exc: ValidationError | Conflict) -> None:
     """A service's refusal onto the form, beside the field it names, as the API says it."""
     if isinstance(exc, Conflict):
         form.add_error(None, exc.message)
-    elif hasattr(exc, "error_dict"):
-        for name, errors in exc.error_dict.items():
-            form.add_error(name if name in form.fields else None, errors)
     else:
-        form.add_error(None, exc)
+        service_errors_add(form, exc)
 
 
 @organisation_page(kinds=VENDOR, roles=ADMINS)
