@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime
 import json
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +16,16 @@ from celery import current_app
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Count, Max, Q, QuerySet
+from django.db.models import (
+    Count,
+    Exists,
+    Max,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    prefetch_related_objects,
+)
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -813,6 +822,51 @@ class _PolicyInputs:
         self._instructions: dict[Any, Instruction | None] = {}
         self._delegations: dict[tuple[Any, Any], dict[tuple[Any, str], DelegationItem]] = {}
 
+    def preload(self, *, kommune_ids: Sequence[Any], vendor_id: Any) -> None:
+        """Read the instructions in force of all these kommuner and the services each covers,
+        and their delegations in force to the vendor with their items, in two statements each:
+        an order for 357 kommuner reads what an order for one does. The same rows as
+        ``instruction`` and ``delegation`` read one kommune at a time; rows come as tuples and
+        each model instance is made once (thousands of rows at national scale)."""
+        ids = [pk for pk in dict.fromkeys(kommune_ids) if pk not in self._instructions]
+        if not ids:
+            return
+        newest = (
+            Instruction.objects.signed()
+            .filter(kommune_id=OuterRef("kommune_id"))
+            .order_by("-version")
+            .values("pk")[:1]
+        )
+        current = {
+            i.pk: i for i in Instruction.objects.filter(kommune_id__in=ids, pk=Subquery(newest))
+        }
+        covered: dict[Any, set[Any]] = {pk: set() for pk in current}
+        coverage = Instruction.services.through.objects.filter(instruction_id__in=list(current))
+        for instruction_id, service_id in coverage.values_list("instruction_id", "service_id"):
+            covered[instruction_id].add(service_id)
+        for pk in ids:
+            self._instructions[pk] = None
+        for instruction in current.values():
+            instruction.covered_service_ids = frozenset(covered[instruction.pk])
+            self._instructions[instruction.kommune_id] = instruction
+
+        wanted = [pk for pk in ids if (pk, vendor_id) not in self._delegations]
+        by_kommune: dict[Any, dict[tuple[Any, str], DelegationItem]] = {pk: {} for pk in wanted}
+        in_force = {
+            d.pk: d
+            for d in Delegation.objects.in_force().filter(
+                kommune_id__in=wanted, vendor_id=vendor_id
+            )
+        }
+        items = DelegationItem.objects.filter(delegation_id__in=list(in_force)).order_by(
+            "delegation__created_at"
+        )
+        for item in items:
+            item.delegation = in_force[item.delegation_id]
+            by_kommune[item.delegation.kommune_id].setdefault((item.service_id, item.access), item)
+        for pk, by_item in by_kommune.items():
+            self._delegations[(pk, vendor_id)] = by_item
+
     def instruction(self, kommune: Organisation) -> Instruction | None:
         if kommune.pk not in self._instructions:
             self._instructions[kommune.pk] = Instruction.objects.current_for(kommune)
@@ -1060,6 +1114,131 @@ def _policy_rows_share(*, product_id: Any, kommune_ids: Iterable[Any]) -> dict[A
     return kommuner
 
 
+def _order_check(*, kommuner: Sequence[Organisation], items: Sequence[ItemInput]) -> None:
+    """What an order must hold before the policy looks at it (ValidationError otherwise)."""
+    if not items:
+        raise ValidationError({"items": _("Ask for at least one service.")})
+    _items_unique(items)
+    if len({k.pk for k in kommuner}) != len(kommuner):
+        raise ValidationError({"kommuner": _("A kommune is listed twice.")})
+
+
+def _order_client_check(client: OAuthClient) -> None:
+    if not client.is_active:
+        raise Conflict(_("The client was removed."))
+    if client.purpose != OAuthClient.Purpose.FHIR:
+        raise ValidationError(
+            {"client": _("This client is for the portal's API, not the services.")}
+        )
+
+
+def _order_inputs(
+    *, client: OAuthClient, kommuner: Sequence[Organisation], items: Sequence[ItemInput]
+) -> _PolicyInputs:
+    """The policy's inputs of an order, read for all its kommuner at once: their instructions
+    and delegations (``_PolicyInputs.preload``), their EPJ products and the services'
+    availability. Reads only."""
+    prefetch_related_objects(list(kommuner), "epj_product", "epj_switch_product")
+    prefetch_related_objects([i.service for i in items], "availabilities")
+    inputs = _PolicyInputs()
+    inputs.preload(kommune_ids=[k.pk for k in kommuner], vendor_id=client.vendor_id)
+    return inputs
+
+
+def _order_decide(
+    inputs: _PolicyInputs, request: AccessRequest, items: Sequence[ItemInput]
+) -> Iterator[tuple[AccessRequestItem, policy.Decision]]:
+    """Each item of an order for one kommune (unsaved, in catalogue order) with the policy's
+    decision on it: the one path from an order to its decisions, for ``access_request_create``
+    and its dry run ``access_request_preview``."""
+    for item_input in sorted(items, key=lambda i: (i.service.position, i.access)):
+        item = AccessRequestItem(
+            request=request,
+            service=item_input.service,
+            access=item_input.access,
+            service_codes=list(item_input.service_codes),
+        )
+        yield item, policy.decide(inputs.context(item, request))
+
+
+@dataclass(frozen=True)
+class ItemPreview:
+    """What the policy would decide on one item of an order for one kommune."""
+
+    kommune: Organisation
+    service: Service
+    access: str
+    service_codes: tuple[str, ...]
+    decision: policy.Decision
+
+    @property
+    def status(self) -> str:
+        return self.decision.status
+
+    @property
+    def reason(self) -> str:
+        """The reason in the active language ('' when approved)."""
+        return policy.reason_text(self.decision.reason_code, self.decision.reason_params)
+
+
+def access_request_preview(
+    *,
+    client: OAuthClient,
+    kommuner: Sequence[Organisation],
+    items: Sequence[ItemInput],
+    initiated_by: str,
+    actor: User,
+) -> list[ItemPreview]:
+    """A dry run of ``access_request_create``: per kommune (in the order given) and item (in
+    catalogue order), the decision the policy would make now, through the same path
+    (``_order_decide``). Writes nothing and takes no locks: no rows, audit events or jobs.
+    Raises what create raises for bad input. Its statements do not grow with the kommuner."""
+    _order_check(kommuner=kommuner, items=items)
+    client = OAuthClient.objects.select_related("product", "vendor").get(pk=client.pk)
+    _order_client_check(client)
+    fresh = Organisation.objects.in_bulk([k.pk for k in kommuner])
+    kommuner = [fresh[k.pk] for k in kommuner]
+    inputs = _order_inputs(client=client, kommuner=kommuner, items=items)
+    previews = []
+    for kommune in kommuner:
+        request = AccessRequest(
+            client=client, kommune=kommune, initiated_by=initiated_by, requested_by=actor
+        )
+        previews += [
+            ItemPreview(
+                kommune=kommune,
+                service=item.service,
+                access=item.access,
+                service_codes=tuple(item.service_codes),
+                decision=decision,
+            )
+            for item, decision in _order_decide(inputs, request, items)
+        ]
+    return previews
+
+
+def kommuner_delegating(
+    *, vendor: Organisation, items: Sequence[ItemInput]
+) -> QuerySet[Organisation]:
+    """The kommuner with delegations in force to the vendor that cover every item (its service
+    with its access), as rule 4 of the policy reads them (``_PolicyInputs.delegation``): those
+    whose vendor-initiated order needs no kommune admin's approval. Their other rules still
+    apply (the dry run says)."""
+    kommuner = Organisation.objects.kommuner()
+    if not items:
+        return kommuner.none()
+    in_force = Delegation.objects.in_force().filter(vendor=vendor)
+    for item in items:
+        covering = DelegationItem.objects.filter(
+            delegation__in=in_force,
+            delegation__kommune=OuterRef("pk"),
+            service=item.service,
+            access=item.access,
+        )
+        kommuner = kommuner.filter(Exists(covering))
+    return kommuner
+
+
 @transaction.atomic
 def access_request_create(
     *,
@@ -1073,13 +1252,9 @@ def access_request_create(
 
     Approved items become grants (reusing a live one for the same client, kommune, service and
     access); the others wait or are refused with their reason. Each request comes back with its
-    items in ``ordered_items``, as the API shows them.
+    items in ``ordered_items``, as the API shows them. ``access_request_preview`` is its dry run.
     """
-    if not items:
-        raise ValidationError({"items": _("Ask for at least one service.")})
-    _items_unique(items)
-    if len({k.pk for k in kommuner}) != len(kommuner):
-        raise ValidationError({"kommuner": _("A kommune is listed twice.")})
+    _order_check(kommuner=kommuner, items=items)
     fresh = _policy_rows_share(product_id=client.product_id, kommune_ids=[k.pk for k in kommuner])
     kommuner = [fresh[k.pk] for k in kommuner]
     # Serialise grant decisions per client: two requests for the same item make one grant.
@@ -1088,30 +1263,17 @@ def access_request_create(
         .select_related("product", "vendor")
         .get(pk=client.pk)
     )
-    if not client.is_active:
-        raise Conflict(_("The client was removed."))
-    if client.purpose != OAuthClient.Purpose.FHIR:
-        raise ValidationError(
-            {"client": _("This client is for the portal's API, not the services.")}
-        )
+    _order_client_check(client)
 
-    inputs = _PolicyInputs()
+    inputs = _order_inputs(client=client, kommuner=kommuner, items=items)
     created = []
-    ordered_inputs = sorted(items, key=lambda i: (i.service.position, i.access))
     with audit_events_batched():
         for kommune in kommuner:
             request = AccessRequest.objects.create(
                 client=client, kommune=kommune, initiated_by=initiated_by, requested_by=actor
             )
             request.ordered_items = []
-            for item_input in ordered_inputs:
-                item = AccessRequestItem(
-                    request=request,
-                    service=item_input.service,
-                    access=item_input.access,
-                    service_codes=list(item_input.service_codes),
-                )
-                decision = policy.decide(inputs.context(item, request))
+            for item, decision in _order_decide(inputs, request, items):
                 _item_set(item, decision, actor=None if decision.approved else actor)
                 request.ordered_items.append(item)
             audit_event_record(
