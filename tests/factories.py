@@ -255,3 +255,30 @@ def vendor_order(
     ]
     assert all(grant is not None for grant in grants), grants
     return [grant for grant in grants if grant is not None]
+
+
+def fresh_id_token(*, auth_time: float | None = None, **claims: Any) -> str:
+    """An ID token as the login callback keeps it in the session (verified there, so not signed
+    with the provider's key here); ``auth_time`` says when the person logged in at the provider."""
+    import jwt
+
+    payload: dict[str, Any] = {"sub": "admin@oslo.example", **claims}
+    if auth_time is not None:
+        payload["auth_time"] = int(auth_time)
+    return jwt.encode(payload, "test-only-key-of-at-least-32-bytes", algorithm="HS256")
+
+
+def api_session(user: Any, *, logged_in_ago: float | None = 0.0) -> Any:
+    """An API client with ``user``'s browser session, whose last login at the provider was
+    ``logged_in_ago`` seconds ago (None: no login time known, as after a silent renewal)."""
+    import time
+
+    from rest_framework.test import APIClient
+
+    api = APIClient()
+    api.force_login(user)
+    if logged_in_ago is not None:
+        session = api.session
+        session["oidc_id_token"] = fresh_id_token(auth_time=time.time() - logged_in_ago)
+        session.save()
+    return api

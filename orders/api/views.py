@@ -7,9 +7,11 @@ import uuid
 from typing import Any, TypeVar
 
 from django.db.models import Prefetch, Q, QuerySet
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import action, api_view
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.request import Request
@@ -46,6 +48,7 @@ from orders.models import (
 from portal.api import get_or_404
 from portal.http import authenticated_user
 from tenants.api.serializers import OrganizationSerializer
+from tenants.auth import FRESH_LOGIN_SECONDS, login_is_fresh
 from tenants.models import ClientKey, Membership, OAuthClient, Organisation, Product, Role
 from tenants.permissions import is_admin_of, is_nhn_operator, require_admin, require_role
 
@@ -193,6 +196,27 @@ class InstructionViewSet(
     def sign(self, request: Request, pk: str) -> Response:
         instruction = self.get_object()
         require_admin(request.user, instruction.kommune)
+        # The page's rule (orders.views.instruction.sign): a named person who logged in at the
+        # provider a few minutes ago, so the API is no way around the fresh login.
+        by_person = isinstance(request.successful_authenticator, SessionAuthentication)
+        if not (by_person and login_is_fresh(request)):
+            return Response(
+                {
+                    "detail": _(
+                        "Signing needs a person who logged in at the provider in the last "
+                        "%(minutes)s minutes. Log in again at the address in fresh_login, "
+                        "then sign."
+                    )
+                    % {"minutes": FRESH_LOGIN_SECONDS // 60},
+                    "fresh_login": request.build_absolute_uri(
+                        reverse(
+                            "orders:instruction_confirm_login",
+                            args=[instruction.kommune.orgnr, instruction.version],
+                        )
+                    ),
+                },
+                status=status.HTTP_403_FORBIDDEN,
+            )
         instruction = services.instruction_sign(
             instruction=instruction,
             actor=authenticated_user(request),

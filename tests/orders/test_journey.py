@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 
 from orders.models import Grant, ProvisioningJob
 from tenants.services import memberships_bind
+from tests.factories import api_session
 from tests.keys import jwks, rsa_public_jwk
 
 pytestmark = pytest.mark.django_db
@@ -19,11 +20,10 @@ OSLO, TRONDHEIM, BERGEN, TRYGGHET = "958935420", "942110464", "964338531", "9100
 
 
 def person(email: str) -> APIClient:
-    """An API session for a demo person, as after their first login."""
+    """An API session for a demo person, just after their login at the provider."""
     user = User.objects.create_user(email, email=email)
     memberships_bind(user=user, identity=email)
-    client = APIClient()
-    client.force_authenticate(user)
+    client: APIClient = api_session(user)
     return client
 
 

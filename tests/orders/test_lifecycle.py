@@ -24,7 +24,7 @@ from orders.models import (
     ServiceAvailability,
 )
 from tests.conftest import World
-from tests.factories import revoke_reason
+from tests.factories import api_session, revoke_reason
 from tests.keys import ec_public_jwk, jwks, rsa_public_jwk
 
 pytestmark = pytest.mark.django_db
@@ -165,7 +165,7 @@ def test_signing_an_instruction_releases_items_that_waited_for_it(world: World) 
 
 
 def test_signing_twice_is_a_conflict_and_a_signed_instruction_is_immutable(world: World) -> None:
-    admin = as_(world, "kommune_admin")
+    admin = api_session(world.people["kommune_admin"])
     url = f"/api/v1/instructions/{world.instruction.pk}/"
 
     sign = admin.post(f"{url}sign/")

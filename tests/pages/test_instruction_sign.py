@@ -7,7 +7,6 @@ import time
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import jwt
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -18,17 +17,10 @@ from django.test import Client, RequestFactory
 from orders.models import GrantStatus, Instruction, Service
 from tenants.auth import FRESH_LOGIN_SECONDS, login_age, login_is_fresh
 from tests.conftest import World
+from tests.factories import fresh_id_token as id_token
 from tests.pages.test_instruction import draft_of, snapshot, text, url
 
 pytestmark = pytest.mark.django_db
-
-
-def id_token(*, auth_time: float | None = None, **claims: Any) -> str:
-    """An ID token as the callback stores it in the session (checked there, so not here)."""
-    payload: dict[str, Any] = {"sub": "admin@oslo.example", **claims}
-    if auth_time is not None:
-        payload["auth_time"] = int(auth_time)
-    return jwt.encode(payload, "test-only-key-of-at-least-32-bytes", algorithm="HS256")
 
 
 def logged_in(client: Client, person: User, *, seconds_ago: float | None) -> Client:
