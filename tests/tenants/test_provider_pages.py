@@ -101,6 +101,8 @@ def test_the_page_follows_ui_locales_then_accept_language_then_bokmal(
     query: str,
     language: str,
 ) -> None:
+    # The portal passes its own language on (ui_locales); it reads the same Accept-Language.
+    client.defaults["HTTP_ACCEPT_LANGUAGE"] = headers["Accept-Language"]
     browser = requests.Session()
     page = login_page(client, oidc_settings, browser)
 
