@@ -368,8 +368,7 @@ def api_latency(world: seed.World, samples: int) -> dict[str, dict[str, float]]:
     # collections into the requests' timings.
     gc.collect()
     gc.freeze()
-    setup_test_environment()
-    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
+    _in_process()
     k0 = world.kommuner[0].orgnr
     cases = [
         (world.auditor, "/api/v1/grants/"),
@@ -404,6 +403,72 @@ def api_latency(world: seed.World, samples: int) -> dict[str, dict[str, float]]:
             queries = max(queries, len(captured.captured_queries))
         label = f"{user.username.split('@')[0]} {path}"
         results[label] = {**summary(times), "queries": queries}
+    return results
+
+
+def _in_process() -> None:
+    """Django's test environment for the in-process figures (the test client), set up once."""
+    if getattr(settings, "_bench_in_process", False):
+        return
+    setup_test_environment()
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
+    settings._bench_in_process = True
+
+
+def _menu_pages(world: seed.World) -> list[tuple[Any, str]]:
+    """Every page of the menu of each kind of organisation, as the role that reads it."""
+    from django.urls import reverse
+
+    from portal.navigation import MENU
+
+    readers = [
+        (world.kommuner[0], world.kommune_admin),
+        (world.bench_vendor, world.vendor_admin),
+        (world.nhn, world.auditor),
+    ]
+    return [
+        (user, reverse(name, args=[organisation.orgnr]))
+        for organisation, user in readers
+        for _, name, _ in MENU[organisation.kind]
+    ]
+
+
+def page_queries(world: seed.World) -> dict[str, int]:
+    """Queries per menu page, to compare at two sizes of the data (constant means equal)."""
+    _in_process()
+    counts = {}
+    for user, path in _menu_pages(world):
+        client = Client()
+        client.force_login(user)
+        client.get(path)  # warm: the session and caches, as on any later visit
+        with CaptureQueriesContext(connection) as captured:
+            response = client.get(path)
+        if response.status_code != 200:
+            raise SystemExit(f"{path} answered {response.status_code}")
+        counts[f"{user.username.split('@')[0]} {path}"] = len(captured.captured_queries)
+    return counts
+
+
+def page_latency(world: seed.World, samples: int) -> dict[str, dict[str, float]]:
+    """p50/p95 (ms) and queries of every menu page of a kommune, a vendor and NHN, in-process."""
+    gc.collect()
+    gc.freeze()
+    _in_process()
+    results = {}
+    for user, path in _menu_pages(world):
+        client = Client()
+        client.force_login(user)
+        client.get(path)
+        times, queries = [], 0
+        for _ in range(samples):
+            with CaptureQueriesContext(connection) as captured:
+                started = time.perf_counter()
+                response = client.get(path)
+                times.append((time.perf_counter() - started) * 1000)
+            if response.status_code != 200:
+                raise SystemExit(f"{path} answered {response.status_code}")
+            queries = max(queries, len(captured.captured_queries))
+        results[f"{user.username.split('@')[0]} {path}"] = {**summary(times), "queries": queries}
     return results
 
 
@@ -522,12 +587,22 @@ def run(scale: Scale, key: rsa.RSAPrivateKey) -> dict[str, Any]:
     )
     revocations_as_down = revoke_as_frozen(vendor, operator_token, left, onboarding_id)
 
+    # Queries per page with every kind of row present (orders, grants active and revoked, jobs),
+    # to compare with the same pages after the bulk order adds hundreds more.
+    queries_before_bulk = page_queries(world)
     bulk_seconds = bulk(vendor, api_token, bulk_client, world.kommuner[: scale.bulk_kommuner])
 
     started = time.perf_counter()
     report = reconcile()
     reconcile_seconds = time.perf_counter() - started
     api = api_latency(world, scale.api_samples)
+    pages = page_latency(world, scale.api_samples)
+    # The same pages after the bulk order's grants: as many queries as before it.
+    growth = {
+        label: figures["queries"] - queries_before_bulk[label]
+        for label, figures in pages.items()
+        if figures["queries"] != queries_before_bulk[label]
+    }
 
     onboarding_s = summary(onboarding)
     floor_s = summary(floors)
@@ -563,6 +638,10 @@ def run(scale: Scale, key: rsa.RSAPrivateKey) -> dict[str, Any]:
         "api_p95_ms": max(v["p95"] for v in api.values()),
         "max_queries_per_request": max(int(v["queries"]) for v in api.values()),
         "api": api,
+        "pages_p95_ms": max(v["p95"] for v in pages.values()),
+        "page_query_growth": max((abs(v) for v in growth.values()), default=0),
+        "page_query_growth_by_page": growth,
+        "pages": pages,
         "reconcile_30k_s": reconcile_seconds,
         "reconcile_heals": len(report.heals),
         "reconcile_errors": report.errors[:5],

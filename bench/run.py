@@ -44,6 +44,8 @@ TARGETS: dict[str, tuple[str, float | None]] = {
     "bulk_714_s": ("<=", 30.0),
     "api_p95_ms": ("<=", 100.0),
     "max_queries_per_request": ("<=", None),
+    "pages_p95_ms": ("<=", 150.0),
+    "page_query_growth": ("<=", 0),
     "reconcile_30k_s": ("<=", 10.0),
     "push_one_1k_ms": ("<=", None),
     "push_one_30k_ms": ("<=", None),
@@ -357,6 +359,12 @@ def table(results: dict[str, Any]) -> str:
     lines.append("")
     lines.append(f"{'API (ms, in-process)':50} {'p50':>8} {'p95':>8} {'queries':>8}")
     for label, figures in results["api"].items():
+        lines.append(
+            f"{label:50} {figures['p50']:8.1f} {figures['p95']:8.1f} {figures['queries']:8}"
+        )
+    lines.append("")
+    lines.append(f"{'Pages (ms, in-process)':50} {'p50':>8} {'p95':>8} {'queries':>8}")
+    for label, figures in results["pages"].items():
         lines.append(
             f"{label:50} {figures['p50']:8.1f} {figures['p95']:8.1f} {figures['queries']:8}"
         )

@@ -29,6 +29,7 @@ KEYS = [
     "push_one_30k_ms",
     "web_peak_rss_mb",
     "worker_peak_rss_mb",
+    "pages_p95_ms",
 ]
 
 
