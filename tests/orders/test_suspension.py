@@ -17,10 +17,12 @@ from rest_framework.test import APIClient
 from audit.models import AuditEvent
 from orders import policy, services
 from orders.models import (
+    AccessRequest,
     Grant,
     GrantStatus,
     ItemStatus,
     ProvisioningJob,
+    Service,
     SuspendedGrant,
     Suspension,
 )
@@ -120,6 +122,22 @@ def test_a_suspended_vendors_new_order_is_rejected_with_its_reason_in_either_lan
     assert world.vendor.name in text
     assert "suspended" in text
     assert not Grant.objects.live().filter(client=world.client).exists()
+
+
+def test_the_orders_dry_run_says_the_same_before_anything_is_sent(world: World) -> None:
+    suspend(world)
+
+    [preview] = services.access_request_preview(
+        client=world.client,
+        kommuner=[world.kommune],
+        items=[services.ItemInput(service=Service.objects.get(code="patient"), access="read")],
+        initiated_by=AccessRequest.Initiator.VENDOR,
+        actor=world.people["vendor_admin"],
+    )
+
+    assert preview.status == ItemStatus.REJECTED
+    assert preview.decision.reason_code == "vendor_suspended"
+    assert world.vendor.name in preview.reason
 
 
 def test_the_api_refuses_a_suspended_vendors_order_the_same_way(world: World) -> None:
