@@ -28,6 +28,7 @@ from playwright.sync_api import Page, expect
 from orders.models import Product
 from scripts import demo_scene
 from scripts.demo_scene import Scene
+from scripts.screenshots import preview_order
 from tests.browser.helpers import LANGUAGES, base_url, check_page, login, set_language
 
 pytestmark = pytest.mark.integration
@@ -109,17 +110,6 @@ def suggest_vendor(page: Page, scene: Scene) -> None:
     """Type part of a vendor's name: htmx fetches the matching vendors as suggestions."""
     page.locator("input[name=vendor]").fill("Tryg")
     expect(page.locator("#vendor-options option")).to_have_count(1)
-
-
-def preview_order(page: Page, scene: Scene) -> None:
-    """Fill in an order for three kommuner and see what the rules decide for each."""
-    page.locator("select[name=client]").select_option(str(scene.client.pk))
-    for item in ("episode-of-care.read", "observation.write"):
-        page.locator(f"input[name=items][value='{item}']").check()
-    for kommune in (scene.oslo, scene.bergen, scene.trondheim):
-        page.locator(f"input[name=kommuner][value='{kommune.orgnr}']").check()
-    page.locator("button[name=action][value=preview]").click()
-    expect(page.locator("form[action$='/orders/new/send/']")).to_be_visible()
 
 
 def send_empty(page: Page, scene: Scene) -> None:
