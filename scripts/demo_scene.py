@@ -102,11 +102,13 @@ class Scene:
     client: OAuthClient  # Trygghet AS's production client: an old and a new key
     test_client: OAuthClient
     order: AccessRequest  # Trygghet AS's order for Oslo: every decision of the rules
+    test_order: AccessRequest  # its test client's, one grant of which Oslo is revoking now
     kommune_order: AccessRequest  # Oslo's own order for Trygghet's client: waits for consent
     waiting: AccessRequestItem  # an item of ``order`` that waits for Oslo's admin
     active_grant: Grant
     failed_grant: Grant
     failed_job: ProvisioningJob
+    pending_job: ProvisioningJob  # the revocation's, which no worker has taken yet
     invited: Membership  # an invitation to Oslo, not yet taken up
     unverified: Product  # Hjemme AS's new product, which NHN has not verified
     opening: Service  # a service that opens in production next month
@@ -422,11 +424,15 @@ def build() -> Scene:
         client=client,
         test_client=test_client,
         order=order,
+        test_order=test_order,
         kommune_order=kommune_order,
         waiting=waiting,
         active_grant=Grant.objects.get(pk=active_grant.pk),
         failed_grant=Grant.objects.get(pk=failed_grant.pk),
         failed_job=failed_job,
+        pending_job=ProvisioningJob.objects.get(
+            client=test_client, status=ProvisioningJob.Status.PENDING
+        ),
         invited=invited,
         unverified=unverified,
         opening=opening,

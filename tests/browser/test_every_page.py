@@ -112,6 +112,13 @@ def suggest_vendor(page: Page, scene: Scene) -> None:
     expect(page.locator("#vendor-options option")).to_have_count(1)
 
 
+def wait_for_poll(page: Page, scene: Scene) -> None:
+    """Let htmx fetch the live part once (the check then reads that fragment too)."""
+    page.wait_for_event(
+        "response", lambda response: response.request.headers.get("hx-request") == "true"
+    )
+
+
 def send_empty(page: Page, scene: Scene) -> None:
     """Send the page's form as it is: the page comes back with its errors beside the fields and
     in the summary on top."""
@@ -191,6 +198,8 @@ SWEEP: dict[str, Entry] = {
     "orders:order": (
         Visit(VENDOR, lambda s: {"pk": s.order.pk}, shows=lambda s: s.failed_grant.service.name),
         Visit(VENDOR, lambda s: {"pk": s.kommune_order.pk}),  # consent to the kommune's order
+        # A grant being revoked: the page follows it live.
+        Visit(VENDOR, lambda s: {"pk": s.test_order.pk}, then=wait_for_poll),
     ),
     "orders:order_withdraw": PostOnly(VENDOR, lambda s: {"pk": s.order.pk}),
     "orders:order_consent": PostOnly(VENDOR, lambda s: {"pk": s.kommune_order.pk}),
@@ -215,6 +224,7 @@ SWEEP: dict[str, Entry] = {
     "provisioning:jobs": (Visit(NHN, shows=lambda s: demo_scene.JOB_ERROR),),
     "provisioning:job": (
         Visit(NHN, lambda s: {"job_id": s.failed_job.pk}, shows=lambda s: demo_scene.JOB_ERROR),
+        Visit(NHN, lambda s: {"job_id": s.pending_job.pk}, then=wait_for_poll),  # followed live
     ),
     "provisioning:job_retry": PostOnly(NHN, lambda s: {"job_id": s.failed_job.pk}),
     "orders:vendors": (Visit(NHN, shows=lambda s: s.suspended.name),),
