@@ -14,7 +14,8 @@ Fixtures:
   reads them.
 - ``page``: a page in a browser context of its own (no cookies shared with other tests), with
   the live portal as ``base_url`` (``page.goto("/services/")``), bokmål by default.
-- ``open_page``: more pages, each in a context of its own: one per person in a journey.
+- ``open_page``: more pages, each in a context of its own: one per person in a journey
+  (keyword arguments go to the context: ``open_page(java_script_enabled=False)``).
 
 Helpers in tests/browser/helpers.py: ``login``, ``provider_login`` (answers the provider's page
 alone, e.g. the fresh login before a signature), ``set_language``, ``check_page``,
@@ -163,17 +164,21 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 @pytest.fixture
 def open_page(
     browser: Browser, live_portal: LivePortal, request: pytest.FixtureRequest, tmp_path: Path
-) -> Iterator[Callable[[], Page]]:
-    """Open a page in a new browser context (its own cookies: its own person). When the test
+) -> Iterator[Callable[..., Page]]:
+    """Open a page in a new browser context (its own cookies: its own person); keyword
+    arguments go to the context (``open_page(java_script_enabled=False)``). When the test
     fails, each page's last screen is kept under the test's tmp_path."""
     pages: list[Page] = []
 
-    def open_() -> Page:
+    def open_(**options: Any) -> Page:
         # No `locale`: Chromium would send it as Accept-Language whatever set_language says.
         context = browser.new_context(
-            base_url=live_portal.url,
-            viewport={"width": 1280, "height": 800},
-            extra_http_headers=LANGUAGE_HEADERS["nb"],
+            **{
+                "base_url": live_portal.url,
+                "viewport": {"width": 1280, "height": 800},
+                "extra_http_headers": LANGUAGE_HEADERS["nb"],
+                **options,
+            }
         )
         context.set_default_timeout(DEFAULT_TIMEOUT_MS)
         page = context.new_page()
@@ -196,6 +201,6 @@ def open_page(
 
 
 @pytest.fixture
-def page(open_page: Callable[[], Page]) -> Page:
+def page(open_page: Callable[..., Page]) -> Page:
     """A page of the live portal in a fresh browser context, in bokmål."""
     return open_page()

@@ -1,8 +1,10 @@
 """`make screenshots` (scripts/screenshots.py): its list of pages is sound, it photographs them
-logged in through the provider, and it runs on its own from nothing but the repository."""
+logged in through the provider, writes PNGs with a palette, and runs on its own from nothing but
+the repository."""
 
 from __future__ import annotations
 
+import base64
 import struct
 import subprocess
 import sys
@@ -11,7 +13,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser
 
-from scripts import screenshots
+from scripts import demo_scene, screenshots
 from tenants.management.commands.seed_demo import DEMO_LOGINS
 from tests.browser.conftest import LivePortal
 from tests.components import PROJECT_DIR
@@ -27,12 +29,24 @@ def png_size(file: Path) -> tuple[int, int]:
 
 
 def test_every_shot_is_a_page_of_the_portal_taken_by_a_demo_person(demo_data: None) -> None:
+    scene = demo_scene.build()
     slugs = [shot.slug for shot in screenshots.SHOTS]
     assert len(slugs) == len(set(slugs)), "two shots would write the same files"
     demo_people = {email for email, _role, _organisation in DEMO_LOGINS}
     for shot in screenshots.SHOTS:
         assert shot.person is None or shot.person in demo_people, shot
-        assert screenshots.path_of(shot).startswith("/"), shot
+        assert screenshots.path_of(shot, scene).startswith("/"), shot
+
+
+def test_a_shot_of_an_object_of_the_scene_names_it_in_its_path(demo_data: None) -> None:
+    scene = demo_scene.build()
+    shot = screenshots.Shot(
+        "admin@trygghet.example", "orders:client", "client", args=(("client_id", "client.pk"),)
+    )
+
+    assert screenshots.path_of(shot, scene) == f"/o/910000012/clients/{scene.client.pk}/"
+    with pytest.raises(ValueError, match="client.pk is an attribute of the scene"):
+        screenshots.path_of(shot)
 
 
 def test_a_path_may_name_the_persons_organisation(demo_data: None) -> None:
@@ -57,8 +71,55 @@ def test_the_shots_are_taken_in_each_language_and_width_logged_in_through_the_pr
     ]  # fmt: skip
     for file in written:
         width, height = png_size(file)
-        assert width >= int(file.stem.rsplit("-", 1)[1])
+        assert width == int(file.stem.rsplit("-", 1)[1])
         assert height > 300
+        assert file.read_bytes()[25] == 3, f"{file} has no palette"  # IHDR's colour type
+
+
+def pixels(browser: Browser, png: bytes) -> list[int]:
+    """The RGBA values of a PNG, decoded by Chromium."""
+    page = browser.new_page()
+    try:
+        return list(
+            page.evaluate(
+                """async png => {
+                    const bytes = Uint8Array.from(atob(png), c => c.charCodeAt(0));
+                    const bitmap = await createImageBitmap(new Blob([bytes]));
+                    const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
+                    canvas.getContext("2d").drawImage(bitmap, 0, 0);
+                    return [...canvas.getContext("2d").getImageData(
+                        0, 0, bitmap.width, bitmap.height).data];
+                }""",
+                base64.b64encode(png).decode(),
+            )
+        )
+    finally:
+        page.close()
+
+
+def test_a_png_with_a_palette_keeps_few_colours_exactly_and_is_smaller(
+    browser: Browser,
+) -> None:
+    page = browser.new_page(viewport={"width": 300, "height": 200})
+    tool = browser.new_page()
+    try:
+        page.set_content(
+            '<body style="margin:0;background:#fff"><div style="background:#0062ba;height:50px">'
+            '</div><p style="color:#c01b1b;font-size:20px">Tilgang · 958 935 420</p></body>'
+        )
+        few = page.screenshot(clip={"x": 0, "y": 0, "width": 300, "height": 50})
+        many = page.screenshot()
+        few_with_palette = screenshots.with_palette(tool, few)
+        many_with_palette = screenshots.with_palette(tool, many)
+    finally:
+        page.close()
+        tool.close()
+
+    assert few_with_palette[25] == many_with_palette[25] == 3  # a palette
+    assert pixels(browser, few_with_palette) == pixels(browser, few)
+    assert len(many_with_palette) < len(many)
+    decoded = pixels(browser, many_with_palette)
+    assert len(decoded) == len(pixels(browser, many)) == 300 * 200 * 4
 
 
 def test_make_screenshots_runs_from_the_repository_alone(tmp_path: Path) -> None:

@@ -3,32 +3,32 @@ registers a client: the public key is sent, the private key is a file the person
 the request that registers the client carries no private member.
 
 A Django test client posting what the page would post cannot show this: only a browser runs
-static/js/keygen.js, so only a browser shows what the page really sends.
+static/js/keygen.js, so only a browser shows what the page really sends. The page itself, before
+a key is made, is checked with every other page (test_every_page.py); here it is checked again
+with the key pair and its downloads on it.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from django.conf import settings
-from django.test import Client
 from django.urls import reverse
-from playwright.sync_api import Page, Playwright, sync_playwright
+from playwright.sync_api import Page, Request, expect
 
 from tenants.jwks import PRIVATE_MEMBERS
-from tenants.models import OAuthClient, Organisation, Role
-from tests.factories import MembershipFactory, OrganisationFactory, ProductFactory
-from tests.keys import b64url_uint
+from tenants.models import OAuthClient, Organisation
+from tests.browser.helpers import check_page, login, set_language
+from tests.keys import b64url_uint, ec_public_jwk
 
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+pytestmark = pytest.mark.integration
 
-CHROMIUM = "/usr/bin/chromium"
+VENDOR_ADMIN = "admin@trygghet.example"  # the demo's Trygghet AS, with its product Trygghet Alarm
 PUBLIC_MEMBERS = {"kty", "kid", "alg", "use", "n", "e", "crv", "x", "y"}
 
 #: The accessible names the test uses, per language (as the page's users hear them).
@@ -61,43 +61,14 @@ NAMES = {
 ALGORITHMS = {"RS256": "RS256 (RSA, 2048 bit)", "ES256": "ES256 (ECDSA, P-256)"}
 
 
-@pytest.fixture
-def vendor_admin(live_server: Any) -> dict[str, Any]:
-    """A vendor with a product, and its admin's session cookie for the live server."""
-    vendor = OrganisationFactory(kind=Organisation.Kind.VENDOR, name="Trygghet AS")
-    admin = MembershipFactory(organisation=vendor, role=Role.VENDOR_ADMIN).user
-    ProductFactory(vendor=vendor, name="Trygghet Alarm")
-    session = Client()
-    session.force_login(admin)
-    return {
-        "vendor": vendor,
-        "url": live_server.url + reverse("orders:client_new", args=[vendor.orgnr]),
-        "cookies": [
-            {
-                "name": settings.SESSION_COOKIE_NAME,
-                "value": session.cookies[settings.SESSION_COOKIE_NAME].value,
-                "url": live_server.url,
-            }
-        ],
-    }
-
-
-def browser_page(
-    playwright: Playwright, vendor_admin: dict[str, Any], language: str, **kw: Any
-) -> Page:
-    """A page of a fresh chromium, logged in as the vendor's admin, in ``language`` (the
-    browser's own Accept-Language would choose English otherwise)."""
-    browser = playwright.chromium.launch(executable_path=CHROMIUM)
-    context = browser.new_context(**kw)
-    cookies = vendor_admin["cookies"]
-    context.add_cookies(
-        [
-            *cookies,
-            {"name": settings.LANGUAGE_COOKIE_NAME, "value": language, "url": cookies[0]["url"]},
-        ]
-    )
-    page = context.new_page()
-    page.set_default_timeout(10_000)
+def client_new(open_page: Callable[..., Page], language: str, **options: bool) -> Page:
+    """The page that registers a client, opened by the demo vendor's admin, logged in through
+    the provider, in ``language``."""
+    page = open_page(**options)
+    set_language(page, language)
+    login(page, VENDOR_ADMIN)
+    vendor = Organisation.objects.get(name="Trygghet AS")
+    page.goto(reverse("orders:client_new", args=[vendor.orgnr]))
     return page
 
 
@@ -116,36 +87,34 @@ def form_field(body: bytes, name: str) -> str:
 
 @pytest.mark.parametrize(("algorithm", "language"), [("RS256", "nb"), ("ES256", "en")])
 def test_a_key_pair_made_in_the_browser_registers_the_client_and_the_private_key_stays_home(
-    vendor_admin: dict[str, Any], tmp_path: Path, algorithm: str, language: str
+    open_page: Callable[..., Page], demo_data: None, tmp_path: Path, algorithm: str, language: str
 ) -> None:
     names = NAMES[language]
+    page = client_new(open_page, language)
     posted: list[bytes] = []
-    with sync_playwright() as playwright:
-        page = browser_page(playwright, vendor_admin, language, accept_downloads=True)
-        page.on(
-            "request",
-            lambda request: (
-                posted.append(request.post_data_buffer or b"") if request.method == "POST" else None
-            ),
-        )
-        page.goto(vendor_admin["url"])
-        fill_in_the_client(page, names)
-        page.get_by_label(ALGORITHMS[algorithm], exact=True).check()
-        page.get_by_role("button", name=names["generate"]).click()
-        pem_link = page.get_by_role("link", name=names["pem"])
-        pem_link.wait_for()
-        with page.expect_download() as pem_download:
-            pem_link.click()
-        with page.expect_download() as jwk_download:
-            page.get_by_role("link", name=names["jwk"]).click()
-        pem_file = tmp_path / pem_download.value.suggested_filename
-        pem_download.value.save_as(pem_file)
-        jwk_file = tmp_path / jwk_download.value.suggested_filename
-        jwk_download.value.save_as(jwk_file)
-        shown = json.loads(page.get_by_label(names["jwks"], exact=True).input_value())
-        page.get_by_role("button", name=names["register"]).click()
-        page.get_by_text(names["registered"]).wait_for()
-        page.context.browser.close()  # type: ignore[union-attr]
+
+    def seen(request: Request) -> None:
+        if request.method == "POST":
+            posted.append(request.post_data_buffer or b"")
+
+    page.on("request", seen)
+    fill_in_the_client(page, names)
+    page.get_by_label(ALGORITHMS[algorithm], exact=True).check()
+    page.get_by_role("button", name=names["generate"]).click()
+    pem_link = page.get_by_role("link", name=names["pem"])
+    expect(pem_link).to_be_visible()
+    check_page(page)  # the page with the key pair and its downloads on it
+    with page.expect_download() as pem_download:
+        pem_link.click()
+    with page.expect_download() as jwk_download:
+        page.get_by_role("link", name=names["jwk"]).click()
+    pem_file = tmp_path / pem_download.value.suggested_filename
+    pem_download.value.save_as(pem_file)
+    jwk_file = tmp_path / jwk_download.value.suggested_filename
+    jwk_download.value.save_as(jwk_file)
+    shown = json.loads(page.get_by_label(names["jwks"], exact=True).input_value())
+    page.get_by_role("button", name=names["register"]).click()
+    expect(page.get_by_text(names["registered"])).to_be_visible()
 
     # The private key is a real file the person keeps: PEM (PKCS#8) and a private JWK.
     assert pem_file.suffix == ".pem"
@@ -197,47 +166,20 @@ def test_a_key_pair_made_in_the_browser_registers_the_client_and_the_private_key
 
 
 def test_without_javascript_the_page_explains_and_a_pasted_key_registers(
-    vendor_admin: dict[str, Any],
+    open_page: Callable[..., Page], demo_data: None
 ) -> None:
     names = NAMES["nb"]
-    public_jwks = {
-        "keys": [
-            {
-                "kty": "EC",
-                "kid": "pasted",
-                "alg": "ES256",
-                "crv": "P-256",
-                **dict(
-                    zip(
-                        ("x", "y"),
-                        (
-                            b64url_uint(n, 32)
-                            for n in _ec_point(ec.generate_private_key(ec.SECP256R1()))
-                        ),
-                        strict=True,
-                    )
-                ),
-            }
-        ]
-    }
-    with sync_playwright() as playwright:
-        page = browser_page(playwright, vendor_admin, "nb", java_script_enabled=False)
-        page.goto(vendor_admin["url"])
-        generate = page.get_by_role("button", name=names["generate"])
-        explained = page.get_by_text(names["no_js"]).is_visible()
-        generate_hidden = generate.is_hidden()
-        fill_in_the_client(page, names)
-        page.get_by_label(names["jwks"], exact=True).fill(json.dumps(public_jwks))
-        page.get_by_role("button", name=names["register"]).click()
-        page.get_by_text(names["registered"]).wait_for()
-        page.context.browser.close()  # type: ignore[union-attr]
+    public_jwks = {"keys": [ec_public_jwk("pasted")]}
+    page = client_new(open_page, "nb", java_script_enabled=False)
+    generate = page.get_by_role("button", name=names["generate"])
+    explained = page.get_by_text(names["no_js"]).is_visible()
+    generate_hidden = generate.is_hidden()
+    fill_in_the_client(page, names)
+    page.get_by_label(names["jwks"], exact=True).fill(json.dumps(public_jwks))
+    page.get_by_role("button", name=names["register"]).click()
+    expect(page.get_by_text(names["registered"])).to_be_visible()
 
     assert explained
     assert generate_hidden
     registered = OAuthClient.objects.get(name="Alarm test")
     assert list(registered.keys.values_list("kid", flat=True)) == ["pasted"]
-
-
-def _ec_point(key: ec.EllipticCurvePrivateKey) -> tuple[int, int]:
-    numbers = key.public_key().public_numbers()
-    return numbers.x, numbers.y
