@@ -50,7 +50,7 @@ from orders.models import (
 )
 from orders.policy import reason_text
 from portal.exceptions import Conflict
-from tenants.forms.people import errors_onto
+from portal.forms import service_errors_add
 from tenants.models import Environment, Organisation, Role
 from tenants.pages import Acting, listing, organisation_page
 
@@ -375,7 +375,7 @@ def delegation_new(request: HttpRequest, acting: Acting) -> HttpResponse:
                 actor=_actor(request),
             )
         except (ValidationError, PermissionDenied, Conflict) as error:
-            errors_onto(form, error)
+            service_errors_add(form, error)
         else:
             text = _(
                 "The delegation to %(vendor)s is saved. From %(date)s its orders for these "
@@ -585,7 +585,7 @@ def approvals(request: HttpRequest, acting: Acting) -> HttpResponse:
                     actor=_actor(request),
                 )
             except (ValidationError, PermissionDenied, Conflict) as error:
-                errors_onto(form, error)
+                service_errors_add(form, error)
             else:
                 vendors = {item.request.client.vendor.name for item in chosen}
                 messages.success(request, _decided_message(decision, counts, vendors))
@@ -664,7 +664,7 @@ def approval(request: HttpRequest, acting: Acting, pk: str) -> HttpResponse:
                     service_codes=codes,
                 )
             except (ValidationError, PermissionDenied, Conflict) as error:
-                errors_onto(form, error)
+                service_errors_add(form, error)
             else:
                 vendors = {item.request.client.vendor.name}
                 messages.success(request, _decided_message(decision, counts, vendors))
@@ -774,7 +774,7 @@ def grant_revoke(request: HttpRequest, acting: Acting, pk: str) -> HttpResponse:
                 grant=grant, actor=_actor(request), reason=form.cleaned_data["reason"]
             )
         except (ValidationError, PermissionDenied, Conflict) as error:
-            errors_onto(form, error)
+            service_errors_add(form, error)
         else:
             messages.success(
                 request,

@@ -232,14 +232,6 @@ def _answers(data: Any) -> dict[str, Any]:
     }
 
 
-def _service_error(form: OrderForm, exc: ValidationError | Conflict) -> None:
-    """A service's refusal onto the form, beside the field it names, as the API says it."""
-    if isinstance(exc, Conflict):
-        form.add_error(None, exc.message)
-    else:
-        service_errors_add(form, exc)
-
-
 @organisation_page(kinds=VENDOR, roles=ADMINS)
 def order_new(request: HttpRequest, acting: Acting) -> HttpResponse:
     """The question "What will happen if I order this for these kommuner?": the form; posted,
@@ -269,7 +261,7 @@ def order_new(request: HttpRequest, acting: Acting) -> HttpResponse:
                 actor=request.user,  # type: ignore[arg-type] # logged in: organisation_page
             )
         except (ValidationError, Conflict) as exc:
-            _service_error(form, exc)
+            service_errors_add(form, exc)
         else:
             return _preview_page(request, acting, form, previews)
     return _form_page(request, acting, form)
@@ -364,7 +356,7 @@ def order_send(request: HttpRequest, acting: Acting) -> HttpResponse:
                 actor=request.user,  # type: ignore[arg-type] # logged in: organisation_page
             )
         except (ValidationError, Conflict) as exc:
-            _service_error(form, exc)
+            service_errors_add(form, exc)
         else:
             messages.success(request, sent_message(created))
             if len(created) == 1:

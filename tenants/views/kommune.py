@@ -16,9 +16,9 @@ from django.urls import URLPattern, path
 from django.utils.translation import gettext as _
 
 from portal.exceptions import Conflict
+from portal.forms import service_errors_add
 from tenants import services
 from tenants.forms.kommune import EpjForm, recommendation
-from tenants.forms.people import errors_onto
 from tenants.models import Organisation, Role
 from tenants.pages import Acting, organisation_page
 
@@ -50,7 +50,7 @@ def epj(request: HttpRequest, acting: Acting) -> HttpResponse:
                 actor=cast("User", request.user),
             )
         except (ValidationError, PermissionDenied, Conflict) as error:
-            errors_onto(form, error)
+            service_errors_add(form, error)
         else:
             messages.success(
                 request,

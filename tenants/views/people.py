@@ -18,8 +18,9 @@ from django.urls import URLPattern, path, reverse
 from django.utils.translation import gettext as _
 
 from portal.exceptions import Conflict
+from portal.forms import service_errors_add
 from tenants import services
-from tenants.forms.people import InviteForm, PeopleFilterForm, RoleForm, errors_onto
+from tenants.forms.people import InviteForm, PeopleFilterForm, RoleForm
 from tenants.models import ADMIN_ROLES, Membership, Role
 from tenants.pages import Acting, listing, organisation_page
 
@@ -109,7 +110,7 @@ def person_invite(request: HttpRequest, acting: Acting) -> HttpResponse:
                 actor=_actor(request),
             )
         except (ValidationError, PermissionDenied, Conflict) as error:
-            errors_onto(form, error)
+            service_errors_add(form, error)
         else:
             names = {
                 "email": membership.email,
@@ -160,7 +161,7 @@ def person(request: HttpRequest, acting: Acting, pk: str) -> HttpResponse:
                     actor=_actor(request),
                 )
             except (ValidationError, PermissionDenied, Conflict) as error:
-                errors_onto(form, error)
+                service_errors_add(form, error)
             else:
                 messages.success(
                     request,

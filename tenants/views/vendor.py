@@ -24,8 +24,9 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from portal.forms import service_errors_add
 from tenants import services
-from tenants.forms.vendor import ProductFilterForm, ProductForm, add_service_error
+from tenants.forms.vendor import ProductFilterForm, ProductForm
 from tenants.models import OAuthClient, Organisation, Product, Role
 from tenants.pages import Acting, listing, organisation_page
 
@@ -149,7 +150,7 @@ def product_new(request: HttpRequest, acting: Acting) -> HttpResponse:
                 actor=_user(request),
             )
         except ValidationError as exc:
-            add_service_error(form, exc)
+            service_errors_add(form, exc)
         else:
             messages.success(
                 request,
@@ -213,7 +214,7 @@ def product_detail(request: HttpRequest, acting: Acting, product_id: Any) -> Htt
                 is_epic=form.cleaned_data["is_epic"],
             )
         except ValidationError as exc:
-            add_service_error(form, exc)
+            service_errors_add(form, exc)
         else:
             messages.success(request, _declared_message(product, before))
             return redirect("tenants:product", acting.orgnr, product.pk)
