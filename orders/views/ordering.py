@@ -45,7 +45,7 @@ from orders.models import (
 from portal.exceptions import Conflict
 from portal.forms import service_errors_add
 from tenants.models import ClientKey, Environment, OAuthClient, Organisation, Role
-from tenants.pages import Acting, listing, organisation_page
+from tenants.pages import Acting, listing, organisation_page, person_of
 
 VENDOR = (Organisation.Kind.VENDOR,)
 READERS = (Role.VENDOR_ADMIN, Role.VENDOR_DEVELOPER)
@@ -258,7 +258,7 @@ def order_new(request: HttpRequest, acting: Acting) -> HttpResponse:
                 kommuner=data["kommune_list"],
                 items=data["item_inputs"],
                 initiated_by=AccessRequest.Initiator.VENDOR,
-                actor=request.user,  # type: ignore[arg-type] # logged in: organisation_page
+                actor=person_of(request),
             )
         except (ValidationError, Conflict) as exc:
             service_errors_add(form, exc)
@@ -353,7 +353,7 @@ def order_send(request: HttpRequest, acting: Acting) -> HttpResponse:
                 kommuner=answers["kommune_list"],
                 items=answers["item_inputs"],
                 initiated_by=AccessRequest.Initiator.VENDOR,
-                actor=request.user,  # type: ignore[arg-type] # logged in: organisation_page
+                actor=person_of(request),
             )
         except (ValidationError, Conflict) as exc:
             service_errors_add(form, exc)
@@ -743,7 +743,7 @@ def _act_on_items(
         try:
             service(
                 request=access_request,
-                actor=request.user,
+                actor=person_of(request),
                 item_ids=[item.pk for item in chosen],
             )
         except (ValidationError, Conflict) as exc:

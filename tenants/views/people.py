@@ -8,7 +8,7 @@ their wording are the same at both doors.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -22,10 +22,7 @@ from portal.forms import service_errors_add
 from tenants import services
 from tenants.forms.people import InviteForm, PeopleFilterForm, RoleForm
 from tenants.models import ADMIN_ROLES, Membership, Role
-from tenants.pages import Acting, listing, organisation_page
-
-if TYPE_CHECKING:
-    from django.contrib.auth.models import User
+from tenants.pages import Acting, listing, organisation_page, person_of
 
 #: The list's sortable columns.
 SORTS: dict[str, str | tuple[str, ...]] = {
@@ -33,11 +30,6 @@ SORTS: dict[str, str | tuple[str, ...]] = {
     "role": ("role", "email"),
     "since": "created_at",
 }
-
-
-def _actor(request: HttpRequest) -> User:
-    """The person acting (``organisation_page`` lets only logged-in people in)."""
-    return cast("User", request.user)
 
 
 def _may_manage(acting: Acting) -> bool:
@@ -107,7 +99,7 @@ def person_invite(request: HttpRequest, acting: Acting) -> HttpResponse:
                 organisation=acting.organisation,
                 email=form.cleaned_data["email"],
                 role=form.cleaned_data["role"],
-                actor=_actor(request),
+                actor=person_of(request),
             )
         except (ValidationError, PermissionDenied, Conflict) as error:
             service_errors_add(form, error)
@@ -158,7 +150,7 @@ def person(request: HttpRequest, acting: Acting, pk: str) -> HttpResponse:
                 membership = services.membership_role_change(
                     membership=membership,
                     role=form.cleaned_data["role"],
-                    actor=_actor(request),
+                    actor=person_of(request),
                 )
             except (ValidationError, PermissionDenied, Conflict) as error:
                 service_errors_add(form, error)
@@ -192,7 +184,7 @@ def person_remove(request: HttpRequest, acting: Acting, pk: str) -> HttpResponse
         try:
             services.membership_remove(
                 membership=membership,
-                actor=_actor(request),
+                actor=person_of(request),
             )
         except (PermissionDenied, Conflict) as refusal:
             error = refusal.message if isinstance(refusal, Conflict) else str(refusal)
