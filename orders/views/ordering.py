@@ -232,6 +232,18 @@ def _answers(data: Any) -> dict[str, Any]:
     }
 
 
+def _order_inputs(request: HttpRequest, answers: dict[str, Any]) -> dict[str, Any]:
+    """The order form's answers as the services take them: the dry run and the order itself get
+    the same, so what the preview showed is what is decided again when it is sent."""
+    return {
+        "client": answers["client"],
+        "kommuner": answers["kommune_list"],
+        "items": answers["item_inputs"],
+        "initiated_by": AccessRequest.Initiator.VENDOR,
+        "actor": person_of(request),
+    }
+
+
 @organisation_page(kinds=VENDOR, roles=ADMINS)
 def order_new(request: HttpRequest, acting: Acting) -> HttpResponse:
     """The question "What will happen if I order this for these kommuner?": the form; posted,
@@ -253,13 +265,7 @@ def order_new(request: HttpRequest, acting: Acting) -> HttpResponse:
     if form.is_valid():
         data = form.cleaned_data
         try:
-            previews = services.access_request_preview(
-                client=data["client"],
-                kommuner=data["kommune_list"],
-                items=data["item_inputs"],
-                initiated_by=AccessRequest.Initiator.VENDOR,
-                actor=person_of(request),
-            )
+            previews = services.access_request_preview(**_order_inputs(request, data))
         except (ValidationError, Conflict) as exc:
             service_errors_add(form, exc)
         else:
@@ -348,13 +354,7 @@ def order_send(request: HttpRequest, acting: Acting) -> HttpResponse:
     if form.is_valid():
         answers = form.cleaned_data
         try:
-            created = services.access_request_create(
-                client=answers["client"],
-                kommuner=answers["kommune_list"],
-                items=answers["item_inputs"],
-                initiated_by=AccessRequest.Initiator.VENDOR,
-                actor=person_of(request),
-            )
+            created = services.access_request_create(**_order_inputs(request, answers))
         except (ValidationError, Conflict) as exc:
             service_errors_add(form, exc)
         else:
