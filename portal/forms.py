@@ -6,8 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.forms.renderers import TemplatesSetting
+from django.utils.translation import gettext_lazy as _
+
+from portal.exceptions import Conflict
 
 #: Widgets drawn by Designsystemet as choices (a box or a dot before each label), not as a field.
 _CHOICE_WIDGETS = (forms.CheckboxInput, forms.RadioSelect, forms.CheckboxSelectMultiple)
@@ -31,11 +34,20 @@ class FormRenderer(TemplatesSetting):
 
 
 def service_errors_add(
-    form: forms.Form, error: ValidationError, fields: dict[str, str] | None = None
+    form: forms.Form,
+    error: ValidationError | PermissionDenied | Conflict,
+    fields: dict[str, str] | None = None,
 ) -> None:
-    """Put a service's ValidationError on the form: beside the field it names (``fields`` maps a
-    service's name to the form's where they differ), otherwise above the form. The page then says
-    what the API says, in the same words."""
+    """Put a service's refusal on the form, so the page says what the API says, in the same
+    words. A ValidationError's errors go beside the field each names (``fields`` maps a service's
+    name to the form's where they differ), otherwise above the form; a refusal of the whole change
+    (PermissionDenied) or a clash with what is stored (Conflict) goes above the form."""
+    if isinstance(error, Conflict):
+        form.add_error(None, error.message)
+        return
+    if isinstance(error, PermissionDenied):
+        form.add_error(None, str(error) or _("You may not do this."))
+        return
     if not hasattr(error, "error_dict"):
         form.add_error(None, error)
         return

@@ -6,7 +6,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from orders.models import ProvisioningJob
-from tenants.models import Organisation
+from tenants.forms.fields import client_filter, vendor_filter
 
 
 class JobFilterForm(forms.Form):
@@ -17,16 +17,5 @@ class JobFilterForm(forms.Form):
         choices=[("", _("Any status")), *ProvisioningJob.Status.choices],
         required=False,
     )
-    client = forms.CharField(
-        label=_("Client"),
-        help_text=_("Its name or client_id."),
-        required=False,
-        max_length=200,
-    )
-    vendor = forms.ModelChoiceField(
-        label=_("Vendor"),
-        queryset=Organisation.objects.filter(kind=Organisation.Kind.VENDOR).order_by("name"),
-        to_field_name="orgnr",
-        empty_label=_("All vendors"),
-        required=False,
-    )
+    client = client_filter()
+    vendor = vendor_filter()

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.db.models import Case, DurationField, ExpressionWrapper, F, IntegerField, Q, Value, When
 from django.db.models.functions import Now
@@ -27,7 +26,7 @@ from portal.exceptions import Conflict
 from provisioning import runner
 from provisioning.forms import JobFilterForm
 from tenants.models import Organisation, Role
-from tenants.pages import Acting, listing, organisation_page
+from tenants.pages import Acting, listing, organisation_page, person_of
 
 nhn_page = organisation_page(
     kinds=(Organisation.Kind.OPERATOR,), roles=(Role.NHN_OPERATOR, Role.NHN_AUDITOR)
@@ -167,11 +166,9 @@ def job_retry(request: HttpRequest, acting: Acting, job_id: Any) -> HttpResponse
     found = _job_of(job_id)
     if not acting.can(Role.NHN_OPERATOR):
         raise PermissionDenied(_("Only NHN operators retry provisioning jobs."))
-    if not isinstance(request.user, User):
-        raise PermissionDenied
     failed = Grant.objects.filter(client_id=found.client_id, status=GrantStatus.FAILED).count()
     try:
-        runner.job_retry(job=found, actor=request.user)
+        runner.job_retry(job=found, actor=person_of(request))
     except Conflict as conflict:
         messages.error(request, conflict.message)
     else:

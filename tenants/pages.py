@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from django.contrib.auth.models import User
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Page, Paginator
@@ -43,6 +44,14 @@ class Acting:
     @property
     def role_labels(self) -> list[str]:
         return [str(Role(role).label) for role in sorted(self.roles, key=ROLE_RANK.__getitem__)]
+
+
+def person_of(request: HttpRequest) -> User:
+    """The person acting on an organisation page, as the services take them
+    (``organisation_page`` sent anyone not logged in to log in, so this is never anonymous)."""
+    if not isinstance(request.user, User):
+        raise PermissionDenied
+    return request.user
 
 
 View = Callable[Concatenate[HttpRequest, Acting, P], HttpResponse]

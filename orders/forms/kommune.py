@@ -1,7 +1,7 @@
 """Forms of a kommune admin's pages: delegations, approvals and access (grants).
 
 They parse and check the shape of the input only; the rules live in ``orders.services``, whose
-refusals land on these forms (``tenants.forms.people.errors_onto``).
+refusals land on these forms (``portal.forms.service_errors_add``).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from django.db.models import QuerySet
 from django.http import QueryDict
 from django.utils.translation import gettext_lazy as _
 
-from tenants.forms.vendor import add_service_error
+from portal.forms import service_errors_add
 from tenants.jwks import PRIVATE_MEMBERS
 from tenants.models import Environment, Product
 
@@ -162,7 +162,7 @@ class KeySetForm(forms.Form):
 
         A key set holding private key material is not shown again: the page must not carry a
         secret further than the person already did."""
-        add_service_error(self, error, fields={"jwks": self.keys_field})
+        service_errors_add(self, error, fields={"jwks": self.keys_field})
         if _has_private_members(self.cleaned_data.get("keys")) and self.keys_field == "jwks":
             data = QueryDict(mutable=True)
             data.update(self.data)

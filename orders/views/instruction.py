@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Prefetch, Q
 from django.http import Http404, HttpRequest, HttpResponse
@@ -40,7 +39,7 @@ from portal.exceptions import Conflict
 from portal.forms import service_errors_add
 from tenants.auth import FRESH_LOGIN_SECONDS, fresh_login_redirect, login_age, login_is_fresh
 from tenants.models import Organisation, Role
-from tenants.pages import Acting, listing, organisation_page
+from tenants.pages import Acting, listing, organisation_page, person_of
 from tenants.templatetags.tilgang import orgnr as orgnr_grouped
 
 KOMMUNE = (Organisation.Kind.KOMMUNE,)
@@ -363,13 +362,6 @@ def _crumbs(request: HttpRequest, here: str) -> list[tuple[str, str]]:
 # --- Writing: the guided form -----------------------------------------------------------------
 
 
-def _person(request: HttpRequest) -> User:
-    user = request.user
-    if not isinstance(user, User):  # organisation_page lets only logged-in people in
-        raise PermissionDenied
-    return user
-
-
 def _require_admin(acting: Acting) -> None:
     if not acting.can(Role.KOMMUNE_ADMIN):
         raise PermissionDenied
@@ -472,7 +464,7 @@ def new(request: HttpRequest, acting: Acting) -> HttpResponse:
             try:
                 draft = services.instruction_create(
                     kommune=acting.organisation,
-                    actor=_person(request),
+                    actor=person_of(request),
                     services=form.chosen_services(),
                     data=_copy_of(current),
                 )
@@ -520,7 +512,7 @@ def step(request: HttpRequest, acting: Acting, version: int, slug: str) -> HttpR
             try:
                 instruction = services.instruction_update(
                     instruction=instruction,
-                    actor=_person(request),
+                    actor=person_of(request),
                     services=form.chosen_services(),
                     data=form.changes(),
                 )
@@ -614,7 +606,7 @@ def sign(request: HttpRequest, acting: Acting, version: int) -> HttpResponse:
         return redirect("orders:instruction_confirm_login", acting.orgnr, version)
     revokes = services.instruction_uncovered_grants(instruction).count()
     try:
-        services.instruction_sign(instruction=instruction, actor=_person(request))
+        services.instruction_sign(instruction=instruction, actor=person_of(request))
     except ValidationError as error:
         missing = ", ".join(str(LABELS.get(name, name)) for name in error.message_dict)
         messages.error(

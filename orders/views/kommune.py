@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -50,9 +50,9 @@ from orders.models import (
 )
 from orders.policy import reason_text
 from portal.exceptions import Conflict
-from tenants.forms.people import errors_onto
+from portal.forms import service_errors_add
 from tenants.models import Environment, Organisation, Role
-from tenants.pages import Acting, listing, organisation_page
+from tenants.pages import Acting, listing, organisation_page, person_of
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -71,11 +71,6 @@ GRANT_STATUS_DISPLAY: dict[str, tuple[Any, str]] = {
     GrantStatus.REVOKING: (GRANT_STATUS_FILTERS["revoking"][0], "warning"),
     GrantStatus.REVOKED: (GRANT_STATUS_FILTERS["revoked"][0], "neutral"),
 }
-
-
-def _actor(request: HttpRequest) -> User:
-    """The person acting (``organisation_page`` lets only logged-in people in)."""
-    return cast("User", request.user)
 
 
 def _url_or_none(name: str, acting: Acting) -> str | None:
@@ -372,10 +367,10 @@ def delegation_new(request: HttpRequest, acting: Acting) -> HttpResponse:
                 ],
                 valid_from=form.cleaned_data["valid_from"],
                 valid_until=form.cleaned_data["valid_until"],
-                actor=_actor(request),
+                actor=person_of(request),
             )
         except (ValidationError, PermissionDenied, Conflict) as error:
-            errors_onto(form, error)
+            service_errors_add(form, error)
         else:
             text = _(
                 "The delegation to %(vendor)s is saved. From %(date)s its orders for these "
@@ -424,7 +419,7 @@ def delegation_revoke(request: HttpRequest, acting: Acting, pk: str) -> HttpResp
     if request.method == "POST":
         closing = services.delegation_revoke_closes(delegation=delegation).count()
         try:
-            services.delegation_revoke(delegation=delegation, actor=_actor(request))
+            services.delegation_revoke(delegation=delegation, actor=person_of(request))
         except Conflict as conflict:
             error = conflict.message
         else:
@@ -582,10 +577,10 @@ def approvals(request: HttpRequest, acting: Acting) -> HttpResponse:
                     items=chosen,
                     decision=decision,
                     reason=form.cleaned_data["reason"],
-                    actor=_actor(request),
+                    actor=person_of(request),
                 )
             except (ValidationError, PermissionDenied, Conflict) as error:
-                errors_onto(form, error)
+                service_errors_add(form, error)
             else:
                 vendors = {item.request.client.vendor.name for item in chosen}
                 messages.success(request, _decided_message(decision, counts, vendors))
@@ -660,11 +655,11 @@ def approval(request: HttpRequest, acting: Acting, pk: str) -> HttpResponse:
                     items=[item],
                     decision=decision,
                     reason=form.cleaned_data["reason"],
-                    actor=_actor(request),
+                    actor=person_of(request),
                     service_codes=codes,
                 )
             except (ValidationError, PermissionDenied, Conflict) as error:
-                errors_onto(form, error)
+                service_errors_add(form, error)
             else:
                 vendors = {item.request.client.vendor.name}
                 messages.success(request, _decided_message(decision, counts, vendors))
@@ -771,10 +766,10 @@ def grant_revoke(request: HttpRequest, acting: Acting, pk: str) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             services.grant_revoke(
-                grant=grant, actor=_actor(request), reason=form.cleaned_data["reason"]
+                grant=grant, actor=person_of(request), reason=form.cleaned_data["reason"]
             )
         except (ValidationError, PermissionDenied, Conflict) as error:
-            errors_onto(form, error)
+            service_errors_add(form, error)
         else:
             messages.success(
                 request,

@@ -39,7 +39,7 @@ from orders.models import (
 from orders.services import service_availability_set
 from portal.forms import service_errors_add
 from tenants.models import Environment, Organisation, Product, Role
-from tenants.pages import Acting, listing, organisation_page
+from tenants.pages import Acting, listing, organisation_page, person_of
 
 FormT = TypeVar("FormT", bound=FilterForm)
 
@@ -518,7 +518,7 @@ def availability_edit(
                 service=service,
                 environment=environment,
                 available_from=form.day,
-                actor=request.user,  # type: ignore[arg-type] # logged in: organisation_page
+                actor=person_of(request),
             )
         except ValidationError as error:
             service_errors_add(form, error)

@@ -12,7 +12,7 @@ import datetime
 import json
 import shlex
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,7 +45,7 @@ from orders.models import (
 from portal.exceptions import Conflict
 from portal.forms import service_errors_add
 from tenants.models import ClientKey, Environment, OAuthClient, Organisation, Role
-from tenants.pages import Acting, listing, organisation_page
+from tenants.pages import Acting, listing, organisation_page, person_of
 
 VENDOR = (Organisation.Kind.VENDOR,)
 READERS = (Role.VENDOR_ADMIN, Role.VENDOR_DEVELOPER)
@@ -232,12 +232,16 @@ def _answers(data: Any) -> dict[str, Any]:
     }
 
 
-def _service_error(form: OrderForm, exc: ValidationError | Conflict) -> None:
-    """A service's refusal onto the form, beside the field it names, as the API says it."""
-    if isinstance(exc, Conflict):
-        form.add_error(None, exc.message)
-    else:
-        service_errors_add(form, exc)
+def _order_inputs(request: HttpRequest, answers: dict[str, Any]) -> dict[str, Any]:
+    """The order form's answers as the services take them: the dry run and the order itself get
+    the same, so what the preview showed is what is decided again when it is sent."""
+    return {
+        "client": answers["client"],
+        "kommuner": answers["kommune_list"],
+        "items": answers["item_inputs"],
+        "initiated_by": AccessRequest.Initiator.VENDOR,
+        "actor": person_of(request),
+    }
 
 
 @organisation_page(kinds=VENDOR, roles=ADMINS)
@@ -261,15 +265,9 @@ def order_new(request: HttpRequest, acting: Acting) -> HttpResponse:
     if form.is_valid():
         data = form.cleaned_data
         try:
-            previews = services.access_request_preview(
-                client=data["client"],
-                kommuner=data["kommune_list"],
-                items=data["item_inputs"],
-                initiated_by=AccessRequest.Initiator.VENDOR,
-                actor=request.user,  # type: ignore[arg-type] # logged in: organisation_page
-            )
+            previews = services.access_request_preview(**_order_inputs(request, data))
         except (ValidationError, Conflict) as exc:
-            _service_error(form, exc)
+            service_errors_add(form, exc)
         else:
             return _preview_page(request, acting, form, previews)
     return _form_page(request, acting, form)
@@ -356,15 +354,9 @@ def order_send(request: HttpRequest, acting: Acting) -> HttpResponse:
     if form.is_valid():
         answers = form.cleaned_data
         try:
-            created = services.access_request_create(
-                client=answers["client"],
-                kommuner=answers["kommune_list"],
-                items=answers["item_inputs"],
-                initiated_by=AccessRequest.Initiator.VENDOR,
-                actor=request.user,  # type: ignore[arg-type] # logged in: organisation_page
-            )
+            created = services.access_request_create(**_order_inputs(request, answers))
         except (ValidationError, Conflict) as exc:
-            _service_error(form, exc)
+            service_errors_add(form, exc)
         else:
             messages.success(request, sent_message(created))
             if len(created) == 1:
@@ -728,73 +720,88 @@ def order(request: HttpRequest, acting: Acting, pk: Any) -> HttpResponse:
     return _order_page(request, acting, _order_of(request, acting, pk))
 
 
-@require_POST
-@organisation_page(kinds=VENDOR, roles=ADMINS)
-def order_withdraw(request: HttpRequest, acting: Acting, pk: Any) -> HttpResponse:
-    """Take back items of the vendor's order that still wait."""
+def _act_on_items(
+    request: HttpRequest,
+    acting: Acting,
+    pk: Any,
+    *,
+    initiator: str,
+    form_of: Callable[[AccessRequest, Any], ItemsForm],
+    service: Callable[..., Any],
+    done: Callable[[AccessRequest, list[AccessRequestItem]], str],
+) -> HttpResponse:
+    """Withdraw or consent to the chosen items of an order: the same steps for both. Only an
+    order ``initiator`` placed; the service's refusal beside the items; on success ``done``'s
+    message and back to the order, otherwise the order's page with the form and its errors
+    (the form's prefix names the page's form it stands for)."""
     access_request = _order_of(request, acting, pk)
-    if access_request.initiated_by != AccessRequest.Initiator.VENDOR:
+    if access_request.initiated_by != initiator:
         raise PermissionDenied
-    form = _withdraw_form(access_request, request.POST)
+    form = form_of(access_request, request.POST)
     if form.is_valid():
         chosen = list(form.cleaned_data["items"])
         try:
-            services.access_request_withdraw(
+            service(
                 request=access_request,
-                actor=request.user,  # type: ignore[arg-type] # logged in: organisation_page
+                actor=person_of(request),
                 item_ids=[item.pk for item in chosen],
             )
         except (ValidationError, Conflict) as exc:
             form.add_error("items", exc.message if isinstance(exc, Conflict) else exc)
         else:
-            messages.success(
-                request,
-                ngettext(
-                    "%(count)s item withdrawn. %(kommune)s no longer sees it as waiting.",
-                    "%(count)s items withdrawn. %(kommune)s no longer sees them as waiting.",
-                    len(chosen),
-                )
-                % {"count": len(chosen), "kommune": access_request.kommune.name},
-            )
+            messages.success(request, done(access_request, chosen))
             return redirect("orders:order", acting.orgnr, access_request.pk)
-    return _order_page(request, acting, access_request, withdraw=form)
+    return _order_page(request, acting, access_request, **{str(form.prefix): form})
+
+
+def _withdrawn(access_request: AccessRequest, chosen: list[AccessRequestItem]) -> str:
+    return ngettext(
+        "%(count)s item withdrawn. %(kommune)s no longer sees it as waiting.",
+        "%(count)s items withdrawn. %(kommune)s no longer sees them as waiting.",
+        len(chosen),
+    ) % {"count": len(chosen), "kommune": access_request.kommune.name}
+
+
+def _consented(access_request: AccessRequest, chosen: list[AccessRequestItem]) -> str:
+    decided = Counter(
+        AccessRequestItem.objects.filter(pk__in=[i.pk for i in chosen]).values_list(
+            "status", flat=True
+        )
+    )
+    return _(
+        "You consented. %(approved)s of %(count)s are being set up now; the others "
+        "say what they wait for."
+    ) % {"approved": decided[ItemStatus.APPROVED], "count": len(chosen)}
+
+
+@require_POST
+@organisation_page(kinds=VENDOR, roles=ADMINS)
+def order_withdraw(request: HttpRequest, acting: Acting, pk: Any) -> HttpResponse:
+    """Take back items of the vendor's order that still wait."""
+    return _act_on_items(
+        request,
+        acting,
+        pk,
+        initiator=AccessRequest.Initiator.VENDOR,
+        form_of=_withdraw_form,
+        service=services.access_request_withdraw,
+        done=_withdrawn,
+    )
 
 
 @require_POST
 @organisation_page(kinds=VENDOR, roles=ADMINS)
 def order_consent(request: HttpRequest, acting: Acting, pk: Any) -> HttpResponse:
     """Consent to a kommune's order for one of the vendor's clients."""
-    access_request = _order_of(request, acting, pk)
-    if access_request.initiated_by != AccessRequest.Initiator.KOMMUNE:
-        raise PermissionDenied
-    form = _consent_form(access_request, request.POST)
-    if form.is_valid():
-        chosen = list(form.cleaned_data["items"])
-        try:
-            services.access_request_consent(
-                request=access_request,
-                actor=request.user,  # type: ignore[arg-type] # logged in: organisation_page
-                item_ids=[item.pk for item in chosen],
-            )
-        except (ValidationError, Conflict) as exc:
-            form.add_error("items", exc.message if isinstance(exc, Conflict) else exc)
-        else:
-            decided = Counter(
-                AccessRequestItem.objects.filter(pk__in=[i.pk for i in chosen]).values_list(
-                    "status", flat=True
-                )
-            )
-            approved = decided[ItemStatus.APPROVED]
-            messages.success(
-                request,
-                _(
-                    "You consented. %(approved)s of %(count)s are being set up now; the others "
-                    "say what they wait for."
-                )
-                % {"approved": approved, "count": len(chosen)},
-            )
-            return redirect("orders:order", acting.orgnr, access_request.pk)
-    return _order_page(request, acting, access_request, consent=form)
+    return _act_on_items(
+        request,
+        acting,
+        pk,
+        initiator=AccessRequest.Initiator.KOMMUNE,
+        form_of=_consent_form,
+        service=services.access_request_consent,
+        done=_consented,
+    )
 
 
 # --- Try it: "How do I call it?" ----------------------------------------------------------------

@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
@@ -24,7 +23,7 @@ from orders.forms.suspension import SuspendForm, VendorFilterForm
 from orders.models import Grant, SuspendedGrant, Suspension
 from portal.forms import service_errors_add
 from tenants.models import Organisation, Role
-from tenants.pages import Acting, listing, organisation_page
+from tenants.pages import Acting, listing, organisation_page, person_of
 
 nhn_page = organisation_page(
     kinds=(Organisation.Kind.OPERATOR,), roles=(Role.NHN_OPERATOR, Role.NHN_AUDITOR)
@@ -146,13 +145,6 @@ def vendor(request: HttpRequest, acting: Acting, vendor_orgnr: str) -> HttpRespo
     return _vendor_page(request, acting, found, SuspendForm())
 
 
-def _person(request: HttpRequest) -> User:
-    """The logged-in person (``organisation_page`` sent anyone else to log in)."""
-    if not isinstance(request.user, User):
-        raise PermissionDenied
-    return request.user
-
-
 def _operator(acting: Acting) -> None:
     if not acting.can(Role.NHN_OPERATOR):
         raise PermissionDenied(_("Only NHN operators suspend vendors."))
@@ -169,7 +161,7 @@ def vendor_suspend(request: HttpRequest, acting: Acting, vendor_orgnr: str) -> H
         already = found.suspended_at is not None
         try:
             suspension = services.vendor_suspend(
-                vendor=found, actor=_person(request), reason=form.cleaned_data["reason"]
+                vendor=found, actor=person_of(request), reason=form.cleaned_data["reason"]
             )
         except ValidationError as error:
             service_errors_add(form, error)
@@ -216,7 +208,7 @@ def vendor_lift(request: HttpRequest, acting: Acting, vendor_orgnr: str) -> Http
     """Lift the vendor's suspension: what it closed is decided again and set up again."""
     found = get_object_or_404(_vendors_of(request), orgnr=vendor_orgnr)
     _operator(acting)
-    lifted = services.vendor_suspension_lift(vendor=found, actor=_person(request))
+    lifted = services.vendor_suspension_lift(vendor=found, actor=person_of(request))
     if lifted is None:
         messages.info(
             request, _("%(vendor)s was not suspended; nothing changed.") % {"vendor": found.name}

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
@@ -45,7 +44,7 @@ from tenants.models import (
     Product,
     Role,
 )
-from tenants.pages import Acting, listing, organisation_page
+from tenants.pages import Acting, listing, organisation_page, person_of
 
 VENDOR = (Organisation.Kind.VENDOR,)
 #: Who reads a vendor's pages, and who may register clients and change their keys (as the API).
@@ -55,11 +54,6 @@ KEY_OLD_AFTER = datetime.timedelta(days=365)
 KEY_EXPIRES_SOON = datetime.timedelta(days=30)
 #: Rows of each list of things that need the vendor on the start page.
 ATTENTION_ROWS = 10
-
-
-def _user(request: HttpRequest) -> User:
-    """The logged-in person (``organisation_page`` has sent everyone else to log in)."""
-    return cast(User, request.user)
 
 
 # --- How a status looks: colour and words ----------------------------------------------------
@@ -362,7 +356,7 @@ def client_new(request: HttpRequest, acting: Acting) -> HttpResponse:
                 name=data["name"],
                 environment=data["environment"],
                 jwks=data["keys"],
-                actor=_user(request),
+                actor=person_of(request),
             )
         except ValidationError as exc:
             form.add_keys_error(exc)
@@ -448,7 +442,7 @@ def client_key_add(request: HttpRequest, acting: Acting, client_id: Any) -> Http
     if request.method == "POST" and form.is_valid():
         try:
             services.client_keys_add(
-                client=client, jwks=form.cleaned_data["keys"], actor=_user(request)
+                client=client, jwks=form.cleaned_data["keys"], actor=person_of(request)
             )
         except ValidationError as exc:
             form.add_keys_error(exc)
@@ -491,7 +485,7 @@ def client_key_remove(
     client = _client(request, acting, client_id)
     key = get_object_or_404(ClientKey.objects.filter(client=client), pk=key_id)
     try:
-        services.client_key_remove(client=client, kid=key.kid, actor=_user(request))
+        services.client_key_remove(client=client, kid=key.kid, actor=person_of(request))
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     except Conflict as exc:
@@ -518,7 +512,7 @@ def client_remove(request: HttpRequest, acting: Acting, client_id: Any) -> HttpR
         return redirect(url)
     if request.method == "POST":
         try:
-            services.client_remove(client=client, actor=_user(request))
+            services.client_remove(client=client, actor=person_of(request))
         except Conflict as exc:
             messages.error(request, exc.message)
             return redirect(url)

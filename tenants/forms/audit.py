@@ -9,6 +9,7 @@ from django import forms
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
+from tenants.forms.fields import client_filter, vendor_filter
 from tenants.models import Organisation
 
 #: Each action an audit event records, in words (``AuditEvent.action``).
@@ -95,16 +96,8 @@ class AuditFilterForm(forms.Form):
         empty_label=_("All municipalities"),
         required=False,
     )
-    vendor = forms.ModelChoiceField(
-        label=_("Vendor"),
-        queryset=Organisation.objects.filter(kind=Organisation.Kind.VENDOR).order_by("name"),
-        to_field_name="orgnr",
-        empty_label=_("All vendors"),
-        required=False,
-    )
-    client = forms.CharField(
-        label=_("Client"), help_text=_("Its name or client_id."), required=False, max_length=200
-    )
+    vendor = vendor_filter()
+    client = client_filter()
     actor = forms.CharField(
         label=_("Done by"),
         help_text=_("A person's login, or system."),

@@ -1,30 +1,13 @@
-"""Forms of the people pages (every kind of organisation), and how a service's refusal lands on a
-form, so the page says what the API says."""
+"""Forms of the people pages (every kind of organisation)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django import forms
-from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils.translation import gettext_lazy as _
 
-from portal.exceptions import Conflict
-from portal.forms import service_errors_add
 from tenants.models import ROLES_BY_KIND, Organisation
-
-
-def errors_onto(form: forms.Form, error: ValidationError | PermissionDenied | Conflict) -> None:
-    """Put a service's refusal on ``form``: a field's error beside that field
-    (``portal.forms.service_errors_add``), anything else (a refusal of the whole change, a
-    conflict with what is stored) on top of the form."""
-    if isinstance(error, Conflict):
-        form.add_error(None, error.message)
-        return
-    if isinstance(error, PermissionDenied):
-        form.add_error(None, str(error) or _("You may not do this."))
-        return
-    service_errors_add(form, error)
 
 
 def role_choices(organisation: Organisation) -> list[tuple[str, str]]:

@@ -1,31 +1,14 @@
-"""Forms of a vendor's pages: its products, and how a service's refusal lands on a form."""
+"""Forms of a vendor's pages: its products."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django import forms
-from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from tenants.models import Product
-
-
-def add_service_error(
-    form: forms.Form, error: ValidationError, *, fields: dict[str, str] | None = None
-) -> None:
-    """Put a service's ValidationError on the form, so the page says what the API says.
-
-    ``fields`` renames the service's argument names to the form's fields; errors of a name the
-    form has no field for go to the top of the form instead of raising."""
-    renamed = fields or {}
-    if not hasattr(error, "error_dict"):
-        form.add_error(None, error)
-        return
-    for name, errors in error.error_dict.items():
-        field = renamed.get(name, name)
-        target = field if field in form.fields and field != NON_FIELD_ERRORS else None
-        form.add_error(target, errors)
 
 
 class ProductForm(forms.Form):

@@ -6,8 +6,6 @@ it through ``tenants.services.kommune_epj_set``, the service the API calls.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
-
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
@@ -16,14 +14,11 @@ from django.urls import URLPattern, path
 from django.utils.translation import gettext as _
 
 from portal.exceptions import Conflict
+from portal.forms import service_errors_add
 from tenants import services
 from tenants.forms.kommune import EpjForm, recommendation
-from tenants.forms.people import errors_onto
 from tenants.models import Organisation, Role
-from tenants.pages import Acting, organisation_page
-
-if TYPE_CHECKING:
-    from django.contrib.auth.models import User
+from tenants.pages import Acting, organisation_page, person_of
 
 KOMMUNE = (Organisation.Kind.KOMMUNE,)
 
@@ -47,10 +42,10 @@ def epj(request: HttpRequest, acting: Acting) -> HttpResponse:
                 product=form.cleaned_data["epj_product"],
                 switch_product=form.cleaned_data["switch_product"],
                 switch_date=form.cleaned_data["switch_date"],
-                actor=cast("User", request.user),
+                actor=person_of(request),
             )
         except (ValidationError, PermissionDenied, Conflict) as error:
-            errors_onto(form, error)
+            service_errors_add(form, error)
         else:
             messages.success(
                 request,

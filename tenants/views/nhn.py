@@ -4,8 +4,6 @@ Auditors read every page; only operators change anything (403 for auditors)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -33,7 +31,7 @@ from tenants.models import (
     Product,
     Role,
 )
-from tenants.pages import Acting, listing, organisation_page
+from tenants.pages import Acting, listing, organisation_page, person_of
 from tenants.services import (
     membership_invite,
     organisation_has_admin,
@@ -41,9 +39,6 @@ from tenants.services import (
     product_verify,
 )
 from tenants.templatetags.tilgang import orgnr as orgnr_grouped
-
-if TYPE_CHECKING:
-    from django.contrib.auth.models import User
 
 OPERATOR = (Organisation.Kind.OPERATOR,)
 NHN_STAFF = (Role.NHN_OPERATOR, Role.NHN_AUDITOR)
@@ -99,7 +94,7 @@ def organisation_new(request: HttpRequest, acting: Acting) -> HttpResponse:
     """Register an organisation by orgnr (a kommune from the kommune register) and invite its
     first administrator, in one transaction: a refusal of either leaves nothing behind."""
     form = OrganisationRegisterForm(request.POST if request.method == "POST" else None)
-    actor: User = request.user  # type: ignore[assignment] # logged in: organisation_page
+    actor = person_of(request)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         email = data["admin_email"]
@@ -178,7 +173,7 @@ def organisation(request: HttpRequest, acting: Acting, target: str) -> HttpRespo
                 organisation=found,
                 email=email,
                 role=_admin_role(found.kind),
-                actor=request.user,  # type: ignore[arg-type] # logged in: organisation_page
+                actor=person_of(request),
             )
         except ValidationError as error:
             service_errors_add(form, error, fields={"__all__": "email", "role": "email"})
@@ -275,7 +270,7 @@ def product_verify_page(request: HttpRequest, acting: Acting, product_id: str) -
                 product=product,
                 system_type=form.cleaned_data["system_type"],
                 is_epic=form.cleaned_data["is_epic"],
-                actor=request.user,  # type: ignore[arg-type] # logged in: organisation_page
+                actor=person_of(request),
             )
         except ValidationError as error:
             service_errors_add(form, error)

@@ -8,7 +8,7 @@ their wording are the same at both doors.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -18,13 +18,11 @@ from django.urls import URLPattern, path, reverse
 from django.utils.translation import gettext as _
 
 from portal.exceptions import Conflict
+from portal.forms import service_errors_add
 from tenants import services
-from tenants.forms.people import InviteForm, PeopleFilterForm, RoleForm, errors_onto
+from tenants.forms.people import InviteForm, PeopleFilterForm, RoleForm
 from tenants.models import ADMIN_ROLES, Membership, Role
-from tenants.pages import Acting, listing, organisation_page
-
-if TYPE_CHECKING:
-    from django.contrib.auth.models import User
+from tenants.pages import Acting, listing, organisation_page, person_of
 
 #: The list's sortable columns.
 SORTS: dict[str, str | tuple[str, ...]] = {
@@ -32,11 +30,6 @@ SORTS: dict[str, str | tuple[str, ...]] = {
     "role": ("role", "email"),
     "since": "created_at",
 }
-
-
-def _actor(request: HttpRequest) -> User:
-    """The person acting (``organisation_page`` lets only logged-in people in)."""
-    return cast("User", request.user)
 
 
 def _may_manage(acting: Acting) -> bool:
@@ -106,10 +99,10 @@ def person_invite(request: HttpRequest, acting: Acting) -> HttpResponse:
                 organisation=acting.organisation,
                 email=form.cleaned_data["email"],
                 role=form.cleaned_data["role"],
-                actor=_actor(request),
+                actor=person_of(request),
             )
         except (ValidationError, PermissionDenied, Conflict) as error:
-            errors_onto(form, error)
+            service_errors_add(form, error)
         else:
             names = {
                 "email": membership.email,
@@ -157,10 +150,10 @@ def person(request: HttpRequest, acting: Acting, pk: str) -> HttpResponse:
                 membership = services.membership_role_change(
                     membership=membership,
                     role=form.cleaned_data["role"],
-                    actor=_actor(request),
+                    actor=person_of(request),
                 )
             except (ValidationError, PermissionDenied, Conflict) as error:
-                errors_onto(form, error)
+                service_errors_add(form, error)
             else:
                 messages.success(
                     request,
@@ -191,7 +184,7 @@ def person_remove(request: HttpRequest, acting: Acting, pk: str) -> HttpResponse
         try:
             services.membership_remove(
                 membership=membership,
-                actor=_actor(request),
+                actor=person_of(request),
             )
         except (PermissionDenied, Conflict) as refusal:
             error = refusal.message if isinstance(refusal, Conflict) else str(refusal)

@@ -8,10 +8,9 @@ and developers read them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
@@ -24,10 +23,11 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from portal.forms import service_errors_add
 from tenants import services
-from tenants.forms.vendor import ProductFilterForm, ProductForm, add_service_error
+from tenants.forms.vendor import ProductFilterForm, ProductForm
 from tenants.models import OAuthClient, Organisation, Product, Role
-from tenants.pages import Acting, listing, organisation_page
+from tenants.pages import Acting, listing, organisation_page, person_of
 
 VENDOR = (Organisation.Kind.VENDOR,)
 MEMBERS = (Role.VENDOR_ADMIN, Role.VENDOR_DEVELOPER)
@@ -131,10 +131,6 @@ def products(request: HttpRequest, acting: Acting) -> HttpResponse:
     )
 
 
-def _user(request: HttpRequest) -> User:
-    return cast(User, request.user)
-
-
 @organisation_page(kinds=VENDOR, roles=(Role.VENDOR_ADMIN,))
 def product_new(request: HttpRequest, acting: Acting) -> HttpResponse:
     """Register a product: its name, system type and whether it is Epic."""
@@ -146,10 +142,10 @@ def product_new(request: HttpRequest, acting: Acting) -> HttpResponse:
                 name=form.cleaned_data["name"],
                 system_type=form.cleaned_data["system_type"],
                 is_epic=form.cleaned_data["is_epic"],
-                actor=_user(request),
+                actor=person_of(request),
             )
         except ValidationError as exc:
-            add_service_error(form, exc)
+            service_errors_add(form, exc)
         else:
             messages.success(
                 request,
@@ -207,13 +203,13 @@ def product_detail(request: HttpRequest, acting: Acting, product_id: Any) -> Htt
         try:
             product = services.product_declare(
                 product=product,
-                actor=_user(request),
+                actor=person_of(request),
                 name=form.cleaned_data["name"],
                 system_type=form.cleaned_data["system_type"],
                 is_epic=form.cleaned_data["is_epic"],
             )
         except ValidationError as exc:
-            add_service_error(form, exc)
+            service_errors_add(form, exc)
         else:
             messages.success(request, _declared_message(product, before))
             return redirect("tenants:product", acting.orgnr, product.pk)
