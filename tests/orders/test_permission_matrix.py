@@ -29,6 +29,7 @@ from orders.models import (
 )
 from tenants.models import ClientKey, Membership, OAuthClient, Organisation, Product
 from tests.conftest import World
+from tests.factories import api_session
 from tests.keys import jwks, rsa_public_jwk
 
 pytestmark = pytest.mark.django_db
@@ -633,7 +634,9 @@ def test_permission_matrix(
     api_client: APIClient, state: State, method: str, route: str, persona: str, expected: int
 ) -> None:
     if persona != "anonymous":
-        api_client.force_authenticate(state.people[persona])
+        # The person's browser session, just after their login at the provider: signing an
+        # instruction asks for that (a fresh login), the other routes only for the person.
+        api_client = api_session(state.people[persona])
     path = reverse(route, args=url_args(route, state))
     body = body_for(method, route, state)
     before = snapshot()
