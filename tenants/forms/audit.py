@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from tenants.models import Organisation
+from tenants.templatetags.tilgang import orgnr
 
 #: Each action an audit event records, in words (``AuditEvent.action``).
 ACTIONS: dict[str, Promise] = {
@@ -87,15 +88,28 @@ class DateInput(forms.DateInput):
         super().__init__(attrs, format="%Y-%m-%d")
 
 
+if TYPE_CHECKING:  # django-stubs' generics, which Django's classes do not take at runtime
+    _OrganisationField = forms.ModelChoiceField[Organisation]
+else:
+    _OrganisationField = forms.ModelChoiceField
+
+
+class OrganisationChoiceField(_OrganisationField):
+    """An organisation by its name and its organisation number, grouped as UI.md shows it."""
+
+    def label_from_instance(self, obj: Organisation) -> str:
+        return f"{obj.name} ({orgnr(obj.orgnr)})"
+
+
 class AuditFilterForm(forms.Form):
-    kommune = forms.ModelChoiceField(
+    kommune = OrganisationChoiceField(
         label=_("Municipality"),
         queryset=Organisation.objects.kommuner().order_by("name"),
         to_field_name="orgnr",
         empty_label=_("All municipalities"),
         required=False,
     )
-    vendor = forms.ModelChoiceField(
+    vendor = OrganisationChoiceField(
         label=_("Vendor"),
         queryset=Organisation.objects.filter(kind=Organisation.Kind.VENDOR).order_by("name"),
         to_field_name="orgnr",
