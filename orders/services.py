@@ -247,7 +247,8 @@ def instruction_update(
     services: Sequence[Service] | None,
     data: dict[str, Any],
 ) -> Instruction:
-    """Edit a draft; a signed instruction is immutable (Conflict)."""
+    """Edit a draft; a signed instruction is immutable (Conflict). The audit trail records
+    what changed, and nothing when nothing did."""
     instruction = Instruction.objects.select_for_update().get(pk=instruction.pk)
     if instruction.signed_at is not None:
         raise Conflict(
@@ -263,14 +264,16 @@ def instruction_update(
     instruction.save(update_fields=[*data.keys()] if data else None)
     if services is not None:
         instruction.services.set(services)
-    audit_event_record(
-        actor=actor,
-        action="instruction.updated",
-        target=instruction,
-        organisation=instruction.kommune,
-        before=before,
-        after=_instruction_snapshot(instruction),
-    )
+    after = _instruction_snapshot(instruction)
+    if after != before:  # a step sent again as it was changed nothing: no event to record
+        audit_event_record(
+            actor=actor,
+            action="instruction.updated",
+            target=instruction,
+            organisation=instruction.kommune,
+            before=before,
+            after=after,
+        )
     return instruction
 
 

@@ -9,7 +9,7 @@ from django import forms
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
-from tenants.forms.fields import client_filter, vendor_filter
+from tenants.forms.fields import OrganisationChoiceField, client_filter, vendor_filter
 from tenants.models import Organisation
 
 #: Each action an audit event records, in words (``AuditEvent.action``).
@@ -89,7 +89,7 @@ class DateInput(forms.DateInput):
 
 
 class AuditFilterForm(forms.Form):
-    kommune = forms.ModelChoiceField(
+    kommune = OrganisationChoiceField(
         label=_("Municipality"),
         queryset=Organisation.objects.kommuner().order_by("name"),
         to_field_name="orgnr",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ValidationError
 
+from audit.models import AuditEvent
 from orders import services
 from orders.models import Service
 from tests.conftest import World
@@ -45,3 +46,29 @@ def test_the_grants_a_signature_revokes_are_the_live_production_ones_it_no_longe
 
     assert list(services.instruction_uncovered_grants(draft)) == [patient]
     assert not services.instruction_uncovered_grants(world.instruction).exists()
+
+
+def test_an_update_that_changes_nothing_records_no_event_and_one_that_does_records_it(
+    world: World,
+) -> None:
+    """The guided form saves each step; a step sent as it was (the sharing step's default, say)
+    is no change for the audit trail to show."""
+    admin = world.people["kommune_admin"]
+    draft = services.instruction_create(
+        kommune=world.other_kommune, actor=admin, services=[], data={}
+    )
+    updates = AuditEvent.objects.filter(action="instruction.updated", object_id=str(draft.pk))
+
+    services.instruction_update(
+        instruction=draft, actor=admin, services=None, data={"sharing_scope": draft.sharing_scope}
+    )
+    services.instruction_update(instruction=draft, actor=admin, services=[], data={})
+    assert not updates.exists()
+
+    services.instruction_update(
+        instruction=draft, actor=admin, services=None, data={"retention": "Ett år."}
+    )
+    [event] = updates
+    assert event.before is not None
+    assert event.after is not None
+    assert (event.before["retention"], event.after["retention"]) == ("", "Ett år.")

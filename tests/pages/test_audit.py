@@ -84,6 +84,17 @@ def test_the_trail_shows_each_event_with_who_what_where_when_and_the_request_id(
     assert ">–</code>" in page
 
 
+def test_the_filters_name_each_kommune_and_vendor_with_its_organisation_number_grouped(
+    client: Client, world: World, nhn: Organisation
+) -> None:
+    page = as_(client, world.people, "nhn_auditor").get(url(nhn)).content.decode()
+
+    for organisation in (world.kommune, world.vendor):
+        grouped = f"{organisation.orgnr[:3]} {organisation.orgnr[3:6]} {organisation.orgnr[6:]}"
+        option = f'<option value="{organisation.orgnr}">{organisation.name} ({grouped})</option>'
+        assert option in page
+
+
 def test_the_filters_narrow_the_trail(client: Client, trail: World, nhn: Organisation) -> None:
     auditor = as_(client, trail.people, "nhn_auditor")
 
