@@ -24,6 +24,7 @@ Pure: everything it needs is passed in, so it is tested without a database.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import functools
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 from django.utils import translation
+from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
 
 from orders.models import Access, AccessRequest, Delegation, Instruction, ItemStatus, Service
@@ -113,6 +115,14 @@ def reason_text(code: str, params: dict[str, Any]) -> str:
         value = _codes_by_word(choices).get(str(worded.get(name, "")).lower())
         if value is not None:
             worded[name] = str(choices(value).label).lower()
+    english = (translation.get_language() or "nb").startswith("en")
+    service_name = worded.get("service_en" if english else "service_nb")
+    if service_name:  # reasons stored before the names were kept name the service by its code
+        worded["service"] = service_name
+    if isinstance(worded.get("date"), str):
+        with contextlib.suppress(ValueError):
+            day = datetime.date.fromisoformat(worded["date"])
+            worded["date"] = date_format(day, "DATE_FORMAT")
     return str(REASONS[code]) % worded
 
 
@@ -160,6 +170,9 @@ def decide(ctx: Context) -> Decision:
     service = ctx.service
     names = {
         "service": service.code,
+        # Both names, so that the reason reads in the reader's language (reason_text).
+        "service_nb": service.name_nb,
+        "service_en": service.name_en,
         "kommune": ctx.kommune.name,
         "environment": ctx.environment,  # a code: worded when read (reason_text)
     }

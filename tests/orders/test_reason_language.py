@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from django.utils import translation
 from rest_framework.test import APIClient
 
+from orders import policy
 from tests.conftest import World
 from tests.factories import GrantFactory
 
@@ -31,8 +33,8 @@ def test_a_reason_decided_in_bokmal_reads_wholly_in_english(world: World) -> Non
         f"/api/v1/access-requests/{made.json()['id']}/", HTTP_ACCEPT_LANGUAGE="en"
     ).json()["items"][0]["reason"]
 
-    assert "skrive" in norwegian
-    assert "may not write patient" in english, english
+    assert "skrive Pasient" in norwegian
+    assert "may not write Patient" in english, english
 
 
 def test_a_reason_stored_with_words_of_either_language_reads_in_the_readers() -> None:
@@ -118,3 +120,26 @@ def test_a_grant_revoked_before_reason_codes_reads_as_it_was_stored(world: World
     reader.force_authenticate(world.people["kommune_admin"])
 
     assert _grant_reason(reader, old.pk, "en") == "Avtalen er sagt opp"
+
+
+def test_a_reason_names_the_service_and_its_opening_day_as_the_reader_reads_them() -> None:
+    params = {
+        "service": "care-plan",
+        "service_nb": "Besøksplan",
+        "service_en": "Care plan",
+        "environment": "production",
+        "date": "2027-03-01",
+    }
+    with translation.override("nb"):
+        norwegian = policy.reason_text("not_available", params)
+    with translation.override("en"):
+        english = policy.reason_text("not_available", params)
+
+    assert "Besøksplan" in norwegian
+    assert "1. mars 2027" in norwegian
+    assert "Care plan" in english
+    assert "1 March 2027" in english
+    # A reason stored before the names were kept still reads, by the service's code.
+    old = {"service": "care-plan", "environment": "test"}
+    with translation.override("en"):
+        assert "care-plan" in policy.reason_text("not_scheduled", old)

@@ -217,7 +217,7 @@ def test_the_preview_shows_each_kommune_and_item_with_its_reason_and_counts(
     # observation.
     assert "1 godkjennes, 1 venter på kommunen, 2 avslås" in page
     assert f"{world.other_kommune.name} har ingen signert databehandlerinstruks" in page
-    assert "Et VFT-produkt kan ikke lese observation" in page
+    assert "Et VFT-produkt kan ikke lese Målinger" in page
     assert "Send bestillingen" in page
     assert written() == before  # a dry run
 
@@ -231,7 +231,7 @@ def test_the_preview_reads_in_english_for_an_english_reader(admin: Client, world
 
     page = text(response)
     assert "1 will be approved, 1 will be rejected" in page
-    assert "A VFT product may not read observation" in page
+    assert "A VFT product may not read Observation" in page
     assert "Send the order" in page
 
 

@@ -227,7 +227,7 @@ def test_an_order_shows_each_item_s_decision_and_reason(
     page = text(response)
     assert f"Bestilling for {world.kommune.name}" in page
     assert "Pasient: lese Godkjent" in page
-    assert "Målinger: lese Avslått Et VFT-produkt kan ikke lese observation" in page
+    assert "Målinger: lese Avslått Et VFT-produkt kan ikke lese Målinger" in page
     assert "Virker det ennå?" in page
 
 
