@@ -244,9 +244,11 @@ class DelegationViewSet(
     serializer_class = DelegationSerializer
 
     def get_queryset(self) -> QuerySet[Delegation]:
-        items = DelegationItem.objects.select_related("service").only(
-            "delegation_id", "access", "service_codes", "service__code", "service__position"
-        )
+        # The same few services under every item: read once, not once per item (1,800 a page).
+        services_once = Prefetch("service", queryset=Service.objects.only("code", "position"))
+        items = DelegationItem.objects.only(
+            "delegation_id", "access", "service_codes", "service_id"
+        ).prefetch_related(services_once)
         # to_attr fills the attribute the model declares (the stubs see it as a second one).
         ordered = Prefetch(
             "items", queryset=items.order_by("service__position", "access"), to_attr="ordered_items"

@@ -826,8 +826,10 @@ class TryIt:
     curl: str
 
 
-#: The file name the scripts read the private key from (a variable at their top).
-KEY_FILE = "private-key.pem"
+def key_file_name(key: ClientKey | None) -> str:
+    """The file the scripts read the private key from (a variable at their top): the name the
+    page's key generator downloads it as (``static/js/keygen.js``), ``<kid>.private-key.pem``."""
+    return f"{key.kid}.private-key.pem" if key is not None else "private-key.pem"
 
 
 def gateway_url(grant: Grant) -> str:
@@ -846,7 +848,7 @@ def try_it(grant: Grant, key: ClientKey | None) -> TryIt:
     read = grant.access == Access.READ
     resource = grant.service.resource_type
     values = {
-        "key_file": KEY_FILE,
+        "key_file": key_file_name(key),
         "kid": key.kid if key is not None else "",
         "alg": key.alg if key is not None else "RS256",
         "client_id": grant.client.client_id,
@@ -917,7 +919,7 @@ def grant_try(request: HttpRequest, acting: Acting, pk: Any) -> HttpResponse:
             "state": grant_tag(grant.status),
             "keys": keys,
             "try_it": try_it(grant, keys[0] if keys else None) if ready else None,
-            "key_file": KEY_FILE,
+            "key_file": key_file_name(keys[0] if keys else None),
             "crumbs": crumbs,
         },
     )

@@ -38,7 +38,8 @@ AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 WIDTHS = (375, 1280)
 TITLE_SUFFIX = " · Tilgang"
 LANGUAGES = ("nb", "en")
-#: What a browser set to each language sends (the provider's page follows Accept-Language).
+#: What a browser set to each language sends. The provider's pages follow the ``ui_locales``
+#: the portal's login passes on first, and Accept-Language where a request carries none.
 LANGUAGE_HEADERS = {
     "nb": {"Accept-Language": "nb-NO,nb;q=0.9,no;q=0.8,en;q=0.5"},
     "en": {"Accept-Language": "en-GB,en;q=0.9"},
@@ -94,7 +95,8 @@ def base_url(page: Page) -> str:
 
 def set_language(page: Page, language: str) -> None:
     """Choose the language for the page's next loads: the portal's language cookie (as its
-    language menu sets it) and the browser's Accept-Language (the provider's pages follow it)."""
+    language menu sets it, and the portal's login passes on to the provider as ``ui_locales``)
+    and the browser's Accept-Language (which the provider falls back on without one)."""
     assert language in LANGUAGES, language
     page.context.add_cookies(
         [{"name": settings.LANGUAGE_COOKIE_NAME, "value": language, "url": base_url(page)}]

@@ -264,7 +264,8 @@ def test_an_active_grant_s_commands_are_filled_in_with_the_real_values(
     assert response.status_code == 200
     script = python_of(response)
     compile(script, "call.py", "exec")
-    assert script.index('PRIVATE_KEY_FILE = "private-key.pem"') < script.index("import jwt") + 200
+    key_line = 'PRIVATE_KEY_FILE = "key-1.private-key.pem"'
+    assert script.index(key_line) < script.index("import jwt") + 200
     assert 'CLIENT_ID = "tilgang-test-client"' in script
     assert 'TOKEN_ENDPOINT = "https://login.example.test/oauth/token"' in script
     assert 'AUDIENCE = "https://gateway-audience.example.test"' in script

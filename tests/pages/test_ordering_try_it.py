@@ -101,7 +101,9 @@ def test_a_vendor_orders_from_the_page_watches_it_go_live_and_calls_it_with_the_
     # "How do I call it?": the page's Python, next to the downloaded key, run as a script.
     page = browser.get(try_url)
     assert page.status_code == 200
-    (tmp_path / "private-key.pem").write_bytes(private_pem(rsa_private_key(0)))
+    # Saved under the name the key generator downloads it as.
+    kid = client.keys.get().kid
+    (tmp_path / f"{kid}.private-key.pem").write_bytes(private_pem(rsa_private_key(0)))
     (tmp_path / "call.py").write_text(block(page, "try-python"))
     python = subprocess.run(  # noqa: S603 - the project's interpreter, a script the test wrote
         [str(VENV_BIN / "python"), "call.py"],
