@@ -8,6 +8,7 @@ from rest_framework.routers import DefaultRouter
 
 from audit.api.views import AuditEventViewSet
 from orders.api.views import (
+    AccessHistoryViewSet,
     AccessRequestViewSet,
     ClientViewSet,
     DelegationViewSet,
@@ -31,6 +32,7 @@ router.register("delegations", DelegationViewSet, basename="delegation")
 router.register("clients", ClientViewSet, basename="client")
 router.register("access-requests", AccessRequestViewSet, basename="access-request")
 router.register("grants", GrantViewSet, basename="grant")
+router.register("access-history", AccessHistoryViewSet, basename="access-history")
 router.register("audit-events", AuditEventViewSet, basename="audit-event")
 router.register("provisioning-jobs", ProvisioningJobViewSet, basename="provisioning-job")
 

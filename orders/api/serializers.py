@@ -14,6 +14,7 @@ from orders.models import (
     Delegation,
     DelegationItem,
     Grant,
+    GrantPeriod,
     Instruction,
     Service,
 )
@@ -457,3 +458,92 @@ class VendorSuspendSerializer(serializers.Serializer[Any]):
     reason = serializers.CharField(
         max_length=500, help_text="Why NHN suspends the vendor; shown with each grant it closes."
     )
+
+
+# --- Who had access when ------------------------------------------------------------------------
+
+
+class HistoryInstructionSerializer(serializers.ModelSerializer[Instruction]):
+    class Meta:
+        model = Instruction
+        fields = ["id", "version", "signed_at", "signed_by_name"]
+        read_only_fields = fields
+
+
+class HistoryDelegationSerializer(serializers.ModelSerializer[Delegation]):
+    class Meta:
+        model = Delegation
+        fields = ["id", "valid_from", "valid_until", "revoked_at"]
+        read_only_fields = fields
+
+
+class AccessPeriodSerializer(serializers.ModelSerializer[GrantPeriod]):
+    """One period in which a client had access: [started_at, ended_at), ended_at null while it
+    lasts; with the terms it rested on then."""
+
+    grant = serializers.UUIDField(source="grant_id")
+    kommune = serializers.CharField(source="kommune.orgnr")
+    kommune_name = serializers.CharField(source="kommune.name")
+    vendor = serializers.CharField(source="vendor.orgnr")
+    vendor_name = serializers.CharField(source="vendor.name")
+    client = serializers.UUIDField(source="client_id")
+    client_name = serializers.CharField(source="client.name")
+    client_id = serializers.CharField(source="client.client_id")
+    environment = serializers.ChoiceField(source="client.environment", choices=Environment.choices)
+    service = serializers.CharField(source="service.code")
+    ended_by = serializers.ChoiceField(
+        source="end",
+        choices=GrantPeriod.End.choices,
+        allow_blank=True,
+        help_text="Why the period ended: revoked, keys_expired (the client's keys all expired) "
+        "or terms_changed (a new decision started the next period); empty while it lasts.",
+    )
+    approval = serializers.ChoiceField(
+        choices=[("policy", "policy"), ("person", "person")],
+        help_text="policy: approved by the rules (a delegation); person: by a kommune admin.",
+    )
+    approved_by = serializers.SerializerMethodField()
+    instruction = HistoryInstructionSerializer(allow_null=True)
+    delegation = HistoryDelegationSerializer(allow_null=True)
+    revoke_reason = serializers.SerializerMethodField()
+
+    class Meta:
+        model = GrantPeriod
+        fields = [
+            "grant",
+            "kommune",
+            "kommune_name",
+            "vendor",
+            "vendor_name",
+            "client",
+            "client_name",
+            "client_id",
+            "environment",
+            "service",
+            "access",
+            "scope",
+            "service_codes",
+            "started_at",
+            "ended_at",
+            "ended_by",
+            "revoke_reason",
+            "approval",
+            "approved_automatically",
+            "approved_by",
+            "instruction",
+            "delegation",
+        ]
+        read_only_fields = fields
+
+    def get_approved_by(self, period: GrantPeriod) -> str | None:
+        """The login of the person who approved it (with a delegation: who ordered it)."""
+        return period.approved_by.username if period.approved_by else None
+
+    def get_revoke_reason(self, period: GrantPeriod) -> str:
+        """For a period its revocation ended: why, in the reader's language."""
+        if period.end != GrantPeriod.End.REVOKED:
+            return ""
+        grant = period.grant
+        return grant_reason_text(
+            grant.revoke_reason_code, grant.revoke_reason_params, grant.revoke_reason
+        )
