@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.urls import include, path
 
 from orders import views
-from orders.views import instruction, kommune, nhn, ordering, suspension, vendor
+from orders.views import history, instruction, kommune, nhn, ordering, suspension, vendor
 
 app_name = "orders"
 urlpatterns = [
@@ -15,4 +15,5 @@ urlpatterns = [
     path("o/<str:orgnr>/", include(instruction.urlpatterns)),
     path("o/<str:orgnr>/", include(ordering.urlpatterns)),
     path("o/<str:orgnr>/", include(suspension.urlpatterns)),
+    path("o/<str:orgnr>/", include(history.urlpatterns)),
 ]

@@ -64,7 +64,7 @@ class AccessHistoryForm(forms.Form):
         required=False,
         choices=[("", _("Read and write")), *Access.choices],
     )
-    at = _moment_field(_("At"), _("Who had access at this moment. Empty, with no period: now."))
+    at = _moment_field(_("At"), _("A moment. With no moment and no period: now."))
 
     def __init__(
         self,
@@ -166,6 +166,8 @@ class AccessHistoryForm(forms.Form):
 
 # "from" is a keyword in Python: the ends of the period are added by their names.
 AccessHistoryForm.base_fields["from"] = _moment_field(
-    _("From"), _("Or a period: who had access at some time from this moment ...")
+    _("From"), _("Or a period: anyone with access at some time from this moment")
 )
-AccessHistoryForm.base_fields["to"] = _moment_field(_("To"), _("... until this one."))
+AccessHistoryForm.base_fields["to"] = _moment_field(
+    _("To"), _("until this moment (empty: until now)")
+)

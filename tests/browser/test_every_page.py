@@ -176,6 +176,13 @@ SWEEP: dict[str, Entry] = {
         Visit(KOMMUNE, lambda s: {"pk": s.active_grant.pk}, shows=lambda s: s.client.name),
     ),
     "tenants:epj": (Visit(KOMMUNE, shows=lambda s: s.suspended.name),),
+    # The kommune's, the vendor's and NHN's: now, and over a period (revoked grants too).
+    "orders:access_history": (
+        Visit(KOMMUNE, shows=lambda s: s.client.name),
+        Visit(VENDOR, shows=lambda s: s.oslo.name),
+        Visit(NHN, shows=lambda s: s.client.name),
+        Visit(NHN, query="from=2020-01-01T00:00&sort=kommune", shows=lambda s: s.trondheim.name),
+    ),
     # --- A vendor's admin ---
     "tenants:products": (Visit(VENDOR, shows=lambda s: product(s).name),),
     "tenants:product_new": (Visit(VENDOR),),
