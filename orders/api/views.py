@@ -11,7 +11,7 @@ from django.http import StreamingHttpResponse
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import action, api_view
@@ -671,6 +671,15 @@ class AccessHistoryViewSet(viewsets.GenericViewSet[GrantPeriod]):
             self.request.accepted_media_type = JSONRenderer.media_type
         return super().handle_exception(exc)
 
+    @extend_schema(
+        responses={
+            (200, "application/json"): AccessPeriodSerializer(many=True),
+            (200, "text/csv"): OpenApiResponse(
+                OpenApiTypes.STR,
+                description="Every row, one line each (header: the JSON fields, flattened).",
+            ),
+        }
+    )
     def list(self, request: Request) -> Response | StreamingHttpResponse:
         form = AccessHistoryForm(request.query_params)
         if not form.is_valid():

@@ -21,9 +21,15 @@ from django.urls import URLPattern, path
 from django.utils.translation import gettext as _
 
 from orders.forms.history import AccessHistoryForm, Choices
-from orders.history import HistoryQuery, access_history, csv_filename, csv_lines, describe
+from orders.history import (
+    HistoryQuery,
+    access_history,
+    csv_filename,
+    csv_lines,
+    describe,
+    revoke_reason,
+)
 from orders.models import GrantPeriod
-from orders.policy import grant_reason_text
 from tenants.models import OAuthClient, Organisation, Role
 from tenants.pages import Acting, listing, organisation_page
 from tenants.templatetags.tilgang import orgnr as grouped
@@ -123,10 +129,7 @@ class Row:
 
 def _ended(period: GrantPeriod) -> str:
     if period.end == GrantPeriod.End.REVOKED:
-        grant = period.grant
-        reason = grant_reason_text(
-            grant.revoke_reason_code, grant.revoke_reason_params, grant.revoke_reason
-        )
+        reason = revoke_reason(period)
         return f"{_('Revoked')}: {reason}" if reason else _("Revoked")
     return str(period.get_end_display()) if period.end else ""
 
