@@ -86,7 +86,7 @@ def _form(request: HttpRequest, acting: Acting) -> AccessHistoryForm:
     """The filters of the page: what the page acts for is fixed; the choices are those of its
     own history (a kommune's vendors and clients, a vendor's kommuner and clients)."""
     organisation = acting.organisation
-    data = request.GET or None
+    data = request.GET  # bound even when empty: no filter asks who has access now
     if organisation.kind == KOMMUNE:
         own = GrantPeriod.objects.filter(kommune=organisation)
         return AccessHistoryForm(

@@ -98,6 +98,21 @@ def test_a_kommune_sees_who_had_access_to_its_data(
     assert 'name="kommune"' not in page  # the page is the kommune's own
 
 
+def test_with_no_filter_the_page_shows_who_has_access_now(
+    client: Client, world: World, nhn: Organisation
+) -> None:
+    now_open = GrantFactory(client=world.client, kommune=world.kommune)
+    grant_periods_open(grants=[now_open], at=T0)
+    had_access(GrantFactory(client=world.client, kommune=world.other_kommune))
+    client.force_login(world.people["nhn_auditor"])
+
+    response = client.get(url(nhn))
+
+    assert shown(response) == {str(now_open.pk)}
+    assert not response.context["form"].errors
+    assert "Har fortsatt tilgang" in response.content.decode()
+
+
 def test_nothing_is_shown_after_the_access_ended_or_before_it_began(
     client: Client, world: World, grants: dict[str, Grant]
 ) -> None:
