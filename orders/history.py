@@ -30,9 +30,8 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
-from orders.models import Delegation, Grant, GrantPeriod, Instruction, Service
+from orders.models import Delegation, Grant, GrantPeriod, Instruction
 from orders.policy import grant_reason_text
-from tenants.models import Organisation
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser, User
@@ -42,12 +41,13 @@ if TYPE_CHECKING:
 class HistoryQuery:
     """What is asked: a moment (``at``) or a period (``start``, ``end``: either may be open),
     narrowed to a kommune, a vendor, a client (its id or its client_id), a service or an
-    access. Neither a moment nor a period: now."""
+    access. Neither a moment nor a period: now. Ids, not rows: a question holds no model
+    instance, so none is kept alive by what asked it (a form's reference cycles)."""
 
-    kommune: Organisation | None = None
-    vendor: Organisation | None = None
+    kommune_id: uuid.UUID | None = None
+    vendor_id: uuid.UUID | None = None
     client: uuid.UUID | str | None = None
-    service: Service | None = None
+    service_id: uuid.UUID | None = None
     access: str = ""
     at: datetime.datetime | None = None
     start: datetime.datetime | None = None
@@ -93,16 +93,16 @@ def access_history(*, user: User | AnonymousUser, query: HistoryQuery) -> QueryS
         periods = periods.overlapping(query.start, query.end)
     else:
         periods = periods.at(query.moment())
-    if query.kommune is not None:
-        periods = periods.filter(kommune=query.kommune)
-    if query.vendor is not None:
-        periods = periods.filter(vendor=query.vendor)
+    if query.kommune_id is not None:
+        periods = periods.filter(kommune_id=query.kommune_id)
+    if query.vendor_id is not None:
+        periods = periods.filter(vendor_id=query.vendor_id)
     if isinstance(query.client, uuid.UUID):
         periods = periods.filter(client_id=query.client)
     elif query.client:
         periods = periods.filter(client__client_id=query.client)
-    if query.service is not None:
-        periods = periods.filter(service=query.service)
+    if query.service_id is not None:
+        periods = periods.filter(service_id=query.service_id)
     if query.access:
         periods = periods.filter(access=query.access)
     # Joined: what every row shows, and only that (a page of a kommune's history is a hundred

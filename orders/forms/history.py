@@ -76,10 +76,11 @@ class AccessHistoryForm(forms.Form):
         clients: Choices | None = None,
     ) -> None:
         super().__init__(data)
-        self.services = {s.code: s for s in Service.objects.order_by("position", "code")}
+        catalogue = list(Service.objects.order_by("position", "code"))
+        self.service_ids = {service.code: service.pk for service in catalogue}
         self.fields["service"].choices = [  # type: ignore[attr-defined]
             ("", _("All services")),
-            *((code, service.name) for code, service in self.services.items()),
+            *((service.code, service.name) for service in catalogue),
         ]
         for name, choices, everyone in (
             ("kommune", kommuner, _("All municipalities")),
@@ -92,17 +93,20 @@ class AccessHistoryForm(forms.Form):
         if fixed:
             del self.fields[fixed]
 
-    def clean_kommune(self) -> Organisation | None:
+    def clean_kommune(self) -> uuid.UUID | None:
         return self._organisation("kommune", Organisation.Kind.KOMMUNE)
 
-    def clean_vendor(self) -> Organisation | None:
+    def clean_vendor(self) -> uuid.UUID | None:
         return self._organisation("vendor", Organisation.Kind.VENDOR)
 
-    def _organisation(self, name: str, kind: str) -> Organisation | None:
+    def _organisation(self, name: str, kind: str) -> uuid.UUID | None:
+        """The id of the organisation of ``kind`` with the orgnr given."""
         orgnr = _orgnr(self.cleaned_data.get(name) or "")
         if not orgnr:
             return None
-        found = Organisation.objects.filter(kind=kind, orgnr=orgnr).first()
+        found: uuid.UUID | None = (
+            Organisation.objects.filter(kind=kind, orgnr=orgnr).values_list("pk", flat=True).first()
+        )
         if found is None:
             message = (
                 _("No municipality has the organisation number %(orgnr)s.")
@@ -126,9 +130,9 @@ class AccessHistoryForm(forms.Form):
             )
         return value
 
-    def clean_service(self) -> Service | None:
+    def clean_service(self) -> uuid.UUID | None:
         code = self.cleaned_data.get("service")
-        return self.services[code] if code else None
+        return self.service_ids[code] if code else None
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -146,10 +150,10 @@ class AccessHistoryForm(forms.Form):
         """The question, once the form is valid."""
         data = self.cleaned_data
         return HistoryQuery(
-            kommune=data.get("kommune"),
-            vendor=data.get("vendor"),
+            kommune_id=data.get("kommune"),
+            vendor_id=data.get("vendor"),
             client=data.get("client"),
-            service=data.get("service"),
+            service_id=data.get("service"),
             access=data.get("access") or "",
             at=data.get("at"),
             start=data.get("from"),

@@ -10,7 +10,7 @@ from its activation until its revocation (or until its client's keys all expired
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.db.models import QuerySet
@@ -138,9 +138,9 @@ def _scoped(query: HistoryQuery, acting: Acting) -> HistoryQuery:
     """The question, narrowed to the kommune or vendor the page acts for."""
     organisation = acting.organisation
     if organisation.kind == KOMMUNE:
-        return HistoryQuery(**{**query.__dict__, "kommune": organisation})
+        return replace(query, kommune_id=organisation.pk)
     if organisation.kind == VENDOR:
-        return HistoryQuery(**{**query.__dict__, "vendor": organisation})
+        return replace(query, vendor_id=organisation.pk)
     return query
 
 
