@@ -48,9 +48,6 @@ history_page = organisation_page(
     )
 )
 
-#: Rows per page.
-PAGE_SIZE = 50
-
 SORTS: dict[str, str | tuple[str, ...]] = {
     "kommune": ("kommune__name", "started_at"),
     "vendor": ("vendor__name", "client__name", "started_at"),
@@ -174,7 +171,7 @@ def _page(
     status: int = 200,
 ) -> HttpResponse:
     kind = acting.organisation.kind
-    page = listing(request, periods, sorts=SORTS, default="-from", per_page=PAGE_SIZE)
+    page = listing(request, periods, sorts=SORTS, default="-from")
     export = request.GET.copy()
     export["format"] = "csv"
     export.pop("page", None)
