@@ -519,3 +519,26 @@ class ClientKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kid} ({self.alg})"
+
+
+class Profile(models.Model):
+    """A person's own settings: the language the portal's e-mails speak to them.
+
+    Set when they change the page's language while logged in (the language cookie speaks for
+    one browser only; e-mails go out from workers, which have no browser to ask).
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, models.CASCADE, primary_key=True, related_name="profile"
+    )
+    language = models.CharField(
+        _("language"), max_length=8, choices=settings.LANGUAGES, default=settings.LANGUAGE_CODE
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("profile")
+        verbose_name_plural = _("profiles")
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.language}"
