@@ -8,11 +8,13 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from celery import current_app
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
@@ -30,6 +32,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from audit.services import audit_event_record, audit_events_batched
+from notifications.services import notifications_batched, notify
 from orders import policy
 from orders.models import (
     WAITING_STATUSES,
@@ -51,7 +54,15 @@ from portal.db import create_validated
 from portal.exceptions import Conflict
 from tenants.hooks import PolicyInputsChanged
 from tenants.jwks import MAX_KEYS, PublicKey, validate_jwks
-from tenants.models import ClientKey, Environment, Membership, OAuthClient, Organisation, Product
+from tenants.models import (
+    ClientKey,
+    Environment,
+    Membership,
+    OAuthClient,
+    Organisation,
+    Product,
+    Role,
+)
 from tenants.services import check_role, organisation_permissions_sync
 
 logger = logging.getLogger(__name__)
@@ -662,12 +673,12 @@ def client_jwks_rotate(*, client: OAuthClient, jwks: Any, actor: User) -> OAuthC
 
 def _unexpired_jwks(client: OAuthClient) -> list[tuple[str, dict[str, Any]]]:
     """The client's keys that still work, as (kid, public JWK) with their ``exp`` (the stored
-    JWK leaves it out): an expired key would fail the whole set's validation, and the
-    authorization server refuses it anyway."""
+    JWK leaves it out): an expired key (or one past the key lifetime) would fail the whole
+    set's validation, and the authorization server no longer holds it anyway."""
     now = timezone.now()
     keys = []
     for key in ClientKey.objects.filter(client=client).order_by("created_at", "kid"):
-        if key.expires_at is not None and key.expires_at <= now:
+        if not key.is_valid(now):  # its own expiry or the key lifetime has passed
             continue
         jwk = dict(key.jwk)
         if key.expires_at is not None:
@@ -741,6 +752,68 @@ def client_key_remove(*, client: OAuthClient, kid: str, actor: User) -> OAuthCli
             }
         )
     return client_jwks_rotate(client=client, jwks={"keys": remaining}, actor=actor)
+
+
+KEY_EXPIRY_LOOKBACK = datetime.timedelta(days=7)
+
+
+@transaction.atomic
+def client_keys_age_check(*, now: datetime.datetime | None = None) -> int:
+    """The daily key checks (a periodic task, hourly so a late beat catches up): tell the
+    vendor's admins of each key that stops being accepted soon (``CLIENT_KEY_WARNING_DAYS``
+    ahead, each warning once), and of each that has stopped (its own expiry, or the key
+    lifetime after it was added), once; a key that has just stopped gets its client's job, which
+    leaves it out of what the authorization server holds (the reconciler heals the same within a
+    minute). Keys of removed clients are left alone. Returns how many keys were looked at."""
+    now = now or timezone.now()
+    day = datetime.timedelta(days=1)
+    warning_days = sorted(settings.CLIENT_KEY_WARNING_DAYS)
+    keys = list(
+        ClientKey.objects.ending_by(now + datetime.timedelta(days=max(warning_days, default=0)))
+        .exclude(pk__in=ClientKey.objects.ending_by(now - KEY_EXPIRY_LOOKBACK).values("pk"))
+        .filter(client__removed_at__isnull=True)
+        .select_related("client__vendor")
+        .prefetch_related("client__keys")
+        .order_by("client_id", "created_at", "pk")
+    )
+    stopped: dict[Any, OAuthClient] = {}
+    with notifications_batched():
+        for key in keys:
+            client = key.client
+            ends = key.valid_until
+            common: dict[str, Any] = {
+                "organisation": client.vendor,
+                "roles": [Role.VENDOR_ADMIN],
+                "link": "orders:client",
+                "link_args": {"client_id": client.pk},
+            }
+            params = {"client": client.name, "kid": key.kid, "environment": client.environment}
+            if ends <= now:
+                last = not any(other.is_valid(now) for other in client.keys.all())
+                notify(
+                    kind="key_expired",
+                    params={**params, "ended": timezone.localdate(ends).isoformat(), "last": last},
+                    once=f"key-expired:{key.pk}",
+                    **common,
+                )
+                if now - ends < day:
+                    stopped[client.pk] = client
+                continue
+            days_left = (ends - now) / day
+            threshold = min(d for d in warning_days if days_left <= d)
+            notify(
+                kind="key_expiring",
+                params={
+                    **params,
+                    "days": math.ceil(days_left),
+                    "ends": timezone.localdate(ends).isoformat(),
+                },
+                once=f"key-expiring:{key.pk}:{threshold}",
+                **common,
+            )
+    for client in stopped.values():
+        provisioning_job_enqueue(client=client, reason="client.key_expired")
+    return len(keys)
 
 
 def client_remove_closes(

@@ -330,7 +330,7 @@ def _registration_drift(
     key is not registered: that is no drift (its keys all expired: it stays closed)."""
     registration: ClientRegistration | None = getattr(client, "registration", None)
     now = timezone.now()
-    valid = {k.kid for k in client.keys.all() if k.expires_at is None or k.expires_at > now}
+    valid = {k.kid for k in client.keys.all() if k.is_valid(now)}
     if client.removed_at is not None:
         return "registered though removed" if registration is not None else ""
     if registration is None:

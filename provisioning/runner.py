@@ -656,7 +656,8 @@ def _state_of(client: OAuthClient, now: datetime.datetime, *, resync: bool = Fal
     operator's retry of the job makes them pending again). ``resync``: a retry opens the
     active grants at the gateway again, in case the failed attempt had not."""
     all_keys = list(client.keys.all())
-    keys = [key.jwk for key in all_keys if key.expires_at is None or key.expires_at > now]
+    # A key past its own expiry or the key lifetime is left out: no longer accepted.
+    keys = [key.jwk for key in all_keys if key.is_valid(now)]
     wanted = client.removed_at is None and bool(keys)
     closing_statuses = [GrantStatus.REVOKING]
     if not wanted:  # nothing may pass for this client any more

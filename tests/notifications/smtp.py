@@ -34,7 +34,9 @@ class Received:
 
     @property
     def subject(self) -> str:
-        return str(self.message["Subject"])
+        # Python folds a long encoded subject onto a continuation line ("Subject: \n =?utf-8?"):
+        # unfolded, the value starts with the fold's space, which mail programs do not show.
+        return str(self.message["Subject"]).strip()
 
     @property
     def body(self) -> str:
