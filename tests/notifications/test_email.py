@@ -5,6 +5,7 @@ and none is lost while the SMTP server or the broker is down."""
 from __future__ import annotations
 
 import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,9 +17,13 @@ from kombu import pools
 
 from notifications.models import EmailStatus, Notification
 from notifications.services import emails_sweep, notify
+from orders import services
+from orders.models import ProvisioningJob
 from portal import celery_app
+from provisioning import runner
 from tenants.models import Organisation, Profile, Role
 from tests.components import port_open, process, stop, wait_until
+from tests.conftest import World
 from tests.factories import KommuneOrganisationFactory, MembershipFactory, OrganisationFactory
 from tests.integration import RedisServer
 from tests.notifications.smtp import Mailer, SMTPServer, mailer_env
@@ -169,3 +174,47 @@ def test_a_notification_written_while_the_broker_is_down_is_sent_by_the_sweep_la
         assert "Unpaid invoices" in received.body
     finally:
         again.close()
+
+
+def test_orders_decisions_failures_and_suspension_arrive_at_the_smtp_server(
+    mailer: SMTPServer, world: World
+) -> None:
+    people = world.people
+    services.delegation_revoke(delegation=world.delegation, actor=people["kommune_admin"])
+    order = world.order("patient.read")
+    services.access_request_approve(request=order, actor=people["kommune_admin"])
+    job = ProvisioningJob.objects.create(
+        client=world.client,
+        reason="grant.approved",
+        status=ProvisioningJob.Status.RUNNING,
+        attempts=10,
+        lease_token=uuid.uuid4(),
+    )
+    runner._fail(ProvisioningJob.objects.select_related("client__vendor").get(pk=job.pk), "boom")
+    services.vendor_suspend(vendor=world.vendor, actor=people["nhn_operator"], reason="Unpaid")
+
+    waiting = mailer.message_to(people["kommune_admin"].email)
+    assert waiting.subject == (
+        f"{world.vendor.name} ber om tilgang til data i {world.kommune.name}"
+    )
+    operator = mailer.message_to(people["nhn_operator"].email)
+    assert operator.subject == (
+        f"Klargjøringen av {world.client.name} ({world.vendor.name}) feilet"
+    )
+    vendor_admin = people["vendor_admin"].email
+    subjects = mailer.wait_for(
+        lambda received: (
+            len([m for m in received if vendor_admin in m.to]) == 3
+            and sorted(m.subject for m in received if vendor_admin in m.to)
+        ),
+        what="the vendor's three e-mails",
+    )
+    assert subjects == sorted(
+        [
+            f"{world.kommune.name} har avgjort bestillingen deres for {world.client.name}",
+            f"Klargjøring av tilgang for {world.client.name} feilet",
+            f"NHN har suspendert {world.vendor.name}",
+        ]
+    )
+    assert mailer.received(people["vendor_developer"].email) == []
+    assert mailer.received(people["nhn_auditor"].email) == []
