@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from audit.api.views import AuditEventViewSet
+from notifications.api.views import NotificationViewSet
 from orders.api.views import (
     AccessRequestViewSet,
     ClientViewSet,
@@ -34,6 +35,7 @@ router.register("access-requests", AccessRequestViewSet, basename="access-reques
 router.register("grants", GrantViewSet, basename="grant")
 router.register("audit-events", AuditEventViewSet, basename="audit-event")
 router.register("provisioning-jobs", ProvisioningJobViewSet, basename="provisioning-job")
+router.register("notifications", NotificationViewSet, basename="notification")
 
 handler400 = "portal.api.bad_request"
 

@@ -9,6 +9,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
+from rest_framework.test import APIClient
 
 from notifications.models import Notification
 from notifications.services import notify
@@ -116,3 +117,33 @@ def test_changing_the_language_while_logged_in_is_remembered_for_the_e_mails(
     assert Notification.objects.get().language == "en"
     client.post("/i18n/setlang/", {"language": "xx", "next": "/"})
     assert Profile.objects.get(user=people["vendor_admin"]).language == "en"
+
+
+def test_the_api_lists_the_callers_own_notifications_and_marks_them_read(
+    people: dict[str, User], vendor: Organisation, other_vendor: Organisation
+) -> None:
+    _suspended(vendor)
+    _suspended(other_vendor)
+    mine = Notification.objects.get(recipient=people["vendor_admin"])
+    theirs = Notification.objects.get(recipient=people["other_vendor_admin"])
+    api = APIClient()
+    api.force_authenticate(people["vendor_admin"])
+
+    listed = api.get("/api/v1/notifications/", headers={"accept-language": "en"}).json()
+
+    assert [row["id"] for row in listed["results"]] == [str(mine.pk)]
+    row = listed["results"][0]
+    assert row["kind"] == "vendor_suspended"
+    assert row["subject"] == f"NHN has suspended {vendor.name}"
+    assert row["organisation"] == vendor.orgnr
+    assert row["read_at"] is None
+    assert api.get(f"/api/v1/notifications/{theirs.pk}/").status_code == 404
+    assert api.post(f"/api/v1/notifications/{theirs.pk}/read/").status_code == 404
+    read = api.post(f"/api/v1/notifications/{mine.pk}/read/")
+    assert read.status_code == 200
+    assert read.json()["read_at"] is not None
+    assert api.get("/api/v1/notifications/", {"unread": "1"}).json()["results"] == []
+    assert api.post("/api/v1/notifications/read-all/").json() == {"read": 0}
+    theirs.refresh_from_db()
+    assert theirs.read_at is None
+    assert APIClient().get("/api/v1/notifications/").status_code == 401
