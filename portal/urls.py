@@ -7,6 +7,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from audit.api.views import AuditEventViewSet
+from orders.api.overview import overview
+from orders.api.register import EpjRegisterViewSet
 from orders.api.views import (
     AccessRequestViewSet,
     ClientViewSet,
@@ -33,6 +35,7 @@ router.register("access-requests", AccessRequestViewSet, basename="access-reques
 router.register("grants", GrantViewSet, basename="grant")
 router.register("audit-events", AuditEventViewSet, basename="audit-event")
 router.register("provisioning-jobs", ProvisioningJobViewSet, basename="provisioning-job")
+router.register("epj-register", EpjRegisterViewSet, basename="epj-register")
 
 handler400 = "portal.api.bad_request"
 
@@ -56,5 +59,6 @@ urlpatterns = [
         organization_lift_suspension,
         name="organization-lift-suspension",
     ),
+    path("api/v1/overview/", overview, name="overview"),
     path("api/v1/", include(router.urls)),
 ]
