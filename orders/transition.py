@@ -28,7 +28,9 @@ and filtered, sorted and paged there; the queries are the same however many rows
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
+import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -76,11 +78,38 @@ class Risk:
 
 
 @dataclass(frozen=True)
+class Epj:
+    """A kommune's current or planned EPJ product, as the register shows it."""
+
+    id: uuid.UUID
+    name: str
+    system_type: str
+    is_epic: bool
+    #: What the policy counts in production: NHN has verified it as Epic.
+    verified_epic: bool
+    vendor_orgnr: str
+    vendor_name: str
+
+
+@dataclass(frozen=True)
 class RegisterRow:
-    kommune: Organisation
+    """One kommune of the register. Plain values, not models: the register reads every kommune
+    at once, and building 357 organisations with their register entry and two products (and
+    their vendors) cost ten times the query."""
+
+    pk: uuid.UUID
+    orgnr: str
+    name: str
+    number: str
+    county_number: str
+    county: str
+    epj: Epj | None
+    switch_to: Epj | None
+    switch_date: datetime.date | None
+    uses_vkp: bool | None
     path: EpjPath
     #: None when the risk does not apply: the kommune does not use VKP, or plans no switch.
-    risk: Risk | None
+    risk: Risk | None = None
 
     @property
     def at_risk(self) -> bool:
@@ -98,11 +127,9 @@ class RegisterRow:
 
 # --- Reading --------------------------------------------------------------------------------------
 
-
-#: What the register reads of a kommune's current and planned EPJ: the API's product reference,
-#: the vendor's name, and the verified Epic flag the risk reads.
-PRODUCTS = ("epj_product", "epj_switch_product")
-PRODUCT_FIELDS = (
+#: What the register reads of a kommune's current and planned EPJ (``Epj``'s fields, in order).
+EPJ_FIELDS = (
+    "id",
     "name",
     "system_type",
     "is_epic",
@@ -111,42 +138,70 @@ PRODUCT_FIELDS = (
     "vendor__orgnr",
     "vendor__name",
 )
+KOMMUNE_FIELDS = (
+    "pk",
+    "orgnr",
+    "name",
+    "kommune__number",
+    "kommune__county_number",
+    "kommune__county_name",
+    "epj_switch_date",
+    "uses_vkp",
+)
 
 
 def register_kommuner(user: User | AnonymousUser) -> QuerySet[Organisation]:
     """The kommuner whose rows ``user`` may read: every kommune for NHN staff, the kommune's own
     for its members, none for anyone else."""
-    return (
-        Organisation.objects.visible_to(user)
-        .kommuner()
-        .select_related("kommune", "epj_product__vendor", "epj_switch_product__vendor")
-        # Only what a row shows and the risk reads: every kommune is read at once, and its and
-        # its products' timestamps cost more to read than the rest of the row.
-        .only(
-            *("orgnr", "name", "kind", "uses_vkp", "epj_switch_date"),
-            *("kommune__number", "kommune__name", "kommune__county_number", "kommune__county_name"),
-            *(f"{product}__{field}" for product in PRODUCTS for field in PRODUCT_FIELDS),
-        )
-        .order_by("name")
+    return Organisation.objects.visible_to(user).kommuner().order_by("name")
+
+
+def _epj(values: tuple[Any, ...]) -> Epj | None:
+    pk, name, system_type, is_epic, verified_at, verified_is_epic, orgnr, vendor = values
+    if pk is None:
+        return None
+    return Epj(
+        id=pk,
+        name=name,
+        system_type=system_type,
+        is_epic=is_epic,
+        verified_epic=verified_at is not None and verified_is_epic,
+        vendor_orgnr=orgnr,
+        vendor_name=vendor,
     )
 
 
-def register_rows(kommuner: Iterable[Organisation], *, on: datetime.date) -> list[RegisterRow]:
+def register_rows(kommuner: QuerySet[Organisation], *, on: datetime.date) -> list[RegisterRow]:
     """The register's rows for ``kommuner``, their risk as of the day ``on``."""
-    kommuner = list(kommuner)
-    candidates = [k for k in kommuner if k.uses_vkp and k.epj_switch_date is not None]
-    risks = _risks(candidates, on=on) if candidates else {}
-    return [
-        RegisterRow(
-            kommune=k,
-            path=epj_path(switch_date=k.epj_switch_date, uses_vkp=k.uses_vkp),
-            risk=risks.get(k.pk),
-        )
-        for k in kommuner
+    fields = [
+        *KOMMUNE_FIELDS,
+        *(f"epj_product__{f}" for f in EPJ_FIELDS),
+        *(f"epj_switch_product__{f}" for f in EPJ_FIELDS),
     ]
+    rows = []
+    for values in kommuner.values_list(*fields):
+        pk, orgnr, name, number, county_number, county, switch_date, uses_vkp = values[:8]
+        rows.append(
+            RegisterRow(
+                pk=pk,
+                orgnr=orgnr,
+                name=name,
+                number=number or "",
+                county_number=county_number or "",
+                county=county or "",
+                epj=_epj(values[8:16]),
+                switch_to=_epj(values[16:24]),
+                switch_date=switch_date,
+                uses_vkp=uses_vkp,
+                path=epj_path(switch_date=switch_date, uses_vkp=uses_vkp),
+            )
+        )
+    candidates = [r for r in rows if r.uses_vkp and r.switch_date is not None]
+    risks = _risks(candidates, on=on) if candidates else {}
+    return [dataclasses.replace(r, risk=risks[r.pk]) if r.pk in risks else r for r in rows]
 
 
-def _risks(kommuner: list[Organisation], *, on: datetime.date) -> dict[Any, Risk]:
+def _risks(kommuner: list[RegisterRow], *, on: datetime.date) -> dict[Any, Risk]:
     """Each kommune's risk (see the module's docstring), in five queries for all of them."""
     ids = [k.pk for k in kommuner]
     services = list(Service.objects.with_availability().order_by("position", "code"))
@@ -183,10 +238,9 @@ def _risks(kommuner: list[Organisation], *, on: datetime.date) -> dict[Any, Risk
     )
     risks = {}
     for kommune in kommuner:
-        switch_date = kommune.epj_switch_date
+        switch_date = kommune.switch_date
         assert switch_date is not None  # noqa: S101 - only kommuner with a switch come here
-        new_epj = kommune.epj_switch_product
-        epic = bool(new_epj and new_epj.is_epic_in(PRODUCTION))
+        epic = kommune.switch_to is not None and kommune.switch_to.verified_epic
         usable = [s for s in services if s.epj_requirement != Service.EpjRequirement.EPIC or epic]
         asked_for = [s for s in usable if (kommune.pk, s.pk) in asked]
         relied_on = asked_for or usable
@@ -221,26 +275,21 @@ class RegisterFilters:
     risk: bool = False
 
     def keep(self, row: RegisterRow) -> bool:
-        kommune = row.kommune
         if self.q:
             needle = self.q.strip().lower().replace(" ", "")
-            register = kommune.kommune
             if not (
-                needle in kommune.name.lower().replace(" ", "")
-                or needle == kommune.orgnr
-                or (register is not None and needle == register.number)
+                needle in row.name.lower().replace(" ", "") or needle in (row.orgnr, row.number)
             ):
                 return False
-        register = kommune.kommune
-        if self.county and (register is None or register.county_number != self.county):
+        if self.county and row.county_number != self.county:
             return False
-        if self.epj == NO_EPJ and kommune.epj_product_id is not None:
+        if self.epj == NO_EPJ and row.epj is not None:
             return False
-        if self.epj not in ("", NO_EPJ) and str(kommune.epj_product_id) != self.epj:
+        if self.epj not in ("", NO_EPJ) and (row.epj is None or str(row.epj.id) != self.epj):
             return False
         if self.path and row.path != self.path:
             return False
-        if self.vkp and VKP_ANSWER[kommune.uses_vkp] != self.vkp:
+        if self.vkp and VKP_ANSWER[row.uses_vkp] != self.vkp:
             return False
         return not self.risk or row.at_risk
 
@@ -254,12 +303,12 @@ _PATH_ORDER = {path: i for i, path in enumerate(EpjPath)}
 
 #: The register's sorts: a key of the row per column (None sorts last either way).
 SORTS: dict[str, Any] = {
-    "kommune": lambda r: r.kommune.name.lower(),
-    "number": lambda r: r.kommune.kommune.number if r.kommune.kommune else None,
-    "county": lambda r: r.kommune.kommune.county_name if r.kommune.kommune else None,
-    "epj": lambda r: r.kommune.epj_product.name.lower() if r.kommune.epj_product else None,
-    "vkp": lambda r: None if r.kommune.uses_vkp is None else not r.kommune.uses_vkp,
-    "switch": lambda r: r.kommune.epj_switch_date,
+    "kommune": lambda r: r.name.lower(),
+    "number": lambda r: r.number or None,
+    "county": lambda r: r.county or None,
+    "epj": lambda r: r.epj.name.lower() if r.epj else None,
+    "vkp": lambda r: None if r.uses_vkp is None else not r.uses_vkp,
+    "switch": lambda r: r.switch_date,
     "path": lambda r: _PATH_ORDER[r.path],
     "risk": lambda r: -len(r.risk.not_active) if r.risk else None,
 }
@@ -272,7 +321,7 @@ def rows_sorted(rows: list[RegisterRow], sort: str) -> list[RegisterRow]:
     key = SORTS.get(sort.removeprefix("-"))
     if key is None:
         raise ValueError(sort)
-    by_name = sorted(rows, key=lambda r: (r.kommune.name.lower(), r.kommune.orgnr))
+    by_name = sorted(rows, key=lambda r: (r.name.lower(), r.orgnr))
     valued = [r for r in by_name if key(r) is not None]
     unvalued = [r for r in by_name if key(r) is None]
     return sorted(valued, key=key, reverse=sort.startswith("-")) + unvalued
@@ -310,20 +359,19 @@ def csv_records(rows: Iterable[RegisterRow]) -> Iterator[list[str]]:
     """The header, then one record per row: codes and ISO dates, with the path in words too."""
     yield list(CSV_COLUMNS)
     for row in rows:
-        k = row.kommune
-        epj, switch = k.epj_product, k.epj_switch_product
+        epj, switch = row.epj, row.switch_to
         yield [
             _cell(value)
             for value in (
-                k.kommune.number if k.kommune else "",
-                k.name,
-                k.orgnr,
-                k.kommune.county_name if k.kommune else "",
+                row.number,
+                row.name,
+                row.orgnr,
+                row.county,
                 epj.name if epj else "",
-                epj.vendor.name if epj else "",
-                {True: "yes", False: "no", None: ""}[k.uses_vkp],
+                epj.vendor_name if epj else "",
+                {True: "yes", False: "no", None: ""}[row.uses_vkp],
                 switch.name if switch else "",
-                k.epj_switch_date.isoformat() if k.epj_switch_date else "",
+                row.switch_date.isoformat() if row.switch_date else "",
                 row.path.value,
                 row.path.label,
                 ("yes" if row.at_risk else "no") if row.risk else "",

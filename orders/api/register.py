@@ -33,6 +33,7 @@ from orders.forms.oversight import RegisterFilterForm, field_errors
 from orders.transition import (
     DEFAULT_SORT,
     SORTS,
+    Epj,
     RegisterRow,
     csv_records,
     register_kommuner,
@@ -41,18 +42,34 @@ from orders.transition import (
 )
 from portal.api import Pagination
 from portal.exports import csv_streaming_response
-from tenants.api.serializers import PRODUCT_REF, EpjSwitchSerializer, ProductRefSerializer
+from tenants.models import Product
 from tenants.transition import EpjPath
 
 
+class EpjRefSerializer(serializers.Serializer[Epj]):
+    """A product as ``organizations`` names it (``ProductRef``): its id, name, type, Epic flag and
+    the vendor's orgnr."""
+
+    id = serializers.UUIDField()
+    name = serializers.CharField()
+    system_type = serializers.ChoiceField(choices=Product.SystemType.choices)
+    is_epic = serializers.BooleanField()
+    vendor = serializers.CharField(source="vendor_orgnr")
+
+
+class EpjSwitchRefSerializer(serializers.Serializer[RegisterRow]):
+    product = EpjRefSerializer(source="switch_to")
+    date = serializers.DateField(source="switch_date")
+
+
 class EpjRegisterRowSerializer(serializers.Serializer[RegisterRow]):
-    orgnr = serializers.CharField(source="kommune.orgnr")
-    name = serializers.CharField(source="kommune.name")
-    kommunenummer = serializers.CharField(source="kommune.kommune.number")
-    fylke = serializers.CharField(source="kommune.kommune.county_name")
-    epj_product = ProductRefSerializer(source="kommune.epj_product", allow_null=True)
+    orgnr = serializers.CharField()
+    name = serializers.CharField()
+    kommunenummer = serializers.CharField(source="number")
+    fylke = serializers.CharField(source="county")
+    epj_product = EpjRefSerializer(source="epj", allow_null=True)
     uses_vkp = serializers.BooleanField(
-        source="kommune.uses_vkp", allow_null=True, help_text="null: the kommune has not said."
+        allow_null=True, help_text="null: the kommune has not said."
     )
     epj_switch = serializers.SerializerMethodField()
     path = serializers.ChoiceField(choices=EpjPath.choices, help_text="NHN's recommended path.")
@@ -71,15 +88,9 @@ class EpjRegisterRowSerializer(serializers.Serializer[RegisterRow]):
         help_text="Service codes of those not active that open in production after the switch."
     )
 
-    @extend_schema_field(EpjSwitchSerializer(allow_null=True))
+    @extend_schema_field(EpjSwitchRefSerializer(allow_null=True))
     def get_epj_switch(self, row: RegisterRow) -> dict[str, Any] | None:
-        kommune = row.kommune
-        if kommune.epj_switch_product is None:
-            return None
-        return {
-            "product": PRODUCT_REF.to_representation(kommune.epj_switch_product),
-            "date": kommune.epj_switch_date,
-        }
+        return None if row.switch_to is None else SWITCH_REF.to_representation(row)
 
     @extend_schema_field(serializers.BooleanField(allow_null=True))
     def get_at_risk(self, row: RegisterRow) -> bool | None:
@@ -101,6 +112,9 @@ class EpjRegisterRowSerializer(serializers.Serializer[RegisterRow]):
     def get_opens_after_switch(self, row: RegisterRow) -> list[str]:
         return row.codes("opens_after_switch")
 
+
+#: One instance renders each row's switch (no serializer per row).
+SWITCH_REF = EpjSwitchRefSerializer()
 
 FILTERS = [
     OpenApiParameter("q", str, description="Name, kommune number or orgnr."),

@@ -65,11 +65,11 @@ def epj_register(request: HttpRequest, acting: Acting) -> HttpResponseBase:
                 page_obj=Paginator(shown, PAGE_SIZE).get_page(request.GET.get("page")), sort=sort
             ),
             "total": len(rows),
-            "switching": sum(1 for row in rows if row.kommune.epj_switch_date is not None),
+            "switching": sum(1 for row in rows if row.switch_date is not None),
             "paths": [(path, paths[path]) for path in EpjPath],
             "at_risk": at_risk[:RISK_LIST_ROWS],
             "at_risk_count": len(at_risk),
-            "vkp_unknown": sum(1 for row in rows if row.kommune.uses_vkp is None),
+            "vkp_unknown": sum(1 for row in rows if row.uses_vkp is None),
             "year": new_services_year(),
         },
     )

@@ -320,9 +320,16 @@ def test_a_row_in_the_api_says_the_path_and_the_risk(
     body = response.json()
     assert body["kommunenummer"] == "0301"
     assert body["fylke"] == "Oslo"
-    assert body["epj_product"]["name"] == "Profil"
+    assert body["epj_product"] == {
+        "id": str(country["profil"].pk),
+        "name": "Profil",
+        "system_type": "EPJ",
+        "is_epic": False,
+        "vendor": country["profil"].vendor.orgnr,
+    }  # as /api/v1/organizations/ names a product
     assert body["uses_vkp"] is True
     assert body["epj_switch"]["date"] == "2026-09-01"
+    assert body["epj_switch"]["product"]["name"] == "=Gerica"
     assert (body["path"], body["at_risk"], body["relied_on_assumed"]) == (
         "new_services",
         True,
