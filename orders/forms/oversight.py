@@ -95,6 +95,7 @@ class OverviewForm(forms.Form):
         required=False,
         coerce=int,
         empty_value=None,
+        initial="6",
         choices=[
             ("3", _("The last 3 months")),
             ("6", _("The last 6 months")),
@@ -102,7 +103,9 @@ class OverviewForm(forms.Form):
             ("24", _("The last 24 months")),
         ],
     )
-    interval = forms.ChoiceField(label=_("Points"), required=False, choices=INTERVALS)
+    interval = forms.ChoiceField(
+        label=_("Points"), required=False, choices=INTERVALS, initial="week"
+    )
 
     def period(self) -> tuple[int, str]:
         """The months and interval asked for, or the defaults (6 months, per week)."""

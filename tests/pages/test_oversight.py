@@ -190,6 +190,7 @@ class ChartReader(HTMLParser):
     def __init__(self) -> None:
         super().__init__()
         self.series: dict[str, list[int]] = {}
+        self.coordinates: list[str] = []
         self.current: str | None = None
         self.svg_title = False
         self.titles: list[str] = []
@@ -199,6 +200,12 @@ class ChartReader(HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         found = dict(attrs)
+        if tag in ("circle", "line", "text"):
+            self.coordinates += [
+                value or ""
+                for name, value in attrs
+                if name in ("x", "y", "x1", "x2", "y1", "y2", "cx", "cy")
+            ]
         if tag == "g" and found.get("data-environment"):
             self.current = found["data-environment"]
             self.series[self.current or ""] = []
@@ -243,7 +250,7 @@ def test_the_chart_is_svg_with_the_same_numbers_as_the_table(
     )
     client.force_login(people["nhn_auditor"])
 
-    response = client.get(national_url(nhn), {"months": "3", "interval": "week"})
+    response = client.get(national_url(nhn), {"months": "3", "interval": "week"})  # in bokmål
 
     assert response.status_code == 200
     html = response.content.decode()
@@ -261,6 +268,9 @@ def test_the_chart_is_svg_with_the_same_numbers_as_the_table(
     assert cells[0::2] == production
     assert cells[1::2] == test
     assert 13 <= len(production) <= 15
+    # SVG numbers in every language: bokmål writes 56,0 for 56.0 in text, never in coordinates.
+    assert reader.coordinates
+    assert all(re.fullmatch(r"-?\d+(\.\d+)?", value) for value in reader.coordinates)
 
 
 def test_the_overview_shows_onboarding_and_provisioning_health(
