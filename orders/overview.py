@@ -44,6 +44,9 @@ HELD_STATUSES = (GrantStatus.ACTIVE, GrantStatus.REVOKING, GrantStatus.REVOKED)
 #: The intervals of the chart, in days.
 INTERVAL_DAYS = {"day": 1, "week": 7}
 MONTHS_MAX = 24
+#: Points per day for at most this many months: a point a day over years is more than a chart
+#: shows or a table beside it can be read, and its page would cost as much again.
+DAY_MONTHS_MAX = 3
 
 
 @dataclass(frozen=True)
@@ -98,8 +101,12 @@ def national_overview(
     *, now: datetime.datetime, months: int = 6, interval: str = "week"
 ) -> Overview:
     """The overview as of ``now``; the chart over the last ``months`` (1 to 24) per ``interval``
-    (``day`` or ``week``). ValueError for anything else."""
-    if not 1 <= months <= MONTHS_MAX or interval not in INTERVAL_DAYS:
+    (``day``, for up to 3 months, or ``week``). ValueError for anything else."""
+    if (
+        not 1 <= months <= MONTHS_MAX
+        or interval not in INTERVAL_DAYS
+        or (interval == "day" and months > DAY_MONTHS_MAX)
+    ):
         raise ValueError(f"{months} months per {interval}")
     return Overview(
         at=now,

@@ -9,6 +9,7 @@ from typing import Any
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from orders.overview import DAY_MONTHS_MAX
 from orders.transition import NO_EPJ, RegisterFilters
 from tenants.models import Kommune, Product
 from tenants.transition import EpjPath
@@ -106,6 +107,16 @@ class OverviewForm(forms.Form):
     interval = forms.ChoiceField(
         label=_("Points"), required=False, choices=INTERVALS, initial="week"
     )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("interval") == "day" and (data.get("months") or 6) > DAY_MONTHS_MAX:
+            self.add_error(
+                "interval",
+                _("Points per day go back at most %(months)s months: choose per week.")
+                % {"months": DAY_MONTHS_MAX},
+            )
+        return data
 
     def period(self) -> tuple[int, str]:
         """The months and interval asked for, or the defaults (6 months, per week)."""

@@ -237,7 +237,7 @@ SWEEP: dict[str, Entry] = {
     "tenants:audit": (Visit(NHN, shows=lambda s: s.oslo.name),),
     "orders:national": (
         Visit(NHN, shows=lambda s: s.active_grant.service.name),
-        Visit(NHN, query="months=12&interval=day"),
+        Visit(NHN, query="months=3&interval=day"),
     ),
     "orders:epj_register": (
         Visit(NHN, shows=lambda s: s.oslo.name),  # on the risk list

@@ -205,6 +205,8 @@ def test_a_period_outside_the_choices_is_refused() -> None:
         national_overview(now=NOW, months=25)
     with pytest.raises(ValueError, match="hour"):
         national_overview(now=NOW, interval="hour")
+    with pytest.raises(ValueError, match="6 months per day"):
+        national_overview(now=NOW, months=6, interval="day")
 
 
 # --- The API -----------------------------------------------------------------------------------
@@ -255,6 +257,9 @@ def test_a_bad_period_is_a_400_with_field_errors(people: dict[str, Any]) -> None
 
     assert response.status_code == 400
     assert set(response.json()) == {"months", "interval"}
+    daily = as_(people["nhn_auditor"]).get("/api/v1/overview/?months=6&interval=day")
+    assert daily.status_code == 400
+    assert "3 måneder" in daily.json()["interval"][0]  # in bokmål, the default
 
 
 def test_the_overview_reads_the_same_number_of_queries_for_more_grants(
