@@ -266,6 +266,10 @@ TILGANG_STRICT_ORGNR = env_bool("TILGANG_STRICT_ORGNR", True)
 # Whose audit events a person may read is a question of roles; the audit app, at the bottom, asks
 # this function by name rather than importing the tenants app above it.
 AUDIT_READABLE_ORGANISATIONS = "tenants.permissions.audit_readable_organisations"
+# The last year in which NHN recommends that a kommune switching EPJ goes straight for the new
+# information services (the vendor webinar of 11 December 2025: they open through 2026). A switch
+# in a later year gets one of the VKP paths (``tenants.transition``).
+TILGANG_NEW_SERVICES_YEAR = int(os.getenv("TILGANG_NEW_SERVICES_YEAR", "2026"))
 
 # --- REST API -----------------------------------------------------------------------------------
 REST_FRAMEWORK: dict[str, Any] = {

@@ -8,6 +8,8 @@ from rest_framework.routers import DefaultRouter
 
 from audit.api.views import AuditEventViewSet
 from notifications.api.views import NotificationViewSet
+from orders.api.overview import overview
+from orders.api.register import EpjRegisterViewSet
 from orders.api.views import (
     AccessRequestViewSet,
     ClientViewSet,
@@ -36,6 +38,7 @@ router.register("grants", GrantViewSet, basename="grant")
 router.register("audit-events", AuditEventViewSet, basename="audit-event")
 router.register("provisioning-jobs", ProvisioningJobViewSet, basename="provisioning-job")
 router.register("notifications", NotificationViewSet, basename="notification")
+router.register("epj-register", EpjRegisterViewSet, basename="epj-register")
 
 handler400 = "portal.api.bad_request"
 
@@ -61,5 +64,6 @@ urlpatterns = [
         organization_lift_suspension,
         name="organization-lift-suspension",
     ),
+    path("api/v1/overview/", overview, name="overview"),
     path("api/v1/", include(router.urls)),
 ]

@@ -1,8 +1,8 @@
 """The demo after some weeks of use, so that every page has something to show: signed and draft
 instructions, delegations in force, revoked and starting later, orders with every decision of
 the rules, grants active, failed and being revoked, clients with old and new keys, a job that
-gave up, a suspended vendor, a product NHN has not verified, an invitation, an EHR switch plan,
-and the audit trail all of it wrote.
+gave up, a suspended vendor, a product NHN has not verified, an invitation, EHR switch plans (one
+kommune at risk of losing VKP), and the audit trail all of it wrote.
 
 ``make screenshots`` (scripts/screenshots.py) and the browser tests' sweep of every page
 (tests/browser/test_every_page.py) put it on top of ``seed_demo``, each in a database of its
@@ -348,6 +348,9 @@ def build() -> Scene:
     Grant.objects.filter(pk__in=[g.pk for g in live]).update(
         status=GrantStatus.ACTIVE, status_changed_at=now - datetime.timedelta(days=20)
     )
+    # The orders were placed weeks ago: the national overview's grants over time show them.
+    Grant.objects.update(created_at=now - datetime.timedelta(days=21))
+    AccessRequest.objects.update(created_at=now - datetime.timedelta(days=21))
     Grant.objects.filter(pk=failed_grant.pk).update(
         status=GrantStatus.FAILED,
         status_changed_at=now - datetime.timedelta(hours=3),
@@ -391,8 +394,20 @@ def build() -> Scene:
         product=oslo.epj_product,
         switch_product=epic,
         switch_date=today + datetime.timedelta(days=120),
+        uses_vkp=True,  # with services it relies on not yet active: on NHN's risk list
         actor=oslo_admin,
     )
+    bergen.refresh_from_db()
+    kommune_epj_set(
+        kommune=bergen,
+        product=bergen.epj_product,
+        switch_product=Product.objects.get(vendor=journal, system_type="EPJ"),
+        switch_date=today + datetime.timedelta(days=500),
+        uses_vkp=False,
+        actor=bergen_admin,
+    )
+    trondheim.refresh_from_db()
+    kommune_epj_set(kommune=trondheim, product=trondheim.epj_product, uses_vkp=True)
 
     waiting = _item(order, "episode-of-care.read")
     decided = {

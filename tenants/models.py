@@ -91,6 +91,9 @@ class Organisation(models.Model):
         verbose_name=_("planned EPJ"),
     )
     epj_switch_date = models.DateField(_("planned EPJ switch date"), null=True, blank=True)
+    # Whether the kommune uses VKP (today's welfare-technology hub) today: None until it says.
+    # With the switch date it decides NHN's recommended path (``tenants.transition``).
+    uses_vkp = models.BooleanField(_("uses VKP today"), null=True, blank=True)
     # Set while NHN suspends a vendor: the policy refuses its clients new access. Who suspended it,
     # why, and which grants it closed are kept on ``orders.Suspension`` (orders sits above this
     # app); this is the flag every decision reads with the vendor, at no extra query.
@@ -121,6 +124,7 @@ class Organisation(models.Model):
                     Q(epj_product__isnull=True)
                     & Q(epj_switch_product__isnull=True)
                     & Q(epj_switch_date__isnull=True)
+                    & Q(uses_vkp__isnull=True)
                 ),
                 violation_error_message=_("Only a kommune has an EPJ and EPJ switch plans."),
             ),

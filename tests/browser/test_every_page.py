@@ -257,6 +257,14 @@ SWEEP: dict[str, Entry] = {
         ),
     ),
     "notifications:read_all": PostOnly(VENDOR),
+    "orders:national": (
+        Visit(NHN, shows=lambda s: s.active_grant.service.name),
+        Visit(NHN, query="months=3&interval=day"),
+    ),
+    "orders:epj_register": (
+        Visit(NHN, shows=lambda s: s.oslo.name),  # on the risk list
+        Visit(NHN, query="vkp=no", shows=lambda s: s.bergen.name),
+    ),
 }
 #: Pages of the portal outside its apps: the login, which leads to the provider's page.
 OUTSIDE_THE_APPS = {"oidc_authentication_init"}

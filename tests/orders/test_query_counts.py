@@ -29,6 +29,7 @@ from tests.conftest import World
 from tests.factories import (
     ClientFactory,
     DelegationFactory,
+    GrantFactory,
     InstructionFactory,
     KommuneOrganisationFactory,
     MembershipFactory,
@@ -103,6 +104,21 @@ def add_organisations(world: World, n: int) -> None:
                 epj_switch_product=switch,
                 epj_switch_date=datetime.date(2027, 1, 1),
             )
+
+
+def add_epj_plans(world: World, n: int) -> None:
+    """Kommuner that use VKP and plan a switch, so the register works out each one's risk; one
+    in two with an active grant (a service relied on and active)."""
+    epj = ProductFactory(system_type=Product.SystemType.EPJ)
+    for i, kommune in enumerate(new_kommuner(n)):
+        Organisation.objects.filter(pk=kommune.pk).update(
+            epj_product=epj,
+            epj_switch_product=epj,
+            epj_switch_date=datetime.date(2026, 10, 1),
+            uses_vkp=True,
+        )
+        if i % 2:
+            GrantFactory(client=world.client, kommune=kommune)
 
 
 def add_memberships(world: World, n: int) -> None:
@@ -336,6 +352,7 @@ CASES = [
     Case("grants", add_grants),
     Case("audit-events", add_audit_events),
     Case("provisioning-jobs", add_provisioning_jobs),
+    Case("epj-register", add_epj_plans),
     Case(
         "access-requests",
         add_access_requests,
