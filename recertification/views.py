@@ -87,6 +87,8 @@ def page(request: HttpRequest, acting: Acting) -> HttpResponse:
     pairs = Paginator(pairs_due(grants, today=today), PAGE_SIZE).get_page(request.GET.get("page"))
     rows = vendors_due(grants, list(pairs.object_list), today=today)
     failed = form.data.get("vendor") if form is not None else None
+    # A refusal for a vendor no longer listed (its access ended meanwhile) is shown on top.
+    failed_elsewhere = failed is not None and failed not in {row.vendor.orgnr for row in rows}
     return render(
         request,
         "recertification/page.html",
@@ -95,6 +97,7 @@ def page(request: HttpRequest, acting: Acting) -> HttpResponse:
             "page_obj": pairs,
             "form": form,
             "failed": failed,
+            "failed_elsewhere": failed_elsewhere,
             "chosen": request.POST.getlist("not_confirmed"),
             "may_change": may_change,
             "months": settings.RECERTIFICATION_MONTHS,
