@@ -144,7 +144,7 @@ def pairs_due(
     grouped = (
         grants.live()
         .order_by()
-        .values("kommune_id", "client__vendor_id")
+        .values("kommune_id", "client__vendor_id", "kommune__name", "client__vendor__name")
         .annotate(first=Min("created_at"), count=Count("pk"))
     )
     if until is not None:
@@ -157,15 +157,17 @@ def pairs_due(
         )
     rows = list(grouped)
     confirmed = confirmations((row["kommune_id"], row["client__vendor_id"]) for row in rows)
-    found = []
+    found: list[tuple[tuple[str, str], PairDue]] = []
     for row in rows:
         pair = (row["kommune_id"], row["client__vendor_id"])
         record = confirmed.get(pair)
         day = lapses_on(row["first"], record.confirmed_at if record is not None else None)
         if until is None or day <= until:
-            found.append(PairDue(pair[0], pair[1], day, row["count"]))
-    found.sort(key=lambda due: (due.lapses_on, str(due.kommune_id), str(due.vendor_id)))
-    return found
+            names = (row["kommune__name"], row["client__vendor__name"])
+            found.append((names, PairDue(pair[0], pair[1], day, row["count"])))
+    # Soonest first; on the same day by kommune, then vendor, by name.
+    found.sort(key=lambda named: (named[1].lapses_on, *named[0], str(named[1].kommune_id)))
+    return [due for _names, due in found]
 
 
 def confirmations(pairs: Iterable[Pair]) -> dict[Pair, Recertification]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime
 
 import pytest
-from django.utils import timezone
 
 from recertification.selectors import lapses_on, months_later
+from tests.recertification.conftest import at
 
 D = datetime.date
 
@@ -30,16 +30,14 @@ def test_months_later_keeps_the_day_or_takes_the_months_last(
     assert months_later(day, months) == expected
 
 
-def test_a_grant_lapses_months_after_its_approval_or_its_kommunes_last_confirmation(
-    settings: object,
-) -> None:
-    approved = timezone.make_aware(datetime.datetime(2026, 3, 15, 9))
+def test_a_grant_lapses_months_after_its_approval_or_its_kommunes_last_confirmation() -> None:
+    approved = at(D(2026, 3, 15), hour=9)
     # Just before midnight UTC is the next day in Oslo: the day is the portal's.
     late = datetime.datetime(2026, 3, 15, 23, 30, tzinfo=datetime.UTC)
 
     assert lapses_on(approved, None, months=12) == D(2027, 3, 15)
     assert lapses_on(late, None, months=12) == D(2027, 3, 16)
-    confirmed = timezone.make_aware(datetime.datetime(2026, 9, 1, 14))
+    confirmed = at(D(2026, 9, 1), hour=14)
     assert lapses_on(approved, confirmed, months=12) == D(2027, 9, 1)
-    earlier = timezone.make_aware(datetime.datetime(2026, 1, 1, 14))
+    earlier = at(D(2026, 1, 1), hour=14)
     assert lapses_on(approved, earlier, months=12) == D(2027, 3, 15)  # approved after it
