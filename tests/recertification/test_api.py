@@ -8,15 +8,19 @@ import datetime
 from typing import Any
 
 import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
-from orders.models import Grant, GrantStatus
+from orders.models import Grant, GrantStatus, Service
 from recertification.models import Recertification
 from recertification.selectors import months_later
 from tests.conftest import World
-from tests.factories import GrantFactory
+from tests.factories import ClientFactory, GrantFactory, OrganisationFactory, ProductFactory
 from tests.recertification.conftest import lapse_day
 
 pytestmark = pytest.mark.django_db
@@ -225,3 +229,29 @@ def test_bad_input_is_400_with_the_field_and_changes_nothing(
         grant.status == GrantStatus.PENDING
         for grant in Grant.objects.filter(pk__in=[g.pk for g in grants])
     )
+
+
+def test_the_list_and_the_page_read_a_fixed_number_of_queries_however_many_vendors(
+    world: World, grants: list[Grant]
+) -> None:
+    def load() -> tuple[int, int]:
+        api = as_(world, "kommune_admin")
+        with CaptureQueriesContext(connection) as listed:
+            assert api.get(URL, {"kommune": world.kommune.orgnr}).status_code == 200
+        page = Client()
+        page.force_login(world.people["kommune_admin"])
+        with CaptureQueriesContext(connection) as shown:
+            page.get(reverse("recertification:page", args=[world.kommune.orgnr]))
+        return len(listed), len(shown)
+
+    few = load()
+    for _ in range(6):
+        client = ClientFactory(product=ProductFactory(vendor=OrganisationFactory(kind="vendor")))
+        for code in ("patient", "care-plan"):
+            GrantFactory(
+                client=client, kommune=world.kommune, service=Service.objects.get(code=code)
+            )
+    many = load()
+
+    assert many == few
+    assert len(as_(world, "kommune_admin").get(URL).json()["results"]) == 7
