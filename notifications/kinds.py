@@ -42,4 +42,8 @@ KINDS: dict[str, Kind] = {
     "vendor_suspension_lifted": Kind(_("The suspension is lifted")),
     # NHN operators: the reconciler healed a difference.
     "reconciler_healed": Kind(_("The reconciler healed differences")),
+    # Kommune admins: a vendor's access must be confirmed again soon (30 and 7 days ahead).
+    "recertification_due": Kind(_("Access must be confirmed again")),
+    # Vendor admins: a kommune did not confirm their access again, so it lapsed.
+    "recertification_lapsed": Kind(_("Access lapsed without confirmation")),
 }

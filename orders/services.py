@@ -35,6 +35,7 @@ from audit.services import audit_event_record, audit_events_batched
 from notifications.services import notifications_batched, notify
 from orders import policy
 from orders.models import (
+    LIVE_GRANT_STATUSES,
     WAITING_STATUSES,
     AccessRequest,
     AccessRequestItem,
@@ -1900,6 +1901,18 @@ def grant_revoke(*, grant: Grant, actor: User, reason: str = "") -> Grant:
                 "%Y-%m-%d %H:%M"
             )
         }
+    )
+
+
+def grants_revoke(
+    grants: QuerySet[Grant], *, actor: User | None, code: str, params: dict[str, Any]
+) -> list[Grant]:
+    """Revoke the live grants among ``grants`` for the reason ``code`` (of
+    ``policy.GRANT_REASONS``), in the caller's transaction: the one revocation path (audit
+    events, the gateway closed after COMMIT, a job per client) for the apps above this one
+    (recertification). Returns those it revoked; grants no longer live are left alone."""
+    return _grants_revoke(
+        grants.filter(status__in=LIVE_GRANT_STATUSES), actor=actor, code=code, params=params
     )
 
 

@@ -35,6 +35,9 @@ app.conf.beat_schedule = {
     "notifications-sweep": {"task": "notifications.sweep", "schedule": 30.0},
     # Key age is counted in days; hourly, so a warning or the limit is at most an hour late.
     "client-keys-age-check": {"task": "orders.client_keys_age_check", "schedule": 3600.0},
+    # Recertification counts days; checked hourly (idempotent), so a lapse or a reminder is at
+    # most an hour into its day, and a beat that was down catches up soon.
+    "recertification-check": {"task": "recertification.check", "schedule": 3600.0},
     # A switch date is a day; hourly, so a beat that was down at midnight catches up soon.
     "apply-epj-switches": {"task": "tenants.epj_switches_apply", "schedule": 3600.0},
 }

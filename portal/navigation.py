@@ -33,6 +33,7 @@ MENU: dict[str, list[tuple[Promise, str, str]]] = {
         (_("Delegations"), "orders:delegations", ""),
         (_("Approvals"), "orders:approvals", "awaiting_kommune"),
         (_("Access"), "orders:access", ""),
+        (_("Recertification"), "recertification:page", ""),
         (_("People"), "tenants:people", ""),
         (_("EHR switch"), "tenants:epj", ""),
     ],

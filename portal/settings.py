@@ -88,6 +88,7 @@ INSTALLED_APPS = [
     "tenants",
     "notifications",
     "orders",
+    "recertification",
     "provisioning",
 ]
 
@@ -395,6 +396,13 @@ CLIENT_KEY_LIFETIME_DAYS = int(os.getenv("CLIENT_KEY_LIFETIME_DAYS", "365"))
 # The vendor's admins are warned this many days before a key reaches its limit, once each.
 CLIENT_KEY_WARNING_DAYS = sorted(
     (int(day) for day in env_list("CLIENT_KEY_WARNING_DAYS", "30,7")), reverse=True
+)
+
+# --- Recertification: a kommune confirms each vendor's access again every this many months ---
+RECERTIFICATION_MONTHS = int(os.getenv("RECERTIFICATION_MONTHS", "12"))
+# The kommune's admins are reminded this many days before a vendor's access lapses, once each.
+RECERTIFICATION_REMINDER_DAYS = sorted(
+    (int(day) for day in env_list("RECERTIFICATION_REMINDER_DAYS", "30,7")), reverse=True
 )
 
 # --- Logging: to stderr; secrets are never logged -----------------------------------------------

@@ -22,6 +22,7 @@ from orders.api.views import (
 )
 from portal.health import healthz, readyz
 from provisioning.api.views import ProvisioningJobViewSet
+from recertification.api.views import RecertificationViewSet
 from tenants.api.views import MembershipViewSet, OrganizationViewSet, ProductViewSet
 from tenants.views.language import set_language
 
@@ -39,6 +40,7 @@ router.register("audit-events", AuditEventViewSet, basename="audit-event")
 router.register("provisioning-jobs", ProvisioningJobViewSet, basename="provisioning-job")
 router.register("notifications", NotificationViewSet, basename="notification")
 router.register("epj-register", EpjRegisterViewSet, basename="epj-register")
+router.register("recertifications", RecertificationViewSet, basename="recertification")
 
 handler400 = "portal.api.bad_request"
 
@@ -47,6 +49,7 @@ urlpatterns = [
     path("", include("orders.urls")),
     path("", include("provisioning.urls")),
     path("", include("notifications.urls")),
+    path("", include("recertification.urls")),
     path("oidc/", include("mozilla_django_oidc.urls")),
     # Django's language switch, which also keeps a logged-in person's choice for their e-mails.
     path("i18n/setlang/", set_language, name="set_language"),

@@ -37,7 +37,7 @@ pytestmark = pytest.mark.integration
 
 #: The apps whose URLs are pages of the portal (the API, the login's callbacks and the probes
 #: are not).
-APPS = ("tenants", "notifications", "orders", "provisioning")
+APPS = ("tenants", "notifications", "orders", "recertification", "provisioning")
 
 # Who reads the pages: the demo's people.
 VISITOR = None
@@ -187,6 +187,7 @@ SWEEP: dict[str, Entry] = {
         Visit(KOMMUNE, lambda s: {"pk": s.active_grant.pk}, shows=lambda s: s.client.name),
     ),
     "tenants:epj": (Visit(KOMMUNE, shows=lambda s: s.suspended.name),),
+    "recertification:page": (Visit(KOMMUNE, shows=lambda s: s.trygghet.name),),
     # --- A vendor's admin ---
     "tenants:products": (Visit(VENDOR, shows=lambda s: product(s).name),),
     "tenants:product_new": (Visit(VENDOR),),

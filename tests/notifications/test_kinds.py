@@ -52,6 +52,21 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "total": 3,
         "heals": [{"label": {"nb": "Gatewayens tilganger", "en": "Gateway grants"}, "count": 3}],
     },
+    "recertification_due": {
+        "kommune": "Oslo",
+        "vendor": "A & B AS",
+        "date": "2027-03-01",
+        "days": 30,
+        "grants": 2,
+        "months": 12,
+    },
+    "recertification_lapsed": {
+        "kommune": "Oslo",
+        "vendor": "A & B AS",
+        "total": 2,
+        "items": [ITEM, ITEM],
+        "more": 0,
+    },
 }
 
 

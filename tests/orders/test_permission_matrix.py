@@ -473,6 +473,36 @@ MATRIX: list[Row] = [
             "anonymous": 401,
         },
     ),
+    (
+        "GET",
+        "recertification-list",  # scoped: the kommune's members and NHN staff
+        {
+            "kommune_admin": 200,
+            "kommune_reader": 200,
+            "other_kommune_admin": 200,
+            "vendor_admin": 200,
+            "vendor_developer": 200,
+            "other_vendor_admin": 200,
+            "nhn_auditor": 200,
+            "nhn_operator": 200,
+            "anonymous": 401,
+        },
+    ),
+    (
+        "POST",
+        "recertification-confirm",  # the consent is the kommune's: NHN reads, never confirms
+        {
+            "kommune_admin": 200,
+            "kommune_reader": 403,
+            "other_kommune_admin": 404,
+            "vendor_admin": 404,
+            "vendor_developer": 404,
+            "other_vendor_admin": 404,
+            "nhn_auditor": 403,
+            "nhn_operator": 403,
+            "anonymous": 401,
+        },
+    ),
 ]
 
 

@@ -18,12 +18,14 @@ from typing import Any
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
 from orders import services
 from orders.models import Grant, ProvisioningJob, Service
 from portal.urls import router
+from recertification.models import Recertification
 from tenants.models import ROLES_BY_KIND, ClientKey, Environment, Organisation, Product
 from tests.conftest import World
 from tests.factories import (
@@ -314,6 +316,32 @@ def other_kommuners_grants(world: World) -> None:
     add_grants(world, 3)
 
 
+def add_recertifications(world: World, n: int, *, kommune: Organisation | None = None) -> None:
+    """A vendor with two grants in a kommune per row (world.kommune's when given, otherwise a
+    new one in turn with it), every third confirmed by the kommune."""
+    services_ = [Service.objects.get(code=code) for code in ("patient", "care-plan")]
+    for i in range(n):
+        here = kommune or (world.kommune if i % 2 else KommuneOrganisationFactory())
+        client = ClientFactory(product=ProductFactory(vendor=OrganisationFactory(kind="vendor")))
+        for service in services_:
+            GrantFactory(client=client, kommune=here, service=service)
+        if i % 3 == 0:
+            Recertification.objects.create(
+                kommune=here,
+                vendor=client.vendor,
+                confirmed_at=timezone.now(),
+                confirmed_by=world.people["kommune_admin"],
+            )
+
+
+def add_kommune_recertifications(world: World, n: int) -> None:
+    add_recertifications(world, n, kommune=world.kommune)
+
+
+def other_kommuners_recertifications(world: World) -> None:
+    add_recertifications(world, 3, kommune=world.other_kommune)
+
+
 def of_the_vendor(world: World, rows: list[dict[str, Any]]) -> bool:
     clients = {str(pk) for pk in world.vendor.clients.values_list("pk", flat=True)}
     return all(row["client"] in clients for row in rows)
@@ -379,6 +407,14 @@ CASES = [
         add_kommune_grants,
         persona="kommune_admin",
         hidden=other_kommuners_grants,
+        belongs=in_the_kommune,
+    ),
+    Case("recertifications", add_recertifications),
+    Case(
+        "recertifications",
+        add_kommune_recertifications,
+        persona="kommune_admin",
+        hidden=other_kommuners_recertifications,
         belongs=in_the_kommune,
     ),
 ]
