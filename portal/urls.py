@@ -7,6 +7,9 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from audit.api.views import AuditEventViewSet
+from notifications.api.views import NotificationViewSet
+from orders.api.overview import overview
+from orders.api.register import EpjRegisterViewSet
 from orders.api.views import (
     AccessHistoryViewSet,
     AccessRequestViewSet,
@@ -20,7 +23,9 @@ from orders.api.views import (
 )
 from portal.health import healthz, readyz
 from provisioning.api.views import ProvisioningJobViewSet
+from recertification.api.views import RecertificationViewSet
 from tenants.api.views import MembershipViewSet, OrganizationViewSet, ProductViewSet
+from tenants.views.language import set_language
 
 router = DefaultRouter()
 router.register("services", ServiceViewSet, basename="service")
@@ -35,6 +40,9 @@ router.register("grants", GrantViewSet, basename="grant")
 router.register("access-history", AccessHistoryViewSet, basename="access-history")
 router.register("audit-events", AuditEventViewSet, basename="audit-event")
 router.register("provisioning-jobs", ProvisioningJobViewSet, basename="provisioning-job")
+router.register("notifications", NotificationViewSet, basename="notification")
+router.register("epj-register", EpjRegisterViewSet, basename="epj-register")
+router.register("recertifications", RecertificationViewSet, basename="recertification")
 
 handler400 = "portal.api.bad_request"
 
@@ -42,8 +50,11 @@ urlpatterns = [
     path("", include("tenants.urls")),
     path("", include("orders.urls")),
     path("", include("provisioning.urls")),
+    path("", include("notifications.urls")),
+    path("", include("recertification.urls")),
     path("oidc/", include("mozilla_django_oidc.urls")),
-    path("i18n/", include("django.conf.urls.i18n")),
+    # Django's language switch, which also keeps a logged-in person's choice for their e-mails.
+    path("i18n/setlang/", set_language, name="set_language"),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
@@ -58,5 +69,6 @@ urlpatterns = [
         organization_lift_suspension,
         name="organization-lift-suspension",
     ),
+    path("api/v1/overview/", overview, name="overview"),
     path("api/v1/", include(router.urls)),
 ]

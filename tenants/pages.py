@@ -16,8 +16,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Page, Paginator
 from django.db.models import Model, QuerySet
-from django.http import Http404, HttpRequest
-from django.http.response import HttpResponseBase
+from django.http import Http404, HttpRequest, HttpResponseBase
 
 from tenants.models import ROLE_RANK, Membership, Organisation, Role
 
@@ -55,7 +54,7 @@ def person_of(request: HttpRequest) -> User:
     return request.user
 
 
-# HttpResponseBase: a page may answer with a streamed download (a CSV of its list).
+# Base responses: a page may stream (a CSV download of its rows).
 View = Callable[Concatenate[HttpRequest, Acting, P], HttpResponseBase]
 OrgView = Callable[Concatenate[HttpRequest, str, P], HttpResponseBase]
 

@@ -445,7 +445,67 @@ MATRIX: list[Row] = [
     ),
     (
         "GET",
-        "access-history-list",
+        "epj-register-detail",
+        {
+            "kommune_admin": 200,
+            "kommune_reader": 200,
+            "other_kommune_admin": 404,
+            "vendor_admin": 404,
+            "vendor_developer": 404,
+            "other_vendor_admin": 404,
+            "nhn_auditor": 200,
+            "nhn_operator": 200,
+            "anonymous": 401,
+        },
+    ),
+    (
+        "GET",
+        "overview",
+        {
+            "kommune_admin": 403,
+            "kommune_reader": 403,
+            "other_kommune_admin": 403,
+            "vendor_admin": 403,
+            "vendor_developer": 403,
+            "other_vendor_admin": 403,
+            "nhn_auditor": 200,
+            "nhn_operator": 200,
+            "anonymous": 401,
+        },
+    ),
+    (
+        "GET",
+        "recertification-list",  # scoped: the kommune's members and NHN staff
+        {
+            "kommune_admin": 200,
+            "kommune_reader": 200,
+            "other_kommune_admin": 200,
+            "vendor_admin": 200,
+            "vendor_developer": 200,
+            "other_vendor_admin": 200,
+            "nhn_auditor": 200,
+            "nhn_operator": 200,
+            "anonymous": 401,
+        },
+    ),
+    (
+        "POST",
+        "recertification-confirm",  # the consent is the kommune's: NHN reads, never confirms
+        {
+            "kommune_admin": 200,
+            "kommune_reader": 403,
+            "other_kommune_admin": 404,
+            "vendor_admin": 404,
+            "vendor_developer": 404,
+            "other_vendor_admin": 404,
+            "nhn_auditor": 403,
+            "nhn_operator": 403,
+            "anonymous": 401,
+        },
+    ),
+    (
+        "GET",
+        "access-history-list",  # scoped: the kommune's, the vendor's clients'; NHN all
         {
             "kommune_admin": 200,
             "kommune_reader": 200,
@@ -551,6 +611,7 @@ def url_args(route: str, state: State) -> list[Any]:
     targets: dict[str, Callable[[], list[Any]]] = {
         "organization-detail": lambda: [world.kommune.orgnr],
         "organization-epj": lambda: [world.kommune.orgnr],
+        "epj-register-detail": lambda: [world.kommune.orgnr],
         "instruction-detail": lambda: [world.instruction.pk],
         "instruction-sign": lambda: [state.draft.pk],
         "delegation-detail": lambda: [world.delegation.pk],
