@@ -18,7 +18,7 @@ from orders.api.views import (
     organization_suspend,
 )
 from portal.health import healthz, readyz
-from provisioning.api.views import ProvisioningJobViewSet
+from provisioning.api.views import DataAccessView, ProvisioningJobViewSet
 from tenants.api.views import MembershipViewSet, OrganizationViewSet, ProductViewSet
 
 router = DefaultRouter()
@@ -56,5 +56,7 @@ urlpatterns = [
         organization_lift_suspension,
         name="organization-lift-suspension",
     ),
+    # Not a viewset: one page of calls with their daily counts beside them, not a list.
+    path("api/v1/data-access/", DataAccessView.as_view(), name="data-access"),
     path("api/v1/", include(router.urls)),
 ]

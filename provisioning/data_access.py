@@ -50,6 +50,15 @@ def day_start(day: datetime.date) -> datetime.datetime:
     return datetime.datetime.combine(day, datetime.time.min, tzinfo=_zone())
 
 
+def period(
+    start: datetime.datetime | None, end: datetime.datetime | None
+) -> tuple[datetime.datetime, datetime.datetime]:
+    """The period a reader asks for: up to ``end`` (excluded; now when not given), from
+    ``start`` (DEFAULT_DAYS before the end when not given)."""
+    end = end or timezone.now()
+    return start or end - datetime.timedelta(days=DEFAULT_DAYS), end
+
+
 # --- Filters ------------------------------------------------------------------------------------
 
 

@@ -13,6 +13,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from portal.db import InSubquery
 from provisioning.crypto import decrypt, encrypt
 from tenants.models import Membership, OAuthClient, Organisation
 
@@ -62,13 +63,14 @@ class DataAccessEntryQuerySet(models.QuerySet["DataAccessEntry"]):
         vendors = [pk for pk, kind in kinds.items() if kind == Organisation.Kind.VENDOR]
         if not (kommuner or vendors):
             return self.none()
+        # Both sides as index conditions PostgreSQL can OR together (``InSubquery``).
         seen = Q()
         if kommuner:
-            orgnrs = Organisation.objects.filter(pk__in=kommuner).values("orgnr")
-            seen |= Q(kommune__in=orgnrs)
+            orgnrs = Organisation.objects.filter(pk__in=kommuner).order_by().values("orgnr")
+            seen |= Q(InSubquery("kommune", orgnrs))
         if vendors:
-            client_ids = OAuthClient.objects.filter(vendor__in=vendors).exclude(client_id="")
-            seen |= Q(client_id__in=client_ids.values("client_id"))
+            clients = OAuthClient.objects.filter(vendor__in=vendors).exclude(client_id="")
+            seen |= Q(InSubquery("client_id", clients.order_by().values("client_id")))
         return self.filter(seen)
 
 
