@@ -32,6 +32,7 @@ MENU: dict[str, list[tuple[Promise, str, str]]] = {
         (_("Delegations"), "orders:delegations", ""),
         (_("Approvals"), "orders:approvals", "awaiting_kommune"),
         (_("Access"), "orders:access", ""),
+        (_("Data access"), "provisioning:data_access", ""),
         (_("People"), "tenants:people", ""),
         (_("EHR switch"), "tenants:epj", ""),
     ],
@@ -41,6 +42,7 @@ MENU: dict[str, list[tuple[Promise, str, str]]] = {
         (_("Clients"), "orders:clients", ""),
         (_("New order"), "orders:order_new", ""),
         (_("Orders"), "orders:orders", "awaiting_vendor"),
+        (_("Data access"), "provisioning:data_access", ""),
         (_("People"), "tenants:people", ""),
     ],
     OPERATOR: [
@@ -52,6 +54,7 @@ MENU: dict[str, list[tuple[Promise, str, str]]] = {
         (_("Provisioning jobs"), "provisioning:jobs", ""),
         (_("Vendors"), "orders:vendors", ""),
         (_("Audit trail"), "tenants:audit", ""),
+        (_("Data access"), "provisioning:data_access", ""),
         (_("People"), "tenants:people", ""),
     ],
 }

@@ -115,7 +115,9 @@ class DataAccessQuerySerializer(serializers.Serializer[Any]):
         start_at = start[0] if start is not None else None
         attrs["period"] = data_access.period(start_at, end_at)
         if start_at is not None and end_at is not None and end_at <= start_at:
-            raise serializers.ValidationError({"to": [gettext_lazy("It comes before from.")]})
+            raise serializers.ValidationError(
+                {"to": [gettext_lazy("The end (to) must come after the start (from).")]}
+            )
         return attrs
 
 
