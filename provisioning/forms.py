@@ -53,6 +53,7 @@ class DataAccessFilterForm(forms.Form):
         coerce=int,
         required=False,
         empty_value=None,
+        initial=30,
     )
     answer = forms.ChoiceField(
         label=_("Answer"),

@@ -235,6 +235,11 @@ SWEEP: dict[str, Entry] = {
     "orders:vendor_suspend": PostOnly(NHN, lambda s: {"vendor_orgnr": s.trygghet.orgnr}),
     "orders:vendor_lift": PostOnly(NHN, lambda s: {"vendor_orgnr": s.suspended.orgnr}),
     "tenants:audit": (Visit(NHN, shows=lambda s: s.oslo.name),),
+    "provisioning:data_access": (
+        Visit(KOMMUNE, shows=lambda s: s.client.name),
+        Visit(VENDOR, shows=lambda s: s.oslo.name),
+        Visit(NHN, shows=lambda s: s.trondheim.name),
+    ),
 }
 #: Pages of the portal outside its apps: the login, which leads to the provider's page.
 OUTSIDE_THE_APPS = {"oidc_authentication_init"}

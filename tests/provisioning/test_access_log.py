@@ -6,6 +6,7 @@ The real gateway's lines are loaded in ``test_data_access_gateway.py``."""
 from __future__ import annotations
 
 import datetime
+import json
 import os
 from pathlib import Path
 
@@ -114,6 +115,21 @@ def test_the_formatter_writes_what_the_parser_reads() -> None:
     assert row is not None
     assert row[0] == T0 + datetime.timedelta(seconds=7)
     assert row[6:10] == ("POST", '/958935420/fhir/Patient/ø"\\x', 201, 1)
+
+
+def test_a_line_with_its_keys_in_another_order_is_read_all_the_same() -> None:
+    raw = line(5, client_id="", kommune="", status=401).rstrip(b"\n")
+    reordered = json.dumps(dict(reversed(json.loads(raw).items()))).encode()
+    reordered = b'{"v":1,' + reordered[1:].replace(b'"v": 1, ', b"").replace(b', "v": 1', b"")
+
+    assert line_parse(reordered) == line_parse(raw)
+    assert line_parse(raw)[2] == KOMMUNE  # type: ignore[index]
+
+
+def test_escapes_other_than_the_slash_are_decoded() -> None:
+    raw = line(6).replace(b"Patient", b"Pati\\u00e9nt\\u00f8")
+
+    assert line_parse(raw.rstrip(b"\n"))[7] == f"/{KOMMUNE}/fhir/Patiéntø/0006"  # type: ignore[index]
 
 
 # -- Following the file ----------------------------------------------------------------------
