@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -80,8 +81,40 @@ def log_write(path: Path, lines: int, kommuner: list[str], client_ids: list[str]
     return path.stat().st_size
 
 
-def run(scale: Scale) -> dict[str, Any]:
-    """Write the scale's lines, time the collector loading them all, then empty the table."""
+def reads(readers: list[tuple[str, Any, str]], samples: int) -> dict[str, dict[str, float]]:
+    """p50/p95 (ms) and queries of reading the log once it holds the lines: each of ``readers``
+    (label, user, path) in-process, as the page and API benchmarks do."""
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    results = {}
+    for label, user, path in readers:
+        client = Client()
+        client.force_login(user)
+        client.get(path)  # warm: the session and the caches
+        times, queries = [], 0
+        for _ in range(samples):
+            with CaptureQueriesContext(connection) as captured:
+                started = time.perf_counter()
+                response = client.get(path)
+                times.append((time.perf_counter() - started) * 1000)
+            if response.status_code != 200:
+                raise RuntimeError(f"{path} answered {response.status_code}")
+            queries = max(queries, len(captured.captured_queries))
+        times.sort()
+        results[label] = {
+            "p50": round(times[len(times) // 2], 1),
+            "p95": round(times[min(len(times) - 1, int(len(times) * 0.95))], 1),
+            "queries": queries,
+        }
+    return results
+
+
+def run(
+    scale: Scale, readers: Sequence[tuple[str, Any, str]] = (), samples: int = 5
+) -> dict[str, Any]:
+    """Write the scale's lines, time the collector loading them all, read them as ``readers``,
+    then empty the table."""
     lines = LINES.get(scale.name, 100_000)
     kommuner = list(
         Organisation.objects.kommuner().order_by("orgnr").values_list("orgnr", flat=True)
@@ -103,6 +136,9 @@ def run(scale: Scale) -> dict[str, Any]:
     if done.entries != lines or loaded != lines or done.skipped:
         raise RuntimeError(f"{lines} lines written, {done.entries} loaded ({loaded} rows)")
     print(f"data access: {lines} lines ({size / 2**20:.0f} MiB) in {seconds:.1f} s", flush=True)
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {DataAccessEntry._meta.db_table}")
+    read = reads(list(readers), samples)
     # The rows are the bench's own: the figures after this one must not read them.
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
@@ -117,4 +153,5 @@ def run(scale: Scale) -> dict[str, Any]:
         "data_access_ingest_s": round(seconds, 2),
         "data_access_batches": done.batches,
         "data_access_file_mib": round(size / 2**20, 1),
+        "data_access_reads_ms": read,
     }

@@ -608,7 +608,23 @@ def run(scale: Scale, key: rsa.RSAPrivateKey) -> dict[str, Any]:
     onboarding_s = summary(onboarding)
     floor_s = summary(floors)
     # Last: the million rows it loads (and then removes) must not weigh on the figures above.
-    data_access = bench_data_access.run(scale)
+    kommune_page = f"/o/{world.kommuner[0].orgnr}/data-access/"
+    nhn_page = f"/o/{world.nhn.orgnr}/data-access/"
+    data_access = bench_data_access.run(
+        scale,
+        readers=[
+            ("kommune page, 30 days", world.kommune_admin, kommune_page),
+            ("kommune API, 30 days", world.kommune_admin, "/api/v1/data-access/"),
+            ("NHN page, today", world.auditor, nhn_page),
+            ("NHN page, 30 days", world.auditor, f"{nhn_page}?days=30"),
+            (
+                "NHN API, one kommune, 30 days",
+                world.auditor,
+                f"/api/v1/data-access/?kommune={world.kommuner[0].orgnr}",
+            ),
+        ],
+        samples=scale.api_samples,
+    )
     return {
         "scale": scale.name,
         "seeding_s": seeding,

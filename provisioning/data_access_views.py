@@ -82,13 +82,23 @@ def _acting_entries(acting: Acting, request: HttpRequest) -> QuerySet[DataAccess
 def data_access_page(request: HttpRequest, acting: Acting) -> HttpResponse:
     """Calls through the gateway: counted per client and service, then listed newest first."""
     services = list(Service.objects.order_by("position", "code"))
-    by_kommune = acting.organisation.kind != Organisation.Kind.KOMMUNE
-    form = DataAccessFilterForm(request.GET or None, services=services, by_kommune=by_kommune)
+    kind = acting.organisation.kind
+    by_kommune = kind != Organisation.Kind.KOMMUNE
+    # NHN's page counts every kommune's calls: today's, unless it asks for more.
+    default_days = 1 if kind == Organisation.Kind.OPERATOR else 30
+    params = request.GET.copy()
+    params.setdefault("days", str(default_days))
+    form = DataAccessFilterForm(
+        params if request.GET else None,
+        services=services,
+        by_kommune=by_kommune,
+        initial={"days": default_days},
+    )
     data: dict[str, Any] = {}
     if form.is_bound:
         form.is_valid()  # the valid filters apply; the others say what is wrong
         data = form.cleaned_data
-    days: int = data.get("days") or 30
+    days: int = data.get("days") or default_days
     today = timezone.localdate()
     start = data_access.day_start(today - datetime.timedelta(days=days - 1))
     kommune: Organisation | None = data.get("kommune")
@@ -124,10 +134,10 @@ def data_access_page(request: HttpRequest, acting: Acting) -> HttpResponse:
         "provisioning/data_access.html",
         {
             "form": form,
-            "filtered": any(request.GET.get(name) for name in form.fields),
+            "filtered": any(request.GET.get(name) for name in form.fields if name != "days"),
             "days": days,
             "start": start,
-            "kind": acting.organisation.kind,
+            "kind": kind,
             "show_kommune": by_kommune,
             "usage": [
                 (row, callers[row.client_id], names.get(row.service), kommuner.get(row.kommune))

@@ -53,7 +53,6 @@ class DataAccessFilterForm(forms.Form):
         coerce=int,
         required=False,
         empty_value=None,
-        initial=30,
     )
     answer = forms.ChoiceField(
         label=_("Answer"),

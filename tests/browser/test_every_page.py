@@ -238,7 +238,7 @@ SWEEP: dict[str, Entry] = {
     "provisioning:data_access": (
         Visit(KOMMUNE, shows=lambda s: s.client.name),
         Visit(VENDOR, shows=lambda s: s.oslo.name),
-        Visit(NHN, shows=lambda s: s.trondheim.name),
+        Visit(NHN, shows=lambda s: s.trondheim.name, query="days=30"),  # today's by default
     ),
 }
 #: Pages of the portal outside its apps: the login, which leads to the provider's page.

@@ -104,8 +104,9 @@ def test_a_vendor_sees_its_clients_calls_to_every_kommune_and_no_one_elses(
 def test_nhn_sees_every_kommunes_calls_and_filters_by_kommune(
     client: Client, world: World, nhn: Organisation, calls: dict[str, DataAccessEntry]
 ) -> None:
-    everything = page(client, world.people["nhn_auditor"], nhn)
-    one = page(client, world.people["nhn_auditor"], nhn, kommune=world.other_kommune.orgnr)
+    auditor = world.people["nhn_auditor"]
+    everything = page(client, auditor, nhn, days="30")
+    one = page(client, auditor, nhn, days="30", kommune=world.other_kommune.orgnr)
 
     assert "/fhir/Patient/999" in everything
     assert "/fhir/Observation/7" in everything
@@ -154,6 +155,37 @@ def test_the_period_counts_whole_days_back_from_today(
     assert "Patient/yesterday" in week
     assert "Patient/old" not in week
     assert "Patient/old" in month
+
+
+def test_nhn_counts_todays_calls_unless_it_asks_for_more(
+    client: Client, world: World, nhn: Organisation, calls: dict[str, DataAccessEntry]
+) -> None:
+    midnight = data_access.day_start(timezone.localdate())
+    call(world, at=midnight - datetime.timedelta(minutes=1), path="Patient/yesterday")
+    call(world, at=midnight, path="Patient/today")
+
+    html = page(client, world.people["nhn_operator"], nhn)
+
+    assert "Patient/today" in html
+    assert "Patient/yesterday" not in html
+    assert 'value="1" selected' in html
+
+
+def test_the_page_reads_the_same_number_of_queries_however_many_calls(
+    client: Client,
+    world: World,
+    calls: dict[str, DataAccessEntry],
+    django_assert_max_num_queries: Any,
+) -> None:
+    for n in range(60):
+        call(world, path=f"Patient/{n}", ago=datetime.timedelta(minutes=n))
+    client.force_login(world.people["kommune_admin"])
+    client.get(url(world.kommune))
+
+    with django_assert_max_num_queries(14):
+        response = client.get(url(world.kommune))
+
+    assert len(response.context["calls"]) == 50
 
 
 def test_a_bad_filter_says_what_is_wrong_beside_it_and_shows_the_rest(
