@@ -227,8 +227,8 @@ def _head(handle: IO[bytes]) -> bytes:
 def _lines(handle: IO[bytes], offset: int, limit: int, *, final: bool) -> tuple[list[bytes], int]:
     """The whole lines from ``offset``, at most ``limit`` bytes of them, and the offset after
     them. A line cut short waits, unless the file is ``final`` (no one writes to it any more).
-    A line longer than ``limit`` is given whole-or-not: as one line of garbage (it is no entry
-    of the format, whose lines are under 2 KiB)."""
+    A line longer than ``limit`` is passed over in pieces of ``limit`` bytes, each counted as a
+    line that is no entry (the format's lines are under 2 KiB)."""
     data = os.pread(handle.fileno(), limit, offset)
     end = data.rfind(b"\n") + 1
     if end == 0:
