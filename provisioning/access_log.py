@@ -30,6 +30,7 @@ import json
 import logging
 import os
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,8 +38,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from django.db import connection, transaction
+from django.utils import timezone
 
-from provisioning.models import AccessLogCursor, DataAccessEntry
+from provisioning.models import AccessLogCursor, DataAccessEntry, GatewayTrafficDay
 
 logger = logging.getLogger(__name__)
 
@@ -328,6 +330,32 @@ def batch_read(path: Path, cursor: AccessLogCursor, limit: int = BATCH_BYTES) ->
 # --- Into the database --------------------------------------------------------------------------
 
 
+def _traffic_add(rows: list[Row]) -> None:
+    """Add the rows' calls to the national counts per local day and service, in the rows'
+    transaction (one statement: PostgreSQL and SQLite both take ON CONFLICT ... DO UPDATE)."""
+    zone = timezone.get_default_timezone()
+    counts: Counter[tuple[datetime.date, str]] = Counter()
+    refusals: Counter[tuple[datetime.date, str]] = Counter()
+    for row in rows:
+        key = (row[0].astimezone(zone).date(), row[3])
+        counts[key] += 1
+        refusals[key] += row[10]
+    if not counts:
+        return
+    table = GatewayTrafficDay._meta.db_table
+    values = ", ".join(["(%s, %s, %s, %s)"] * len(counts))
+    params: list[Any] = []
+    for (day, service), calls in counts.items():
+        params += [day, service, calls, refusals[(day, service)]]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (day, service, calls, refused) VALUES {values} "  # noqa: S608 - the table's name, and placeholders
+            f"ON CONFLICT (day, service) DO UPDATE SET calls = {table}.calls + excluded.calls, "
+            f"refused = {table}.refused + excluded.refused",
+            params,
+        )
+
+
 def _rows_insert(rows: list[Row]) -> None:
     """COPY on PostgreSQL (several times faster than INSERT for a batch of thousands); a bulk
     INSERT elsewhere."""
@@ -378,6 +406,7 @@ def log_collect(
                 break
             rows = [row for row in map(line_parse, batch.lines) if row is not None]
             _rows_insert(rows)
+            _traffic_add(rows)
             skipped = len(batch.lines) - len(rows)
             cursor.device, cursor.inode, cursor.offset = batch.device, batch.inode, batch.offset
             cursor.head = batch.head

@@ -138,3 +138,28 @@ class AccessLogCursor(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source} at {self.offset}"
+
+
+class GatewayTrafficDay(models.Model):
+    """The calls through the gateway to one service on one local day, and the refused among
+    them, every kommune together: the national overview's figure
+    (``provisioning.data_access.gateway_traffic``). The collector adds each batch's calls in the
+    batch's transaction, so the counts are exactly the log's. Counts hold no personal data, so
+    they stay when the log's entries are purged."""
+
+    day = models.DateField(_("day"))
+    service = models.CharField(_("service"), max_length=50, blank=True)
+    calls = models.BigIntegerField(_("calls"), default=0)
+    refused = models.BigIntegerField(_("refused by the gateway"), default=0)
+
+    class Meta:
+        verbose_name = _("gateway traffic on a day")
+        verbose_name_plural = _("gateway traffic by day")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "service"], name="provisioning_gatewaytrafficday_day_service"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.service or '-'}: {self.calls} ({self.refused} refused)"

@@ -14,7 +14,7 @@ import pytest
 
 from provisioning import access_log
 from provisioning.access_log import line_format, line_parse, log_collect
-from provisioning.models import AccessLogCursor, DataAccessEntry
+from provisioning.models import AccessLogCursor, DataAccessEntry, GatewayTrafficDay
 
 pytestmark = pytest.mark.django_db
 
@@ -191,9 +191,11 @@ def test_a_batch_that_fails_before_its_commit_leaves_no_row_and_the_cursor_where
         with pytest.raises(RuntimeError):
             collect(log, limit=size * 4)
 
-    assert loaded() == [0, 1, 2, 3]  # the failed batch's rows went with it
+    assert loaded() == [0, 1, 2, 3]  # the failed batch's rows went with it...
+    assert GatewayTrafficDay.objects.get().calls == 4  # ...and its counts
     collect(log)
     assert loaded() == list(range(10))
+    assert GatewayTrafficDay.objects.get().calls == 10
 
 
 def test_lines_that_are_no_entries_are_counted_and_passed_over(tmp_path: Path) -> None:

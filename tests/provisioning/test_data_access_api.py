@@ -5,6 +5,7 @@ the retention purge."""
 from __future__ import annotations
 
 import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -340,21 +341,43 @@ def test_beat_runs_the_purge() -> None:
 # -- The national overview's figure ----------------------------------------------------------
 
 
-def test_the_gateway_traffic_per_service_and_day_counts_every_kommune(world: World) -> None:
+def test_the_gateway_traffic_per_service_and_day_counts_every_kommune(
+    world: World, tmp_path: Path
+) -> None:
     day = datetime.date(2026, 11, 30)
     noon = data_access.day_start(day) + datetime.timedelta(hours=12)
-    call(world, at=noon)
-    call(world, at=noon, kommune=world.other_kommune.orgnr, status=403)
-    call(world, at=noon, service="observation", status=201)
-    call(world, at=noon + datetime.timedelta(days=1))
-    call(world, at=noon - datetime.timedelta(days=1))  # before the period
+    orgnr, other = world.kommune.orgnr, world.other_kommune.orgnr
+
+    def line(at: datetime.datetime, kommune: str = orgnr, **fields: Any) -> bytes:
+        values = {"service": "patient", "status": 200, "path": f"/{kommune}/fhir/Patient/1"}
+        return access_log.line_format(at=at, kommune=kommune, **{**values, **fields})
+
+    log = tmp_path / "access.log"
+    access_log.lines_write(
+        log,
+        [
+            line(noon),
+            line(noon, kommune=other, status=403),
+            line(noon, service="observation", status=201),
+            line(data_access.day_start(day) + datetime.timedelta(days=1)),  # its first moment
+            line(noon - datetime.timedelta(days=1)),  # before the period
+            line(noon, service="", status=401, path="/nowhere"),
+        ],
+    )
+    access_log.log_collect(path=log)
+    access_log.log_collect(path=log)  # nothing new: counted once
 
     traffic = data_access.gateway_traffic(start=day, end=day + datetime.timedelta(days=1))
 
     assert traffic == [
+        data_access.ServiceDay(day=day, service="", calls=1, refused=1),
         data_access.ServiceDay(day=day, service="observation", calls=1, refused=0),
         data_access.ServiceDay(day=day, service="patient", calls=2, refused=1),
         data_access.ServiceDay(
             day=day + datetime.timedelta(days=1), service="patient", calls=1, refused=0
         ),
     ]
+    # The counts are the log's, and outlive its purge.
+    assert DataAccessEntry.objects.count() == 6
+    DataAccessEntry.objects.all().delete()
+    assert data_access.gateway_traffic(start=day, end=day) == traffic[:3]

@@ -15,8 +15,9 @@ from collections import Counter
 from contextlib import ExitStack
 
 import pytest
+from django.db.models import Sum
 
-from provisioning.models import AccessLogCursor, DataAccessEntry
+from provisioning.models import AccessLogCursor, DataAccessEntry, GatewayTrafficDay
 from provisioning.reconcile import gateway_files_write
 from tests.components import PROJECT_DIR, manage, process
 from tests.provisioning.stack import Stack, wait_for
@@ -179,6 +180,9 @@ def test_the_log_holds_every_call_of_the_real_gateway_once_across_restarts(stack
     cursor = AccessLogCursor.objects.get(source="gateway")
     assert cursor.offset == stack.gateway.config.access_log.stat().st_size
     assert cursor.lines == sum(caller.sent.values())
+    # The national counts per day and service are the log's, once each.
+    counted = GatewayTrafficDay.objects.aggregate(calls=Sum("calls"), refused=Sum("refused"))
+    assert counted == {"calls": 108, "refused": 4 * 6}
 
 
 def test_the_access_log_holds_no_token(stack: Stack) -> None:
