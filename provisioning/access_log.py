@@ -77,29 +77,18 @@ _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 # --- One line -----------------------------------------------------------------------------------
 
 
-_STRING = rb'"([^"\\]*(?:\\.[^"\\]*)*)"'
-#: The gateway's line, its fields in the template's order: read without a JSON parser, which
-#: took most of the collector's time. A line that does not match exactly (another order of the
-#: keys, a field missing) goes to the JSON parser instead.
+#: A string of the line once its "\/" are slashes and it holds no other escape: "-" (no rule
+#: set the variable) leaves the group empty (None).
+_STRING = r'"(?:-|([^"\\]*))"'
+#: The gateway's line, its fields in the template's order. Most lines are read by this pattern
+#: alone; a line with another escape (a quote, a \uXXXX) or whose keys differ is read as JSON.
 _LINE = re.compile(
-    rb'\{"v":1,"t":(-?[0-9]{1,15}),"th":(-?[0-9]{1,9}),"ti":(-?[0-9]{1,9}),'
-    rb'"client_id":' + _STRING + rb',"kommune":' + _STRING + rb',"service":' + _STRING + rb","
-    rb'"access":' + _STRING + rb',"environment":' + _STRING + rb',"method":' + _STRING + rb","
-    rb'"path":' + _STRING + rb',"status":(-?[0-9]{1,9}),"duration_ms":(-?[0-9]{1,12}),'
-    rb'"server":' + _STRING + rb"\}"
+    r'\{"v":1,"t":(-?[0-9]{1,15}),"th":(-?[0-9]{1,9}),"ti":(-?[0-9]{1,9}),'
+    r'"client_id":' + _STRING + r',"kommune":' + _STRING + r',"service":' + _STRING + ","
+    r'"access":' + _STRING + r',"environment":' + _STRING + r',"method":' + _STRING + ","
+    r'"path":' + _STRING + r',"status":(-?[0-9]{1,9}),"duration_ms":(-?[0-9]{1,12}),'
+    r'"server":"([^"\\]*)"\}'
 )
-
-
-def _unescaped(raw: bytes) -> str:
-    """A JSON string's content (without its quotes); "" for HAProxy's "-" (no rule set the
-    variable). HAProxy escapes every "/" as "\\/"; any other escape (a quote, a \\uXXXX) goes
-    through the JSON parser."""
-    if b"\\" in raw:
-        raw = raw.replace(b"\\/", b"/")
-        if b"\\" in raw:
-            text: str = json.loads(b'"' + raw + b'"')
-            return text
-    return "" if raw == b"-" else raw.decode()
 
 
 def _text(value: Any) -> str:
@@ -161,17 +150,32 @@ def line_parse(raw: bytes) -> Row | None:
     """The row of one line of the gateway's format, or None for anything else."""
     if not raw.startswith(LINE_START):
         return None
-    match = _LINE.fullmatch(raw)
+    try:
+        # HAProxy's JSON escapes every "/" as "\/"; outside its strings a line has no "\".
+        line = raw.decode().replace("\\/", "/")
+    except UnicodeDecodeError:
+        return None
+    match = None if "\\" in line else _LINE.fullmatch(line)
     if match is None:
         return _json_row(raw)
-    t, th, ti, *texts, status, duration, server = match.groups()
-    try:
-        strings = tuple(map(_unescaped, texts))
-    except ValueError:  # a bad escape, or not UTF-8
+    t, th, ti, client_id, kommune, service, access, environment, method, path, *rest = (
+        match.groups()
+    )
+    status, duration, server = rest
+    if not method:
         return None
     # The request came after the handshake and the keep-alive idle time (see the template).
     millis = int(t) + max(int(th), 0) + max(int(ti), 0)
-    return _row(millis, strings, int(status), int(duration), server.decode("ascii", "replace"))  # type: ignore[arg-type]
+    texts = (
+        client_id or "",
+        kommune or "",
+        service or "",
+        access or "",
+        environment or "",
+        method,
+        path or "",
+    )
+    return _row(millis, texts, int(status), int(duration), server)
 
 
 def line_format(

@@ -117,6 +117,14 @@ def test_the_formatter_writes_what_the_parser_reads() -> None:
     assert row[6:10] == ("POST", '/958935420/fhir/Patient/ø"\\x', 201, 1)
 
 
+def test_the_gateways_lines_are_read_by_the_pattern_not_as_json() -> None:
+    """The pattern is the collector's speed; JSON is only for lines it does not fit."""
+    raw = line(1).rstrip(b"\n")
+
+    assert access_log._LINE.fullmatch(raw.decode().replace("\\/", "/")) is not None
+    assert line_parse(raw) == access_log._json_row(raw)
+
+
 def test_a_line_with_its_keys_in_another_order_is_read_all_the_same() -> None:
     raw = line(5, client_id="", kommune="", status=401).rstrip(b"\n")
     reordered = json.dumps(dict(reversed(json.loads(raw).items()))).encode()
