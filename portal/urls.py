@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from audit.api.views import AuditEventViewSet
+from notifications.api.views import NotificationViewSet
 from orders.api.views import (
     AccessRequestViewSet,
     ClientViewSet,
@@ -20,6 +21,7 @@ from orders.api.views import (
 from portal.health import healthz, readyz
 from provisioning.api.views import DataAccessView, ProvisioningJobViewSet
 from tenants.api.views import MembershipViewSet, OrganizationViewSet, ProductViewSet
+from tenants.views.language import set_language
 
 router = DefaultRouter()
 router.register("services", ServiceViewSet, basename="service")
@@ -33,6 +35,7 @@ router.register("access-requests", AccessRequestViewSet, basename="access-reques
 router.register("grants", GrantViewSet, basename="grant")
 router.register("audit-events", AuditEventViewSet, basename="audit-event")
 router.register("provisioning-jobs", ProvisioningJobViewSet, basename="provisioning-job")
+router.register("notifications", NotificationViewSet, basename="notification")
 
 handler400 = "portal.api.bad_request"
 
@@ -40,8 +43,10 @@ urlpatterns = [
     path("", include("tenants.urls")),
     path("", include("orders.urls")),
     path("", include("provisioning.urls")),
+    path("", include("notifications.urls")),
     path("oidc/", include("mozilla_django_oidc.urls")),
-    path("i18n/", include("django.conf.urls.i18n")),
+    # Django's language switch, which also keeps a logged-in person's choice for their e-mails.
+    path("i18n/setlang/", set_language, name="set_language"),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),

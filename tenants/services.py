@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING, Any, cast
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -26,6 +27,7 @@ from tenants.models import (
     Membership,
     Organisation,
     Product,
+    Profile,
     Role,
 )
 
@@ -454,6 +456,22 @@ def memberships_bind(*, user: User, identity: str) -> list[Membership]:
     for organisation in {m.organisation_id: m.organisation for m in pending}.values():
         organisation_permissions_sync(organisation=organisation)
     return pending
+
+
+def person_language_set(*, user: User, language: str) -> Profile:
+    """Remember the language a person reads the portal in, for what reaches them outside it
+    (e-mails). A personal setting, not a change of anyone's access: no audit event.
+    ValidationError for a language the portal does not speak."""
+    if language not in dict(settings.LANGUAGES):
+        raise ValidationError({"language": _("The portal does not speak that language.")})
+    profile, _created = Profile.objects.update_or_create(user=user, defaults={"language": language})
+    return profile
+
+
+def person_language(user: Any) -> str:
+    """The language a person chose (bokmål until they choose)."""
+    language = Profile.objects.filter(user_id=user.pk).values_list("language", flat=True).first()
+    return language or settings.LANGUAGE_CODE
 
 
 def organisation_permissions_sync(*, organisation: Organisation) -> None:
