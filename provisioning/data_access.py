@@ -1,7 +1,7 @@
 """Reading the gateway's data-access log: who called which kommune's service, when, and with
 what answer (the rows, ``DataAccessEntry``, are loaded by ``provisioning.access_log``).
 
-The API (``/api/v1/data-access/``) and the page (``provisioning.data_access_page``) read through
+The API (``/api/v1/data-access/``) and the page (``provisioning.data_access_views``) read through
 the same functions here, on a queryset already scoped to the reader
 (``DataAccessEntry.objects.visible_to``). ``gateway_traffic`` is the national overview's: every
 kommune's calls, for NHN. Days are the portal's local days (``TIME_ZONE``, Europe/Oslo).
@@ -213,7 +213,7 @@ def gateway_traffic(*, start: datetime.date, end: datetime.date) -> list[Service
 def data_access_purge(*, now: datetime.datetime | None = None) -> int:
     """Delete the entries older than DATA_ACCESS_RETENTION_DAYS, in chunks, each chunk with
     its audit event in its transaction; the number deleted. Idempotent: run it as often as
-    you like (beat runs it daily)."""
+    you like (beat runs it hourly). The per-day counts (``GatewayTrafficDay``) stay."""
     days = settings.DATA_ACCESS_RETENTION_DAYS
     cutoff = (now or timezone.now()) - datetime.timedelta(days=days)
     deleted = 0
