@@ -35,6 +35,7 @@ MENU: dict[str, list[tuple[Promise, str, str]]] = {
         (_("Access"), "orders:access", ""),
         (_("Access history"), "orders:access_history", ""),
         (_("Recertification"), "recertification:page", ""),
+        (_("Data access"), "provisioning:data_access", ""),
         (_("People"), "tenants:people", ""),
         (_("EHR switch"), "tenants:epj", ""),
     ],
@@ -45,6 +46,7 @@ MENU: dict[str, list[tuple[Promise, str, str]]] = {
         (_("New order"), "orders:order_new", ""),
         (_("Orders"), "orders:orders", "awaiting_vendor"),
         (_("Access history"), "orders:access_history", ""),
+        (_("Data access"), "provisioning:data_access", ""),
         (_("People"), "tenants:people", ""),
     ],
     OPERATOR: [
@@ -59,6 +61,7 @@ MENU: dict[str, list[tuple[Promise, str, str]]] = {
         (_("Vendors"), "orders:vendors", ""),
         (_("Access history"), "orders:access_history", ""),
         (_("Audit trail"), "tenants:audit", ""),
+        (_("Data access"), "provisioning:data_access", ""),
         (_("People"), "tenants:people", ""),
     ],
 }

@@ -22,7 +22,7 @@ from orders.api.views import (
     organization_suspend,
 )
 from portal.health import healthz, readyz
-from provisioning.api.views import ProvisioningJobViewSet
+from provisioning.api.views import DataAccessView, ProvisioningJobViewSet
 from recertification.api.views import RecertificationViewSet
 from tenants.api.views import MembershipViewSet, OrganizationViewSet, ProductViewSet
 from tenants.views.language import set_language
@@ -70,5 +70,7 @@ urlpatterns = [
         name="organization-lift-suspension",
     ),
     path("api/v1/overview/", overview, name="overview"),
+    # Not a viewset: one page of calls with their daily counts beside them, not a list.
+    path("api/v1/data-access/", DataAccessView.as_view(), name="data-access"),
     path("api/v1/", include(router.urls)),
 ]

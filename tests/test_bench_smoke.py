@@ -31,6 +31,8 @@ KEYS = [
     "worker_peak_rss_mb",
     "pages_p95_ms",
     "access_history_p95_ms",
+    "data_access_ingest_1m_s",
+    "data_access_lines_per_s",
 ]
 
 
@@ -51,4 +53,5 @@ def test_the_benchmark_runs_on_tiny_numbers_and_reports_every_figure(tmp_path: P
         assert figures[key] > 0, key
     assert figures["bulk_grants"] == 12  # two services for each of six kommuner
     assert figures["counts"]["kommuner"] == 357
+    assert figures["data_access_lines"] == 2_000  # every line written was loaded
     assert "onboarding_p95_s" in result.stdout  # the table
