@@ -4,6 +4,7 @@ from django.urls import include, path
 
 from orders import views
 from orders.views import (
+    history,
     instruction,
     kommune,
     nhn,
@@ -26,4 +27,5 @@ urlpatterns = [
     path("o/<str:orgnr>/", include(suspension.urlpatterns)),
     path("o/<str:orgnr>/", include(overview.urlpatterns)),
     path("o/<str:orgnr>/", include(register.urlpatterns)),
+    path("o/<str:orgnr>/", include(history.urlpatterns)),
 ]

@@ -11,6 +11,7 @@ from notifications.api.views import NotificationViewSet
 from orders.api.overview import overview
 from orders.api.register import EpjRegisterViewSet
 from orders.api.views import (
+    AccessHistoryViewSet,
     AccessRequestViewSet,
     ClientViewSet,
     DelegationViewSet,
@@ -36,6 +37,7 @@ router.register("delegations", DelegationViewSet, basename="delegation")
 router.register("clients", ClientViewSet, basename="client")
 router.register("access-requests", AccessRequestViewSet, basename="access-request")
 router.register("grants", GrantViewSet, basename="grant")
+router.register("access-history", AccessHistoryViewSet, basename="access-history")
 router.register("audit-events", AuditEventViewSet, basename="audit-event")
 router.register("provisioning-jobs", ProvisioningJobViewSet, basename="provisioning-job")
 router.register("notifications", NotificationViewSet, basename="notification")

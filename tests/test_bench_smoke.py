@@ -30,6 +30,7 @@ KEYS = [
     "web_peak_rss_mb",
     "worker_peak_rss_mb",
     "pages_p95_ms",
+    "access_history_p95_ms",
     "data_access_ingest_1m_s",
     "data_access_lines_per_s",
 ]
