@@ -8,7 +8,6 @@ from orders.views import (
     kommune,
     nhn,
     ordering,
-    overview,
     register,
     suspension,
     vendor,
@@ -24,6 +23,5 @@ urlpatterns = [
     path("o/<str:orgnr>/", include(instruction.urlpatterns)),
     path("o/<str:orgnr>/", include(ordering.urlpatterns)),
     path("o/<str:orgnr>/", include(suspension.urlpatterns)),
-    path("o/<str:orgnr>/", include(overview.urlpatterns)),
     path("o/<str:orgnr>/", include(register.urlpatterns)),
 ]
