@@ -9,7 +9,6 @@ from orders.views import (
     kommune,
     nhn,
     ordering,
-    overview,
     register,
     suspension,
     vendor,
@@ -25,7 +24,6 @@ urlpatterns = [
     path("o/<str:orgnr>/", include(instruction.urlpatterns)),
     path("o/<str:orgnr>/", include(ordering.urlpatterns)),
     path("o/<str:orgnr>/", include(suspension.urlpatterns)),
-    path("o/<str:orgnr>/", include(overview.urlpatterns)),
     path("o/<str:orgnr>/", include(register.urlpatterns)),
     path("o/<str:orgnr>/", include(history.urlpatterns)),
 ]

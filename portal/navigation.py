@@ -52,7 +52,7 @@ MENU: dict[str, list[tuple[Promise, str, str]]] = {
     OPERATOR: [
         (_("Overview"), "orders:dashboard", ""),
         (_("Access matrix"), "orders:matrix", ""),
-        (_("National overview"), "orders:national", ""),
+        (_("National overview"), "provisioning:national", ""),
         (_("EHR switches"), "orders:epj_register", ""),
         (_("Organisations"), "tenants:organisations", ""),
         (_("Product verification"), "tenants:product_verification", ""),

@@ -8,7 +8,6 @@ from rest_framework.routers import DefaultRouter
 
 from audit.api.views import AuditEventViewSet
 from notifications.api.views import NotificationViewSet
-from orders.api.overview import overview
 from orders.api.register import EpjRegisterViewSet
 from orders.api.views import (
     AccessHistoryViewSet,
@@ -22,6 +21,7 @@ from orders.api.views import (
     organization_suspend,
 )
 from portal.health import healthz, readyz
+from provisioning.api.overview import overview
 from provisioning.api.views import DataAccessView, ProvisioningJobViewSet
 from recertification.api.views import RecertificationViewSet
 from tenants.api.views import MembershipViewSet, OrganizationViewSet, ProductViewSet

@@ -271,7 +271,7 @@ SWEEP: dict[str, Entry] = {
         ),
     ),
     "notifications:read_all": PostOnly(VENDOR),
-    "orders:national": (
+    "provisioning:national": (
         Visit(NHN, shows=lambda s: s.active_grant.service.name),
         Visit(NHN, query="months=3&interval=day"),
     ),
