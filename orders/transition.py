@@ -45,6 +45,7 @@ from orders.models import (
     GrantStatus,
     ItemStatus,
     Service,
+    ServiceAvailability,
 )
 from tenants.models import Environment, Organisation
 from tenants.transition import EpjPath, epj_path
@@ -63,12 +64,26 @@ PATH_COLOURS = {
 
 
 @dataclass(frozen=True)
+class RiskService:
+    """A service as the risk needs it. Plain values, as the register's rows: models with their
+    availabilities prefetched refer to each other, which leaves every page of the list to the
+    cyclic garbage collector (``tests/portal/test_page_release.py``)."""
+
+    pk: uuid.UUID
+    code: str
+    name: str
+    epic_only: bool
+    #: The day it opens in production; None while no day is set.
+    opens: datetime.date | None
+
+
+@dataclass(frozen=True)
 class Risk:
     """What a VKP kommune with a planned switch relies on, and what of it is not active yet."""
 
-    relied_on: tuple[Service, ...]
-    not_active: tuple[Service, ...]
-    opens_after_switch: tuple[Service, ...]
+    relied_on: tuple[RiskService, ...]
+    not_active: tuple[RiskService, ...]
+    opens_after_switch: tuple[RiskService, ...]
     #: The kommune has asked for nothing: ``relied_on`` is what its new EPJ can use.
     assumed: bool
 
@@ -204,7 +219,21 @@ def register_rows(kommuner: QuerySet[Organisation], *, on: datetime.date) -> lis
 def _risks(kommuner: list[RegisterRow], *, on: datetime.date) -> dict[Any, Risk]:
     """Each kommune's risk (see the module's docstring), in five queries for all of them."""
     ids = [k.pk for k in kommuner]
-    services = list(Service.objects.with_availability().order_by("position", "code"))
+    opens = dict(
+        ServiceAvailability.objects.filter(environment=PRODUCTION).values_list(
+            "service_id", "available_from"
+        )
+    )
+    services = [
+        RiskService(
+            pk=s.pk,
+            code=s.code,
+            name=s.name,
+            epic_only=s.epj_requirement == Service.EpjRequirement.EPIC,
+            opens=opens.get(s.pk),
+        )
+        for s in Service.objects.order_by("position", "code")
+    ]
     # ``order_by()`` everywhere: a model's default ordering would join the DISTINCT with its
     # column (a grant's created_at) and return every row instead of the pairs.
     grants = set(
@@ -241,7 +270,7 @@ def _risks(kommuner: list[RegisterRow], *, on: datetime.date) -> dict[Any, Risk]
         switch_date = kommune.switch_date
         assert switch_date is not None  # noqa: S101 - only kommuner with a switch come here
         epic = kommune.switch_to is not None and kommune.switch_to.verified_epic
-        usable = [s for s in services if s.epj_requirement != Service.EpjRequirement.EPIC or epic]
+        usable = [s for s in services if not s.epic_only or epic]
         asked_for = [s for s in usable if (kommune.pk, s.pk) in asked]
         relied_on = asked_for or usable
         not_active = [s for s in relied_on if (kommune.pk, s.pk) not in active]
@@ -251,7 +280,7 @@ def _risks(kommuner: list[RegisterRow], *, on: datetime.date) -> dict[Any, Risk]
             opens_after_switch=tuple(
                 s
                 for s in not_active
-                if (opens := s.available_from(PRODUCTION)) is None or opens > switch_date
+                if s.opens is None or s.opens > switch_date
             ),
             assumed=not asked_for,
         )

@@ -169,10 +169,11 @@ class EpjRegisterViewSet(viewsets.ViewSet):
 
     lookup_field = "orgnr"
     lookup_value_regex = r"[^/]+"
+    pagination_class = Pagination
 
     @extend_schema(parameters=FILTERS, responses=EpjRegisterRowSerializer(many=True))
     def list(self, request: Request) -> Response:
-        pagination = Pagination()
+        pagination = self.pagination_class()
         rows: Any = _rows(request)  # a list: DRF's limit-offset paging slices any sequence
         page: list[RegisterRow] = pagination.paginate_queryset(rows, request, view=self) or []
         row = EpjRegisterRowSerializer()

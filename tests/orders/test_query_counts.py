@@ -22,11 +22,12 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
+from notifications.services import notify
 from orders import services
 from orders.models import Grant, ProvisioningJob, Service
 from portal.urls import router
 from recertification.models import Recertification
-from tenants.models import ROLES_BY_KIND, ClientKey, Environment, Organisation, Product
+from tenants.models import ROLES_BY_KIND, ClientKey, Environment, Organisation, Product, Role
 from tests.conftest import World
 from tests.factories import (
     ClientFactory,
@@ -369,6 +370,18 @@ def other_kommuners_recertifications(world: World) -> None:
     add_recertifications(world, 3, kommune=world.other_kommune)
 
 
+def add_notifications(world: World, n: int) -> None:
+    """Notices to NHN's operators (the persona), each a row of their list."""
+    for i in range(n):
+        notify(
+            kind="job_failed",
+            organisation=None,
+            roles=[Role.NHN_OPERATOR],
+            params={"client": f"Client {i}", "vendor": "V", "attempts": 3, "error": "refused"},
+            link="provisioning:jobs",
+        )
+
+
 def of_the_vendor(world: World, rows: list[dict[str, Any]]) -> bool:
     clients = {str(pk) for pk in world.vendor.clients.values_list("pk", flat=True)}
     return all(row["client"] in clients for row in rows)
@@ -452,6 +465,7 @@ CASES = [
         belongs=in_the_kommune,
     ),
     Case("recertifications", add_recertifications),
+    Case("notifications", add_notifications, persona="nhn_operator"),
     Case(
         "recertifications",
         add_kommune_recertifications,
