@@ -278,9 +278,7 @@ def _risks(kommuner: list[RegisterRow], *, on: datetime.date) -> dict[Any, Risk]
             relied_on=tuple(relied_on),
             not_active=tuple(not_active),
             opens_after_switch=tuple(
-                s
-                for s in not_active
-                if s.opens is None or s.opens > switch_date
+                s for s in not_active if s.opens is None or s.opens > switch_date
             ),
             assumed=not asked_for,
         )
