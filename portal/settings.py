@@ -262,9 +262,6 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
 # NHN's synthetic test organisations (e.g. 314159265) fail the mod-11 check; test environments
 # switch the check off.
 TILGANG_STRICT_ORGNR = env_bool("TILGANG_STRICT_ORGNR", True)
-# Whose audit events a person may read is a question of roles; the audit app, at the bottom, asks
-# this function by name rather than importing the tenants app above it.
-AUDIT_READABLE_ORGANISATIONS = "tenants.permissions.audit_readable_organisations"
 
 # --- REST API -----------------------------------------------------------------------------------
 REST_FRAMEWORK: dict[str, Any] = {

@@ -6,7 +6,6 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from audit.api.views import AuditEventViewSet
 from orders.api.views import (
     AccessRequestViewSet,
     ClientViewSet,
@@ -19,6 +18,7 @@ from orders.api.views import (
 )
 from portal.health import healthz, readyz
 from provisioning.api.views import ProvisioningJobViewSet
+from tenants.api.audit import AuditEventViewSet
 from tenants.api.views import MembershipViewSet, OrganizationViewSet, ProductViewSet
 
 router = DefaultRouter()
