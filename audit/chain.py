@@ -22,6 +22,9 @@ from typing import Any
 #: The hash before the first event.
 GENESIS = "0" * 64
 
+#: Sorted keys, no whitespace, ASCII (one encoder: ``json.dumps`` with options makes one a call).
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+
 #: The columns an event's content is read from, in this order (``values_list(*CONTENT)``).
 CONTENT = (
     "occurred_at",
@@ -58,7 +61,7 @@ def canonical(
     if organisation_id is not None:
         given = organisation_id
         organisation = str(given if isinstance(given, uuid.UUID) else uuid.UUID(given))
-    return json.dumps(
+    return _ENCODER.encode(
         {
             "time": occurred_at.astimezone(datetime.UTC).isoformat(timespec="microseconds"),
             "actor": actor_id,
@@ -71,9 +74,7 @@ def canonical(
             "before": before,
             "after": after,
             "request_id": request_id,
-        },
-        sort_keys=True,
-        separators=(",", ":"),
+        }
     )
 
 

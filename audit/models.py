@@ -114,10 +114,13 @@ class ChainHead(models.Model):
         return "audit chain head"
 
 
-def _head_lock() -> None:
+def chain_tail_locked() -> tuple[int, str]:
+    """Lock the chain's head until the transaction ends (call it in one), and return the id and
+    hash of the last event: what the next event, written in this transaction, links to."""
     for _attempt in range(2):
         if ChainHead.objects.select_for_update().filter(pk=1).values_list("pk", flat=True):
-            return
+            last = AuditEvent.objects.order_by("-id").values_list("id", "chain_hash").first()
+            return last if last is not None else (0, GENESIS)
         # Made by the migration; made again after a test's flush emptied every table.
         ChainHead.objects.bulk_create([ChainHead(pk=1)], ignore_conflicts=True)
     raise RuntimeError("the audit chain's head row cannot be locked")
@@ -131,9 +134,7 @@ def _chained(events: list[AuditEvent]) -> Iterator[None]:
     # No savepoint: a failed audit write fails the whole transaction anyway, and two fewer
     # statements per write.
     with transaction.atomic(savepoint=False):
-        _head_lock()
-        last = AuditEvent.objects.order_by("-id").values_list("id", "chain_hash").first()
-        last_id, previous = last if last is not None else (0, GENESIS)
+        last_id, previous = chain_tail_locked()
         for event in events:
             content = canonical(*(getattr(event, name) for name in CONTENT))
             event.chain_hash = previous = link(previous, content)
