@@ -10,7 +10,8 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import QuerySet, TextField
+from django.db.models.functions import Cast
 
 from audit.models import AuditEvent
 from audit.selectors import rows_streamed
@@ -29,6 +30,8 @@ COLUMNS = (
     "request_id",
     "hash",
 )
+#: What is read of each event. ``before`` and ``after`` are read as the database's JSON text,
+#: which an export writes as it is: decoding and encoding them again was half its time.
 FIELDS = (
     "id",
     "occurred_at",
@@ -37,8 +40,8 @@ FIELDS = (
     "action",
     "object_type",
     "object_id",
-    "before",
-    "after",
+    "before_json",
+    "after_json",
     "request_id",
     "chain_hash",
 )
@@ -51,20 +54,19 @@ PIECE = 64 * 1024
 
 #: What a spreadsheet reads as the start of a formula (OWASP, "CSV Injection"), tab and carriage
 #: return included.
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_START = "=+-@\t\r"
+
+#: A str as a JSON string, not ASCII-escaped (the C function ``json.dumps`` uses).
+_string = json.encoder.encode_basestring
 
 
 def csv_cell(text: str) -> str:
     """``text`` as a spreadsheet shows it, never runs it: a leading ' before a formula."""
-    return "'" + text if text.startswith(FORMULA_START) else text
+    return "'" + text if text and text[0] in FORMULA_START else text
 
 
 def _time(value: datetime.datetime) -> str:
     return value.astimezone(datetime.UTC).isoformat(timespec="microseconds")
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
 def csv_pieces(rows: Iterable[tuple[Any, ...]]) -> Iterator[bytes]:
@@ -77,8 +79,8 @@ def csv_pieces(rows: Iterable[tuple[Any, ...]]) -> Iterator[bytes]:
                 event_id,
                 _time(occurred_at),
                 *(csv_cell(text) for text in texts),
-                "" if before is None else csv_cell(_json(before)),
-                "" if after is None else csv_cell(_json(after)),
+                "" if before is None else csv_cell(before),
+                "" if after is None else csv_cell(after),
                 csv_cell(request_id),
                 chain_hash,
             ]
@@ -90,14 +92,34 @@ def csv_pieces(rows: Iterable[tuple[Any, ...]]) -> Iterator[bytes]:
     yield buffer.getvalue().encode()
 
 
+def _line(row: tuple[Any, ...]) -> str:
+    (
+        event_id,
+        occurred_at,
+        actor,
+        orgnr,
+        action,
+        object_type,
+        object_id,
+        before,
+        after,
+        rid,
+        hash_,
+    ) = row
+    return (
+        f'{{"id":{event_id},"occurred_at":"{_time(occurred_at)}","actor":{_string(actor)},'
+        f'"organisation":{_string(orgnr)},"action":{_string(action)},'
+        f'"object_type":{_string(object_type)},"object_id":{_string(object_id)},'
+        f'"before":{before or "null"},"after":{after or "null"},'
+        f'"request_id":{_string(rid)},"hash":{_string(hash_)}}}'
+    )
+
+
 def jsonl_pieces(rows: Iterable[tuple[Any, ...]]) -> Iterator[bytes]:
     lines: list[str] = []
     size = 0
-    for event_id, occurred_at, *rest in rows:
-        line = json.dumps(
-            dict(zip(COLUMNS, (event_id, _time(occurred_at), *rest), strict=True)),
-            ensure_ascii=False,
-        )
+    for row in rows:
+        line = _line(row)
         lines.append(line)
         size += len(line) + 1
         if size >= PIECE:
@@ -109,5 +131,8 @@ def jsonl_pieces(rows: Iterable[tuple[Any, ...]]) -> Iterator[bytes]:
 
 def audit_events_export(events: QuerySet[AuditEvent], *, kind: str) -> Iterator[bytes]:
     """``events`` (filtered and ordered by the caller) as ``kind`` ("csv" or "jsonl")."""
-    rows = rows_streamed(events.values_list(*FIELDS), chunk_size=CHUNK)
+    as_text = events.annotate(
+        before_json=Cast("before", TextField()), after_json=Cast("after", TextField())
+    )
+    rows = rows_streamed(as_text.values_list(*FIELDS), chunk_size=CHUNK)
     return csv_pieces(rows) if kind == "csv" else jsonl_pieces(rows)

@@ -1,7 +1,7 @@
 """The chain on `make run`'s SQLite default: the demo's events, single and batched writes from
-several threads, `audit_verify` and `audit_head`; a changed row is named (SQLite has no trigger:
-there the chain alone shows it). Run through `manage.py` against a temporary SQLite file, as
-`tests/orders/test_sqlite.py` does."""
+several threads, `audit_verify`, `audit_head` and an export; a changed row is named (SQLite has
+no trigger: there the chain alone shows it). Run through `manage.py` against a temporary SQLite
+file, as `tests/orders/test_sqlite.py` does."""
 
 from __future__ import annotations
 
@@ -36,6 +36,23 @@ for thread in threads:
 for thread in threads:
     thread.join()
 print("WRITTEN")
+
+import json
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+from rest_framework.test import APIClient
+from tenants.models import Membership, Role
+
+auditor = get_user_model().objects.create_user("revisor@sqlite.test")
+Membership.objects.filter(role=Role.NHN_AUDITOR).update(user=auditor, bound_at=timezone.now())
+api = APIClient(HTTP_HOST="localhost")
+api.force_authenticate(auditor)
+exported = api.get("/api/v1/audit-events/export/", {"format": "jsonl", "action": "w1.3.2"})
+assert exported.status_code == 200, exported.content
+[line] = [json.loads(text) for text in b"".join(exported.streaming_content).splitlines()]
+assert line["after"] == {"b": 2}, line
+assert api.get("/api/v1/audit-events/head/").json()["hash"]
+print("EXPORTED")
 """
 
 
@@ -56,6 +73,7 @@ def test_the_chain_holds_on_sqlite_and_audit_verify_names_a_changed_event(tmp_pa
         done = manage(*step, env=env)
         assert done.returncode == 0, (step, done.stdout[-3000:], done.stderr[-3000:])
     assert "WRITTEN" in done.stdout
+    assert "EXPORTED" in done.stdout
 
     intact = manage("audit_verify", env=env)
     assert intact.returncode == 0, intact.stderr
