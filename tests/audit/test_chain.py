@@ -219,7 +219,7 @@ def test_the_table_refuses_update_and_delete(postgresql: None) -> None:
     assert audit_chain_verify().broken is None
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_writer_waits_for_the_one_before_it_to_commit_and_chains_after_it(
     postgresql: None,
 ) -> None:
@@ -241,7 +241,7 @@ def test_a_writer_waits_for_the_one_before_it_to_commit_and_chains_after_it(
     assert audit_chain_verify().broken is None
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_concurrent_writers_leave_an_intact_chain(postgresql: None) -> None:
     writers, rounds = 6, 15
     start = threading.Barrier(writers)
@@ -279,7 +279,7 @@ def test_concurrent_writers_leave_an_intact_chain(postgresql: None) -> None:
     assert "audit chain intact" in verify()
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_manage_py_audit_verify_exits_0_on_an_intact_chain_and_1_naming_a_broken_event(
     postgresql: None,
 ) -> None:
