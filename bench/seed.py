@@ -200,6 +200,19 @@ def organisations(scale: Scale, public_jwk: dict[str, Any]) -> World:
             )
     Grant.objects.bulk_create(grants, batch_size=5000, ignore_conflicts=True)
 
+    # The EPJ transition register: each kommune's EPJ; two in three plan a switch (2026 to 2028),
+    # every other one uses VKP, so the register's risk list reads grants of many kommuner.
+    epjs = [p for p in products if p.system_type == "EPJ"]
+    for i, kommune in enumerate(kommuner if epjs else []):  # the tiny scale has no EPJ vendor
+        kommune.epj_product = epjs[i % len(epjs)]
+        kommune.uses_vkp = i % 2 == 0
+        if i % 3 != 2:
+            kommune.epj_switch_product = epjs[(i + 1) % len(epjs)]
+            kommune.epj_switch_date = datetime.date(2026 + i % 3, 1 + i % 12, 1)
+    Organisation.objects.bulk_update(
+        kommuner, ["epj_product", "uses_vkp", "epj_switch_product", "epj_switch_date"]
+    )
+
     people = {
         "vendor_admin": (bench_vendor, Role.VENDOR_ADMIN),
         "kommune_admin": (kommuner[0], Role.KOMMUNE_ADMIN),

@@ -296,6 +296,14 @@ GRANT_REASONS: dict[str, Any] = {
     "vendor_suspended": _(
         "Closed while NHN suspends %(vendor)s (%(reason)s); lifting the suspension restores it."
     ),
+    # Recertification: a kommune confirms each vendor's access again every N months.
+    "recertification_lapsed": _(
+        "%(kommune)s did not confirm the access of %(vendor)s again in time, so it lapsed."
+    ),
+    "recertification_declined": _(
+        "Not confirmed again by %(person)s for %(kommune)s when the access of %(vendor)s was "
+        "recertified."
+    ),
     # For provisioning's status reasons (``Grant.status_reason_code``).
     "keys_expired": _(
         "Every public key of the client has expired: its grants are closed at the gateway until "

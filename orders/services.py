@@ -8,11 +8,13 @@ from __future__ import annotations
 import datetime
 import json
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import math
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from celery import current_app
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
@@ -26,12 +28,14 @@ from django.db.models import (
     Subquery,
     prefetch_related_objects,
 )
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from audit.services import audit_event_record, audit_events_batched
+from notifications.services import notifications_batched, notify
 from orders import policy
 from orders.models import (
+    LIVE_GRANT_STATUSES,
     WAITING_STATUSES,
     AccessRequest,
     AccessRequestItem,
@@ -51,7 +55,15 @@ from portal.db import create_validated
 from portal.exceptions import Conflict
 from tenants.hooks import PolicyInputsChanged
 from tenants.jwks import MAX_KEYS, PublicKey, validate_jwks
-from tenants.models import ClientKey, Environment, Membership, OAuthClient, Organisation, Product
+from tenants.models import (
+    ClientKey,
+    Environment,
+    Membership,
+    OAuthClient,
+    Organisation,
+    Product,
+    Role,
+)
 from tenants.services import check_role, organisation_permissions_sync
 
 logger = logging.getLogger(__name__)
@@ -64,6 +76,107 @@ def _person(user: User | None) -> str:
     if user is None:
         return _("the system")
     return user.get_full_name() or user.get_username()
+
+
+# --- What people hear of (notifications.services.notify) ---------------------------------------
+
+#: Items a notification lists; the rest are counted.
+NOTIFIED_ITEMS = 20
+
+
+def in_each_language(word: Callable[[], str]) -> dict[str, str]:
+    """``word()`` in every language of the portal, for a notification's templates."""
+    worded = {}
+    for language, _name in settings.LANGUAGES:
+        with translation.override(language):
+            worded[language] = str(word())
+    return worded
+
+
+def _item_notified(item: AccessRequestItem, *, kommune: bool = False) -> dict[str, Any]:
+    """An item as the notifications' templates list it (``templates/emails/_items.txt``)."""
+    said: dict[str, Any] = {
+        "service": {"nb": item.service.name_nb, "en": item.service.name_en},
+        "access": item.access,
+    }
+    if kommune:
+        said["kommune"] = item.request.kommune.name
+    if item.status == ItemStatus.REJECTED and item.reason_code:
+        code, params = item.reason_code, item.reason_params
+        said["reason"] = in_each_language(lambda: policy.reason_text(code, params))
+    return said
+
+
+def _items_notified(items: Sequence[AccessRequestItem], **kw: Any) -> dict[str, Any]:
+    return {
+        "items": [_item_notified(item, **kw) for item in items[:NOTIFIED_ITEMS]],
+        "more": max(len(items) - NOTIFIED_ITEMS, 0),
+        "total": len(items),
+    }
+
+
+def _waiting_notify(request: AccessRequest, items: Sequence[AccessRequestItem]) -> None:
+    """Tell whoever the items of one order wait for: the kommune's admins (approval), or the
+    vendor's admins (consent to a kommune's order). One notice per order and kommune."""
+    client = request.client
+    for status, organisation, role, kind, link in (
+        (
+            ItemStatus.AWAITING_KOMMUNE,
+            request.kommune,
+            Role.KOMMUNE_ADMIN,
+            "request_waiting",
+            "orders:approval",
+        ),
+        (
+            ItemStatus.AWAITING_VENDOR,
+            client.vendor,
+            Role.VENDOR_ADMIN,
+            "consent_waiting",
+            "orders:order",
+        ),
+    ):
+        waiting = [item for item in items if item.status == status]
+        if not waiting:
+            continue
+        notify(
+            kind=kind,
+            organisation=organisation,
+            roles=[role],
+            params={
+                "vendor": client.vendor.name,
+                "client": client.name,
+                "kommune": request.kommune.name,
+                **_items_notified(waiting),
+            },
+            link=link,
+            link_args={"pk": request.pk},
+        )
+
+
+def _decided_notify(
+    request: AccessRequest, items: Sequence[AccessRequestItem], *, person: str, reason: str = ""
+) -> None:
+    """Tell the vendor's admins what a kommune admin decided on their order (one notice)."""
+    approved = [i for i in items if i.status == ItemStatus.APPROVED]
+    rejected = [i for i in items if i.status == ItemStatus.REJECTED]
+    if not (approved or rejected):
+        return
+    client = request.client
+    notify(
+        kind="request_decided",
+        organisation=client.vendor,
+        roles=[Role.VENDOR_ADMIN],
+        params={
+            "kommune": request.kommune.name,
+            "client": client.name,
+            "person": person,
+            "approved": [_item_notified(i) for i in approved[:NOTIFIED_ITEMS]],
+            "rejected": [_item_notified(i) for i in rejected[:NOTIFIED_ITEMS]],
+            "reason": reason,
+        },
+        link="orders:order",
+        link_args={"pk": request.pk},
+    )
 
 
 # --- The outbox ---------------------------------------------------------------------------------
@@ -662,12 +775,12 @@ def client_jwks_rotate(*, client: OAuthClient, jwks: Any, actor: User) -> OAuthC
 
 def _unexpired_jwks(client: OAuthClient) -> list[tuple[str, dict[str, Any]]]:
     """The client's keys that still work, as (kid, public JWK) with their ``exp`` (the stored
-    JWK leaves it out): an expired key would fail the whole set's validation, and the
-    authorization server refuses it anyway."""
+    JWK leaves it out): an expired key (or one past the key lifetime) would fail the whole
+    set's validation, and the authorization server no longer holds it anyway."""
     now = timezone.now()
     keys = []
     for key in ClientKey.objects.filter(client=client).order_by("created_at", "kid"):
-        if key.expires_at is not None and key.expires_at <= now:
+        if not key.is_valid(now):  # its own expiry or the key lifetime has passed
             continue
         jwk = dict(key.jwk)
         if key.expires_at is not None:
@@ -741,6 +854,68 @@ def client_key_remove(*, client: OAuthClient, kid: str, actor: User) -> OAuthCli
             }
         )
     return client_jwks_rotate(client=client, jwks={"keys": remaining}, actor=actor)
+
+
+KEY_EXPIRY_LOOKBACK = datetime.timedelta(days=7)
+
+
+@transaction.atomic
+def client_keys_age_check(*, now: datetime.datetime | None = None) -> int:
+    """The daily key checks (a periodic task, hourly so a late beat catches up): tell the
+    vendor's admins of each key that stops being accepted soon (``CLIENT_KEY_WARNING_DAYS``
+    ahead, each warning once), and of each that has stopped (its own expiry, or the key
+    lifetime after it was added), once; a key that has just stopped gets its client's job, which
+    leaves it out of what the authorization server holds (the reconciler heals the same within a
+    minute). Keys of removed clients are left alone. Returns how many keys were looked at."""
+    now = now or timezone.now()
+    day = datetime.timedelta(days=1)
+    warning_days = sorted(settings.CLIENT_KEY_WARNING_DAYS)
+    keys = list(
+        ClientKey.objects.ending_by(now + datetime.timedelta(days=max(warning_days, default=0)))
+        .exclude(pk__in=ClientKey.objects.ending_by(now - KEY_EXPIRY_LOOKBACK).values("pk"))
+        .filter(client__removed_at__isnull=True)
+        .select_related("client__vendor")
+        .prefetch_related("client__keys")
+        .order_by("client_id", "created_at", "pk")
+    )
+    stopped: dict[Any, OAuthClient] = {}
+    with notifications_batched():
+        for key in keys:
+            client = key.client
+            ends = key.valid_until
+            common: dict[str, Any] = {
+                "organisation": client.vendor,
+                "roles": [Role.VENDOR_ADMIN],
+                "link": "orders:client",
+                "link_args": {"client_id": client.pk},
+            }
+            params = {"client": client.name, "kid": key.kid, "environment": client.environment}
+            if ends <= now:
+                last = not any(other.is_valid(now) for other in client.keys.all())
+                notify(
+                    kind="key_expired",
+                    params={**params, "ended": timezone.localdate(ends).isoformat(), "last": last},
+                    once=f"key-expired:{key.pk}",
+                    **common,
+                )
+                if now - ends < day:
+                    stopped[client.pk] = client
+                continue
+            days_left = (ends - now) / day
+            threshold = min(d for d in warning_days if days_left <= d)
+            notify(
+                kind="key_expiring",
+                params={
+                    **params,
+                    "days": math.ceil(days_left),
+                    "ends": timezone.localdate(ends).isoformat(),
+                },
+                once=f"key-expiring:{key.pk}:{threshold}",
+                **common,
+            )
+    for client in stopped.values():
+        provisioning_job_enqueue(client=client, reason="client.key_expired")
+    return len(keys)
 
 
 def client_remove_closes(
@@ -1064,7 +1239,9 @@ def _items_reevaluate(items: QuerySet[AccessRequestItem], *, actor: User | None)
         .select_related("service", *ITEM_PREFETCH)
         .order_by("request__created_at", "pk")
     )
-    with audit_events_batched():
+    decided: dict[Any, list[AccessRequestItem]] = {}  # by vendor
+    now_waiting: dict[Any, list[AccessRequestItem]] = {}  # by request
+    with audit_events_batched(), notifications_batched():
         for item in waiting:
             decision = policy.decide(inputs.context(item, item.request))
             if (decision.status, decision.reason_code, decision.reason_params) == (
@@ -1073,9 +1250,43 @@ def _items_reevaluate(items: QuerySet[AccessRequestItem], *, actor: User | None)
                 item.reason_params,
             ):
                 continue
+            before = item.status
             _item_set(item, decision, actor, approver=_approver(item, item.request))
             granted += decision.approved
+            if item.status in (ItemStatus.APPROVED, ItemStatus.REJECTED):
+                decided.setdefault(item.request.client.vendor_id, []).append(item)
+            elif item.status != before and item.status in (
+                ItemStatus.AWAITING_KOMMUNE,
+                ItemStatus.AWAITING_VENDOR,
+            ):
+                now_waiting.setdefault(item.request_id, []).append(item)
+        for items_of_request in now_waiting.values():
+            _waiting_notify(items_of_request[0].request, items_of_request)
+        for items_of_vendor in decided.values():
+            _reevaluated_notify(items_of_vendor)
     return granted
+
+
+def _reevaluated_notify(items: Sequence[AccessRequestItem]) -> None:
+    """Tell a vendor's admins which of their waiting items the rules decided by themselves (a
+    service opened, a delegation or an instruction came): one notice per change, not per item."""
+    approved = [i for i in items if i.status == ItemStatus.APPROVED]
+    rejected = [i for i in items if i.status == ItemStatus.REJECTED]
+    vendor = items[0].request.client.vendor
+    notify(
+        kind="items_decided",
+        organisation=vendor,
+        roles=[Role.VENDOR_ADMIN],
+        params={
+            "approved": len(approved),
+            "rejected": len(rejected),
+            "approved_items": [_item_notified(i, kommune=True) for i in approved[:NOTIFIED_ITEMS]],
+            "approved_more": max(len(approved) - NOTIFIED_ITEMS, 0),
+            "rejected_items": [_item_notified(i, kommune=True) for i in rejected[:NOTIFIED_ITEMS]],
+            "rejected_more": max(len(rejected) - NOTIFIED_ITEMS, 0),
+        },
+        link="orders:orders",
+    )
 
 
 def _policy_rows_share(*, product_id: Any, kommune_ids: Iterable[Any]) -> dict[Any, Organisation]:
@@ -1270,7 +1481,7 @@ def access_request_create(
 
     inputs = _order_inputs(client=client, kommuner=kommuner, items=items)
     created = []
-    with audit_events_batched():
+    with audit_events_batched(), notifications_batched():
         for kommune in kommuner:
             request = AccessRequest.objects.create(
                 client=client, kommune=kommune, initiated_by=initiated_by, requested_by=actor
@@ -1286,6 +1497,7 @@ def access_request_create(
                 organisation=kommune,
                 after=_request_snapshot(request, request.ordered_items),
             )
+            _waiting_notify(request, request.ordered_items)
             created.append(request)
     return created
 
@@ -1401,6 +1613,7 @@ def access_request_approve(
             organisation=request.kommune,
             after=_request_snapshot(request),
         )
+        _decided_notify(todo[0].request, todo, person=_person(actor))
     return request
 
 
@@ -1439,8 +1652,10 @@ def _items_close(
     decision: policy.Decision,
     action: str,
     refusal: str,
+    reason: str | None = None,
 ) -> AccessRequest:
-    """Give the items that still wait a final decision (rejected or withdrawn)."""
+    """Give the items that still wait a final decision (rejected or withdrawn); a rejection
+    (``reason`` given, maybe empty) is told to the vendor's admins."""
     items = _items_of(request, item_ids)
     todo = [i for i in items if i.status in WAITING_STATUSES]
     if item_ids is not None and len(todo) != len(items):
@@ -1455,6 +1670,8 @@ def _items_close(
             organisation=request.kommune,
             after=_request_snapshot(request),
         )
+        if reason is not None:
+            _decided_notify(todo[0].request, todo, person=_person(actor), reason=reason)
     return request
 
 
@@ -1480,6 +1697,7 @@ def access_request_reject(
         decision=policy.Decision(ItemStatus.REJECTED, code, params),
         action="access_request.rejected",
         refusal=_("Only items that still wait can be rejected."),
+        reason=reason.strip()[:300],
     )
 
 
@@ -1686,6 +1904,18 @@ def grant_revoke(*, grant: Grant, actor: User, reason: str = "") -> Grant:
     )
 
 
+def grants_revoke(
+    grants: QuerySet[Grant], *, actor: User | None, code: str, params: dict[str, Any]
+) -> list[Grant]:
+    """Revoke the live grants among ``grants`` for the reason ``code`` (of
+    ``policy.GRANT_REASONS``), in the caller's transaction: the one revocation path (audit
+    events, the gateway closed after COMMIT, a job per client) for the apps above this one
+    (recertification). Returns those it revoked; grants no longer live are left alone."""
+    return _grants_revoke(
+        grants.filter(status__in=LIVE_GRANT_STATUSES), actor=actor, code=code, params=params
+    )
+
+
 # --- Changes of a product's type or a kommune's EPJ ---------------------------------------------
 
 
@@ -1849,6 +2079,13 @@ def vendor_suspend(*, vendor: Organisation, actor: User, reason: str) -> Suspens
     SuspendedGrant.objects.bulk_create(
         SuspendedGrant(suspension=suspension, grant=grant) for grant in closed
     )
+    notify(
+        kind="vendor_suspended",
+        organisation=vendor,
+        roles=[Role.VENDOR_ADMIN],
+        params={"vendor": vendor.name, "reason": reason, "grants": len(closed)},
+        link="orders:dashboard",
+    )
     audit_event_record(
         actor=actor,
         action="vendor.suspended",
@@ -1885,6 +2122,13 @@ def vendor_suspension_lift(*, vendor: Organisation, actor: User) -> Suspension |
     vendor.suspended_at = None
     vendor.save(update_fields=["suspended_at", "updated_at"])
     restored, refused = _suspended_grants_restore(suspension, actor=actor)
+    notify(
+        kind="vendor_suspension_lifted",
+        organisation=vendor,
+        roles=[Role.VENDOR_ADMIN],
+        params={"vendor": vendor.name, "restored": restored, "not_restored": refused},
+        link="orders:dashboard",
+    )
     audit_event_record(
         actor=actor,
         action="vendor.suspension_lifted",

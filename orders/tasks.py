@@ -17,3 +17,9 @@ def expire_delegations() -> int:
 def release_available_items() -> int:
     """Grant items that waited for their service to open."""
     return services.items_release_available()
+
+
+@shared_task(name="orders.client_keys_age_check")
+def client_keys_age_check() -> int:
+    """Warn of keys near the key lifetime (or their expiry) and close those past it."""
+    return services.client_keys_age_check()

@@ -3,7 +3,16 @@ from __future__ import annotations
 from django.urls import include, path
 
 from orders import views
-from orders.views import instruction, kommune, nhn, ordering, suspension, vendor
+from orders.views import (
+    instruction,
+    kommune,
+    nhn,
+    ordering,
+    overview,
+    register,
+    suspension,
+    vendor,
+)
 
 app_name = "orders"
 urlpatterns = [
@@ -15,4 +24,6 @@ urlpatterns = [
     path("o/<str:orgnr>/", include(instruction.urlpatterns)),
     path("o/<str:orgnr>/", include(ordering.urlpatterns)),
     path("o/<str:orgnr>/", include(suspension.urlpatterns)),
+    path("o/<str:orgnr>/", include(overview.urlpatterns)),
+    path("o/<str:orgnr>/", include(register.urlpatterns)),
 ]

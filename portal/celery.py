@@ -31,6 +31,13 @@ app.conf.beat_schedule = {
     # Expiry and opening dates are days: a few minutes' delay is well inside their precision.
     "expire-delegations": {"task": "orders.expire_delegations", "schedule": 300.0},
     "release-available-items": {"task": "orders.release_available_items", "schedule": 300.0},
+    # E-mails whose message was lost (the broker was down, a worker died) are sent on.
+    "notifications-sweep": {"task": "notifications.sweep", "schedule": 30.0},
+    # Key age is counted in days; hourly, so a warning or the limit is at most an hour late.
+    "client-keys-age-check": {"task": "orders.client_keys_age_check", "schedule": 3600.0},
+    # Recertification counts days; checked hourly (idempotent), so a lapse or a reminder is at
+    # most an hour into its day, and a beat that was down catches up soon.
+    "recertification-check": {"task": "recertification.check", "schedule": 3600.0},
     # A switch date is a day; hourly, so a beat that was down at midnight catches up soon.
     "apply-epj-switches": {"task": "tenants.epj_switches_apply", "schedule": 3600.0},
 }

@@ -11,9 +11,10 @@ from typing import Any
 
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
-from django.utils.functional import Promise
+from django.utils.functional import Promise, SimpleLazyObject
 from django.utils.translation import gettext_lazy as _
 
+from notifications.models import Notification
 from orders.models import AccessRequestItem, ItemStatus
 from tenants.models import Membership, Organisation
 from tenants.pages import Acting
@@ -32,6 +33,7 @@ MENU: dict[str, list[tuple[Promise, str, str]]] = {
         (_("Delegations"), "orders:delegations", ""),
         (_("Approvals"), "orders:approvals", "awaiting_kommune"),
         (_("Access"), "orders:access", ""),
+        (_("Recertification"), "recertification:page", ""),
         (_("People"), "tenants:people", ""),
         (_("EHR switch"), "tenants:epj", ""),
     ],
@@ -46,6 +48,8 @@ MENU: dict[str, list[tuple[Promise, str, str]]] = {
     OPERATOR: [
         (_("Overview"), "orders:dashboard", ""),
         (_("Access matrix"), "orders:matrix", ""),
+        (_("National overview"), "orders:national", ""),
+        (_("EHR switches"), "orders:epj_register", ""),
         (_("Organisations"), "tenants:organisations", ""),
         (_("Product verification"), "tenants:product_verification", ""),
         (_("Catalogue"), "orders:availability", ""),
@@ -92,10 +96,22 @@ def menu(request: HttpRequest, acting: Acting) -> list[NavItem]:
     return items
 
 
+def _unread(request: HttpRequest) -> int:
+    """The person's unread notifications, for the header (one indexed count, when shown)."""
+    return Notification.objects.visible_to(request.user).unread().count()
+
+
 def navigation(request: HttpRequest) -> dict[str, Any]:
+    # Lazy: counted only when a template shows it (the header, for a logged-in person).
+    unread = SimpleLazyObject(lambda: _unread(request))
     acting: Acting | None = getattr(request, "acting", None)
     if acting is None or not request.user.is_authenticated:
-        return {"acting": None, "nav_items": [], "my_organisations": []}
+        return {
+            "acting": None,
+            "nav_items": [],
+            "my_organisations": [],
+            "notifications_unread": unread,
+        }
     memberships = (
         Membership.objects.of_user(request.user)
         .select_related("organisation")
@@ -105,4 +121,5 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
         "acting": acting,
         "nav_items": menu(request, acting),
         "my_organisations": memberships,
+        "notifications_unread": unread,
     }

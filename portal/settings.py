@@ -86,7 +86,9 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "audit",
     "tenants",
+    "notifications",
     "orders",
+    "recertification",
     "provisioning",
 ]
 
@@ -262,6 +264,10 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
 # NHN's synthetic test organisations (e.g. 314159265) fail the mod-11 check; test environments
 # switch the check off.
 TILGANG_STRICT_ORGNR = env_bool("TILGANG_STRICT_ORGNR", True)
+# The last year in which NHN recommends that a kommune switching EPJ goes straight for the new
+# information services (the vendor webinar of 11 December 2025: they open through 2026). A switch
+# in a later year gets one of the VKP paths (``tenants.transition``).
+TILGANG_NEW_SERVICES_YEAR = int(os.getenv("TILGANG_NEW_SERVICES_YEAR", "2026"))
 
 # --- REST API -----------------------------------------------------------------------------------
 REST_FRAMEWORK: dict[str, Any] = {
@@ -323,7 +329,13 @@ CELERY_TASK_ALWAYS_EAGER = False
 # on the default queue it waited behind jobs that each hold a process for the authorization
 # server's read timeout, and behind the reconciler. Routed by name, so ``send_task`` follows it.
 PROVISIONING_GATEWAY_CLOSE_QUEUE = "gateway_close"
-CELERY_TASK_ROUTES = {"provisioning.gateway_close": {"queue": PROVISIONING_GATEWAY_CLOSE_QUEUE}}
+# E-mails go out from a worker of their own (the Procfile's ``mailer``): an SMTP server that
+# does not answer holds that worker, never the provisioning jobs.
+NOTIFICATIONS_QUEUE = "notifications"
+CELERY_TASK_ROUTES = {
+    "provisioning.gateway_close": {"queue": PROVISIONING_GATEWAY_CLOSE_QUEUE},
+    "notifications.email_send": {"queue": NOTIFICATIONS_QUEUE},
+}
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
@@ -343,6 +355,52 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_DB_REUSE_MAX = 1000
 # Readiness probes must answer quickly when the broker is down.
 CELERY_BROKER_CONNECTION_TIMEOUT = float(os.getenv("CELERY_BROKER_CONNECTION_TIMEOUT", "2"))
+
+# --- Notifications: e-mail through Django's mail framework, and the list in the portal --------
+# SMTP when EMAIL_HOST is set, and always in production; in development without it, each e-mail
+# is a file under var/mail/ (``EMAIL_BACKEND`` chooses any other Django backend, e.g. console).
+EMAIL_HOST = os.getenv("EMAIL_HOST", "")
+EMAIL_BACKEND = os.getenv("EMAIL_BACKEND") or (
+    "django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST or not DEBUG
+    else "django.core.mail.backends.filebased.EmailBackend"
+)
+EMAIL_HOST = EMAIL_HOST or "localhost"
+EMAIL_PORT = int(os.getenv("EMAIL_PORT", "25"))
+EMAIL_HOST_USER = os.getenv("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = (
+    Path(path).read_text().strip()
+    if (path := os.getenv("EMAIL_HOST_PASSWORD_FILE"))
+    else os.getenv("EMAIL_HOST_PASSWORD", "")
+)
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = int(os.getenv("EMAIL_TIMEOUT", "10"))
+EMAIL_FILE_PATH = VAR_DIR / "mail"
+DEFAULT_FROM_EMAIL = os.getenv("DEFAULT_FROM_EMAIL", "Tilgang <tilgang@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+NOTIFICATIONS_MESSAGE_ID_DOMAIN = os.getenv("NOTIFICATIONS_MESSAGE_ID_DOMAIN", "tilgang.local")
+NOTIFICATIONS_EMAIL_MAX_ATTEMPTS = int(os.getenv("NOTIFICATIONS_EMAIL_MAX_ATTEMPTS", "20"))
+NOTIFICATIONS_EMAIL_BACKOFF_MAX_SECONDS = int(
+    os.getenv("NOTIFICATIONS_EMAIL_BACKOFF_MAX_SECONDS", "1800")
+)
+# A worker killed while sending lets its e-mails go after this; the sweep sends them again.
+NOTIFICATIONS_EMAIL_LEASE_SECONDS = int(os.getenv("NOTIFICATIONS_EMAIL_LEASE_SECONDS", "120"))
+NOTIFICATIONS_EMAIL_REQUEUE_SECONDS = int(os.getenv("NOTIFICATIONS_EMAIL_REQUEUE_SECONDS", "60"))
+
+# --- Key age: a client's public key is accepted for this long after it was added -------------
+CLIENT_KEY_LIFETIME_DAYS = int(os.getenv("CLIENT_KEY_LIFETIME_DAYS", "365"))
+# The vendor's admins are warned this many days before a key reaches its limit, once each.
+CLIENT_KEY_WARNING_DAYS = sorted(
+    (int(day) for day in env_list("CLIENT_KEY_WARNING_DAYS", "30,7")), reverse=True
+)
+
+# --- Recertification: a kommune confirms each vendor's access again every this many months ---
+RECERTIFICATION_MONTHS = int(os.getenv("RECERTIFICATION_MONTHS", "12"))
+# The kommune's admins are reminded this many days before a vendor's access lapses, once each.
+RECERTIFICATION_REMINDER_DAYS = sorted(
+    (int(day) for day in env_list("RECERTIFICATION_REMINDER_DAYS", "30,7")), reverse=True
+)
 
 # --- Logging: to stderr; secrets are never logged -----------------------------------------------
 LOGGING = {

@@ -6,6 +6,9 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from notifications.api.views import NotificationViewSet
+from orders.api.overview import overview
+from orders.api.register import EpjRegisterViewSet
 from orders.api.views import (
     AccessRequestViewSet,
     ClientViewSet,
@@ -18,8 +21,10 @@ from orders.api.views import (
 )
 from portal.health import healthz, readyz
 from provisioning.api.views import ProvisioningJobViewSet
+from recertification.api.views import RecertificationViewSet
 from tenants.api.audit import AuditEventViewSet
 from tenants.api.views import MembershipViewSet, OrganizationViewSet, ProductViewSet
+from tenants.views.language import set_language
 
 router = DefaultRouter()
 router.register("services", ServiceViewSet, basename="service")
@@ -33,6 +38,9 @@ router.register("access-requests", AccessRequestViewSet, basename="access-reques
 router.register("grants", GrantViewSet, basename="grant")
 router.register("audit-events", AuditEventViewSet, basename="audit-event")
 router.register("provisioning-jobs", ProvisioningJobViewSet, basename="provisioning-job")
+router.register("notifications", NotificationViewSet, basename="notification")
+router.register("epj-register", EpjRegisterViewSet, basename="epj-register")
+router.register("recertifications", RecertificationViewSet, basename="recertification")
 
 handler400 = "portal.api.bad_request"
 
@@ -40,8 +48,11 @@ urlpatterns = [
     path("", include("tenants.urls")),
     path("", include("orders.urls")),
     path("", include("provisioning.urls")),
+    path("", include("notifications.urls")),
+    path("", include("recertification.urls")),
     path("oidc/", include("mozilla_django_oidc.urls")),
-    path("i18n/", include("django.conf.urls.i18n")),
+    # Django's language switch, which also keeps a logged-in person's choice for their e-mails.
+    path("i18n/setlang/", set_language, name="set_language"),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
@@ -56,5 +67,6 @@ urlpatterns = [
         organization_lift_suspension,
         name="organization-lift-suspension",
     ),
+    path("api/v1/overview/", overview, name="overview"),
     path("api/v1/", include(router.urls)),
 ]

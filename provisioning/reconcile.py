@@ -6,19 +6,23 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import logging
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import requests
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from audit.services import audit_event_record
+from notifications.services import notify
 from orders.models import Grant, GrantStatus, Service
+from orders.services import in_each_language
 from provisioning.authserver import (
     AuthServerClient,
     AuthServerUnavailable,
@@ -33,7 +37,8 @@ from provisioning.gateway import (
 )
 from provisioning.models import ClientRegistration
 from provisioning.runner import gateway, job_run_now
-from tenants.models import OAuthClient
+from tenants.forms.audit import action_label
+from tenants.models import OAuthClient, Role
 
 logger = logging.getLogger(__name__)
 ACTOR = "system:reconciler"
@@ -127,7 +132,33 @@ def reconcile(*, authserver: AuthServerClient | None = None) -> Report:
         except GatewayUnavailable as exc:
             report.errors.append(f"gateway: {exc}")
         _authorization_server(report, authserver or AuthServerClient())
+    if report.heals:
+        _heals_notify(report)
     return report
+
+
+def _heals_notify(report: Report) -> None:
+    """Tell NHN's operators what one run healed: one notice per run, each kind of heal counted
+    (the audit trail has each heal)."""
+    counts = Counter(report.heals)
+    with transaction.atomic():
+        notify(
+            kind="reconciler_healed",
+            organisation=None,
+            roles=[Role.NHN_OPERATOR],
+            params={
+                "total": len(report.heals),
+                "heals": [
+                    {
+                        "action": action,
+                        "label": in_each_language(functools.partial(action_label, action)),
+                        "count": count,
+                    }
+                    for action, count in sorted(counts.items())
+                ],
+            },
+            link="tenants:audit",
+        )
 
 
 @contextlib.contextmanager
@@ -330,7 +361,7 @@ def _registration_drift(
     key is not registered: that is no drift (its keys all expired: it stays closed)."""
     registration: ClientRegistration | None = getattr(client, "registration", None)
     now = timezone.now()
-    valid = {k.kid for k in client.keys.all() if k.expires_at is None or k.expires_at > now}
+    valid = {k.kid for k in client.keys.all() if k.is_valid(now)}
     if client.removed_at is not None:
         return "registered though removed" if registration is not None else ""
     if registration is None:

@@ -28,6 +28,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from audit.services import audit_event_record, audit_events_batched
+from notifications.services import notify
 from orders.models import PASSING_GRANT_STATUSES, Grant, GrantStatus, ProvisioningJob
 from orders.services import provisioning_job_send_on_commit
 from portal.exceptions import Conflict
@@ -41,7 +42,7 @@ from provisioning.authserver import (
 from provisioning.gateway import Entry, GatewayError, GatewayUnavailable, HAProxyGateway
 from provisioning.models import ClientRegistration
 from provisioning.settings import gateway_config
-from tenants.models import OAuthClient
+from tenants.models import OAuthClient, Role
 
 logger = logging.getLogger(__name__)
 
@@ -404,6 +405,7 @@ def _fail(
                 lease_expires_at=None,
             )
             failed = _grants_fail(job, message, now, reason)
+            _failure_notify(job, message, failed)
     except LeaseLost as exc:
         logger.warning("%s; this worker stops", exc)
         return
@@ -412,6 +414,33 @@ def _fail(
         _close_at_gateway(failed)
     except (GatewayUnavailable, GatewayError) as exc:  # the reconciler closes them later
         logger.warning("provisioning job %s: closing failed grants: %s", job.pk, exc)
+
+
+def _failure_notify(job: ProvisioningJob, message: str, failed: list[Grant]) -> None:
+    """Tell the client's vendor (its admins) and NHN's operators that the job failed, in the
+    transaction that records it."""
+    client = job.client
+    notify(
+        kind="provisioning_failed",
+        organisation=client.vendor,
+        roles=[Role.VENDOR_ADMIN],
+        params={"client": client.name, "grants": len(failed), "error": message[:500]},
+        link="orders:client",
+        link_args={"client_id": client.pk},
+    )
+    notify(
+        kind="job_failed",
+        organisation=None,
+        roles=[Role.NHN_OPERATOR],
+        params={
+            "client": client.name,
+            "vendor": client.vendor.name,
+            "attempts": job.attempts,
+            "error": message[:500],
+        },
+        link="provisioning:job",
+        link_args={"job_id": job.pk},
+    )
 
 
 def _grants_move(
@@ -656,7 +685,8 @@ def _state_of(client: OAuthClient, now: datetime.datetime, *, resync: bool = Fal
     operator's retry of the job makes them pending again). ``resync``: a retry opens the
     active grants at the gateway again, in case the failed attempt had not."""
     all_keys = list(client.keys.all())
-    keys = [key.jwk for key in all_keys if key.expires_at is None or key.expires_at > now]
+    # A key past its own expiry or the key lifetime is left out: no longer accepted.
+    keys = [key.jwk for key in all_keys if key.is_valid(now)]
     wanted = client.removed_at is None and bool(keys)
     closing_statuses = [GrantStatus.REVOKING]
     if not wanted:  # nothing may pass for this client any more

@@ -1,8 +1,9 @@
 """The demo after some weeks of use, so that every page has something to show: signed and draft
 instructions, delegations in force, revoked and starting later, orders with every decision of
 the rules, grants active, failed and being revoked, clients with old and new keys, a job that
-gave up, a suspended vendor, a product NHN has not verified, an invitation, an EHR switch plan,
-and the audit trail all of it wrote.
+gave up, a suspended vendor, a product NHN has not verified, an invitation, EHR switch plans (one
+kommune at risk of losing VKP), a vendor whose access Oslo must confirm again soon, and the audit
+trail all of it wrote.
 
 ``make screenshots`` (scripts/screenshots.py) and the browser tests' sweep of every page
 (tests/browser/test_every_page.py) put it on top of ``seed_demo``, each in a database of its
@@ -11,7 +12,7 @@ own: ``make run``'s demo still starts clean.
 What people do goes through the service functions the pages and the API call, as those people;
 only what the provisioning workers and the passing of time do is written directly (a client
 registered at the authorization server, a grant active or failed, a job that gave up, a key
-that is 400 days old).
+that is 400 days old, grants approved eleven months ago).
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from notifications.models import Notice
 from orders import services
 from orders.models import (
     AccessRequest,
@@ -39,6 +42,8 @@ from orders.models import (
     ProvisioningJob,
     Service,
 )
+from recertification.selectors import months_later
+from recertification.services import recertifications_check
 from tenants.models import (
     ClientKey,
     Environment,
@@ -348,6 +353,9 @@ def build() -> Scene:
     Grant.objects.filter(pk__in=[g.pk for g in live]).update(
         status=GrantStatus.ACTIVE, status_changed_at=now - datetime.timedelta(days=20)
     )
+    # The orders were placed weeks ago: the national overview's grants over time show them.
+    Grant.objects.update(created_at=now - datetime.timedelta(days=21))
+    AccessRequest.objects.update(created_at=now - datetime.timedelta(days=21))
     Grant.objects.filter(pk=failed_grant.pk).update(
         status=GrantStatus.FAILED,
         status_changed_at=now - datetime.timedelta(hours=3),
@@ -391,8 +399,30 @@ def build() -> Scene:
         product=oslo.epj_product,
         switch_product=epic,
         switch_date=today + datetime.timedelta(days=120),
+        uses_vkp=True,  # with services it relies on not yet active: on NHN's risk list
         actor=oslo_admin,
     )
+    bergen.refresh_from_db()
+    kommune_epj_set(
+        kommune=bergen,
+        product=bergen.epj_product,
+        switch_product=Product.objects.get(vendor=journal, system_type="EPJ"),
+        switch_date=today + datetime.timedelta(days=500),
+        uses_vkp=False,
+        actor=bergen_admin,
+    )
+    trondheim.refresh_from_db()
+    kommune_epj_set(kommune=trondheim, product=trondheim.epj_product, uses_vkp=True)
+
+    # Nearly a year on: Oslo must confirm Trygghet AS's access again within three weeks (the
+    # clock counts from the approvals, as if they were eleven months ago), and the daily check
+    # has reminded Oslo's admins.
+    due = today + datetime.timedelta(days=20)
+    approved = months_later(due, -settings.RECERTIFICATION_MONTHS)
+    Grant.objects.live().filter(kommune=oslo, client__vendor=trygghet).update(
+        created_at=timezone.make_aware(datetime.datetime.combine(approved, datetime.time(10)))
+    )
+    recertifications_check(now=now)
 
     waiting = _item(order, "episode-of-care.read")
     decided = {
@@ -408,6 +438,8 @@ def build() -> Scene:
         raise RuntimeError(f"the order's items were decided {decided}, not {expected}")
     if not kommune_order.items.filter(status=ItemStatus.AWAITING_VENDOR).exists():
         raise RuntimeError("Oslo's own order does not wait for the vendor's consent")
+    if not Notice.objects.filter(kind="recertification_due", organisation=oslo).exists():
+        raise RuntimeError("Oslo's admins were not reminded to confirm Trygghet AS's access")
     if Grant.objects.filter(Q(client=epic_client), ~Q(status=GrantStatus.REVOKING)).exists():
         raise RuntimeError("the suspension left a grant of the suspended vendor open")
     return Scene(

@@ -114,6 +114,7 @@ SHOTS: list[Shot] = [
     Shot(KOMMUNE_ADMIN, "orders:delegations", "kommune-delegations"),
     Shot(KOMMUNE_ADMIN, "orders:approvals", "kommune-approvals"),
     Shot(KOMMUNE_ADMIN, "orders:access", "kommune-access"),
+    Shot(KOMMUNE_ADMIN, "recertification:page", "kommune-recertification"),
     Shot(KOMMUNE_ADMIN, "orders:catalogue", "catalogue"),
     Shot(VENDOR_ADMIN, "orders:dashboard", "vendor-dashboard"),
     Shot(VENDOR_ADMIN, "orders:clients", "vendor-clients"),

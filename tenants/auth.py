@@ -26,8 +26,8 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 
-from tenants.models import OAuthClient
-from tenants.services import memberships_bind, normalize_email
+from tenants.models import OAuthClient, Profile
+from tenants.services import memberships_bind, normalize_email, person_language_set
 
 logger = logging.getLogger(__name__)
 
@@ -158,6 +158,17 @@ class LoginCallbackView(OIDCAuthenticationCallbackView):
     def login_failure(self) -> HttpResponse:
         messages.error(self.request, _("The login did not succeed. Please try again."))
         response: HttpResponse = super().login_failure()
+        return response
+
+    def login_success(self) -> HttpResponse:
+        """A person's first login keeps the language they see the portal in (their cookie or
+        their browser's) as the language of their e-mails, until they choose another."""
+        response: HttpResponse = super().login_success()
+        user = self.request.user
+        if isinstance(user, User) and not Profile.objects.filter(user=user).exists():
+            language = translation.get_language() or settings.LANGUAGE_CODE
+            if language in dict(settings.LANGUAGES):
+                person_language_set(user=user, language=language)
         return response
 
 

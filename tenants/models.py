@@ -91,6 +91,9 @@ class Organisation(models.Model):
         verbose_name=_("planned EPJ"),
     )
     epj_switch_date = models.DateField(_("planned EPJ switch date"), null=True, blank=True)
+    # Whether the kommune uses VKP (today's welfare-technology hub) today: None until it says.
+    # With the switch date it decides NHN's recommended path (``tenants.transition``).
+    uses_vkp = models.BooleanField(_("uses VKP today"), null=True, blank=True)
     # Set while NHN suspends a vendor: the policy refuses its clients new access. Who suspended it,
     # why, and which grants it closed are kept on ``orders.Suspension`` (orders sits above this
     # app); this is the flag every decision reads with the vendor, at no extra query.
@@ -121,6 +124,7 @@ class Organisation(models.Model):
                     Q(epj_product__isnull=True)
                     & Q(epj_switch_product__isnull=True)
                     & Q(epj_switch_date__isnull=True)
+                    & Q(uses_vkp__isnull=True)
                 ),
                 violation_error_message=_("Only a kommune has an EPJ and EPJ switch plans."),
             ),
@@ -497,8 +501,37 @@ class OAuthClient(models.Model):
         return self.removed_at is None
 
 
+def key_lifetime() -> datetime.timedelta:
+    """How long a client's key is accepted after it was added (``CLIENT_KEY_LIFETIME_DAYS``)."""
+    return datetime.timedelta(days=settings.CLIENT_KEY_LIFETIME_DAYS)
+
+
+def key_warning_window() -> datetime.timedelta:
+    """How long before its end a key is due for rotation: the first warning's days ahead."""
+    days = max(settings.CLIENT_KEY_WARNING_DAYS, default=0)
+    return datetime.timedelta(days=days)
+
+
+class ClientKeyQuerySet(models.QuerySet["ClientKey"]):
+    def valid(self, at: datetime.datetime | None = None) -> ClientKeyQuerySet:
+        """Keys still accepted ``at`` (now): before their own expiry and within the lifetime."""
+        at = at or timezone.now()
+        return self.filter(
+            Q(expires_at__isnull=True) | Q(expires_at__gt=at), created_at__gt=at - key_lifetime()
+        )
+
+    def ending_by(self, at: datetime.datetime) -> ClientKeyQuerySet:
+        """Keys no longer accepted by ``at``: they expire or reach the lifetime by then."""
+        return self.filter(Q(expires_at__lte=at) | Q(created_at__lte=at - key_lifetime()))
+
+
 class ClientKey(models.Model):
-    """One public signing key of a client (a JWK without private members)."""
+    """One public signing key of a client (a JWK without private members).
+
+    A key is accepted until ``valid_until``: its own ``exp`` (``expires_at``), or the key
+    lifetime after it was added, whichever comes first. The provisioning workers leave a key
+    past it out of what the authorization server holds, so it is no longer accepted.
+    """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     client = models.ForeignKey(OAuthClient, models.CASCADE, related_name="keys")
@@ -508,6 +541,8 @@ class ClientKey(models.Model):
     jwk = models.JSONField()
     expires_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ClientKeyQuerySet.as_manager()
 
     class Meta:
         ordering = ["client", "created_at", "kid"]
@@ -519,3 +554,49 @@ class ClientKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kid} ({self.alg})"
+
+    @property
+    def lifetime_ends_at(self) -> datetime.datetime:
+        return self.created_at + key_lifetime()
+
+    @property
+    def valid_until(self) -> datetime.datetime:
+        """When the key stops being accepted: its own expiry or the lifetime's end."""
+        if self.expires_at is not None and self.expires_at < self.lifetime_ends_at:
+            return self.expires_at
+        return self.lifetime_ends_at
+
+    @property
+    def ends_by_age(self) -> bool:
+        """It ends because of its age (the lifetime), not its own expiry."""
+        return self.valid_until == self.lifetime_ends_at
+
+    def is_valid(self, at: datetime.datetime | None = None) -> bool:
+        return self.valid_until > (at or timezone.now())
+
+    def is_due(self, at: datetime.datetime | None = None) -> bool:
+        """Due for rotation: it ends within the warning window."""
+        return self.valid_until <= (at or timezone.now()) + key_warning_window()
+
+
+class Profile(models.Model):
+    """A person's own settings: the language the portal's e-mails speak to them.
+
+    Set when they change the page's language while logged in (the language cookie speaks for
+    one browser only; e-mails go out from workers, which have no browser to ask).
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, models.CASCADE, primary_key=True, related_name="profile"
+    )
+    language = models.CharField(
+        _("language"), max_length=8, choices=settings.LANGUAGES, default=settings.LANGUAGE_CODE
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("profile")
+        verbose_name_plural = _("profiles")
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.language}"

@@ -16,7 +16,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Page, Paginator
 from django.db.models import Model, QuerySet
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponseBase
 
 from tenants.models import ROLE_RANK, Membership, Organisation, Role
 
@@ -54,8 +54,9 @@ def person_of(request: HttpRequest) -> User:
     return request.user
 
 
-View = Callable[Concatenate[HttpRequest, Acting, P], HttpResponse]
-OrgView = Callable[Concatenate[HttpRequest, str, P], HttpResponse]
+# Base responses: a page may stream (a CSV download of its rows).
+View = Callable[Concatenate[HttpRequest, Acting, P], HttpResponseBase]
+OrgView = Callable[Concatenate[HttpRequest, str, P], HttpResponseBase]
 
 
 def organisation_page(
@@ -73,7 +74,7 @@ def organisation_page(
         @functools.wraps(view)
         def page(
             request: HttpRequest, orgnr: str, *args: P.args, **kwargs: P.kwargs
-        ) -> HttpResponse:
+        ) -> HttpResponseBase:
             if not request.user.is_authenticated:
                 return redirect_to_login(request.get_full_path())
             held_by = Membership.objects.roles_of(request.user)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime
+import enum
 from typing import TYPE_CHECKING, Any, cast
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -26,6 +28,7 @@ from tenants.models import (
     Membership,
     Organisation,
     Product,
+    Profile,
     Role,
 )
 
@@ -456,6 +459,22 @@ def memberships_bind(*, user: User, identity: str) -> list[Membership]:
     return pending
 
 
+def person_language_set(*, user: User, language: str) -> Profile:
+    """Remember the language a person reads the portal in, for what reaches them outside it
+    (e-mails). A personal setting, not a change of anyone's access: no audit event.
+    ValidationError for a language the portal does not speak."""
+    if language not in dict(settings.LANGUAGES):
+        raise ValidationError({"language": _("The portal does not speak that language.")})
+    profile, _created = Profile.objects.update_or_create(user=user, defaults={"language": language})
+    return profile
+
+
+def person_language(user: Any) -> str:
+    """The language a person chose (bokmål until they choose)."""
+    language = Profile.objects.filter(user_id=user.pk).values_list("language", flat=True).first()
+    return language or settings.LANGUAGE_CODE
+
+
 def organisation_permissions_sync(*, organisation: Organisation) -> None:
     """Make the guardian object permissions on ``organisation`` match its memberships.
 
@@ -488,6 +507,15 @@ def organisation_permissions_sync(*, organisation: Organisation) -> None:
     request_memo.forget()  # roles and permissions read earlier in this request are stale
 
 
+class Unchanged(enum.Enum):
+    """An argument left out: the value stays as it is."""
+
+    UNCHANGED = "unchanged"
+
+
+UNCHANGED = Unchanged.UNCHANGED
+
+
 @transaction.atomic
 def kommune_epj_set(
     *,
@@ -495,10 +523,13 @@ def kommune_epj_set(
     product: Product | None,
     switch_product: Product | None = None,
     switch_date: datetime.date | None = None,
+    uses_vkp: bool | None | Unchanged = UNCHANGED,
     actor: User | None = None,
 ) -> Organisation:
-    """Record the EPJ a kommune runs and its agreed switch (product and date), for NHN's
-    overview and the policy's Epic rule. ValidationError unless a kommune and EPJ products."""
+    """Record the EPJ a kommune runs, its agreed switch (product and date) and whether it uses
+    VKP today (None: not said; left out: as it was), for NHN's transition register and the
+    policy's Epic rule. ValidationError unless a kommune and EPJ products. Audited as
+    ``kommune.epj_recorded``; only a change of EPJ re-evaluates the kommune's access."""
     if kommune.kind != Organisation.Kind.KOMMUNE:
         raise ValidationError({"kommune": _("Only a kommune has an EPJ.")})
     for field, value in (("epj_product", product), ("switch_product", switch_product)):
@@ -510,16 +541,26 @@ def kommune_epj_set(
         )
     kommune = Organisation.objects.select_for_update().get(pk=kommune.pk)
     before = _epj_snapshot(kommune)
-    _epj_save(kommune, product=product, switch_product=switch_product, switch_date=switch_date)
+    _epj_save(
+        kommune,
+        product=product,
+        switch_product=switch_product,
+        switch_date=switch_date,
+        uses_vkp=kommune.uses_vkp if uses_vkp is UNCHANGED else uses_vkp,
+    )
+    after = _epj_snapshot(kommune)
     audit_event_record(
         actor=actor,
         action="kommune.epj_recorded",
         target=kommune,
         organisation=kommune,
         before=before,
-        after=_epj_snapshot(kommune),
+        after=after,
     )
-    if _epj_snapshot(kommune) != before:
+    # Whether VKP is used decides NHN's advice, not access: only the EPJ fields are the policy's.
+    if {k: v for k, v in after.items() if k != "uses_vkp"} != {
+        k: v for k, v in before.items() if k != "uses_vkp"
+    }:
         policy_inputs_changed(PolicyInputsChanged(actor=actor, kommune=kommune))
     return kommune
 
@@ -530,14 +571,22 @@ def _epj_save(
     product: Product | None,
     switch_product: Product | None,
     switch_date: datetime.date | None,
+    uses_vkp: bool | None,
 ) -> None:
-    """Set and save a (locked) kommune's EPJ and planned switch."""
+    """Set and save a (locked) kommune's EPJ, planned switch and VKP answer."""
     kommune.epj_product = product
     kommune.epj_switch_product = switch_product
     kommune.epj_switch_date = switch_date
+    kommune.uses_vkp = uses_vkp
     kommune.full_clean()
     kommune.save(
-        update_fields=["epj_product", "epj_switch_product", "epj_switch_date", "updated_at"]
+        update_fields=[
+            "epj_product",
+            "epj_switch_product",
+            "epj_switch_date",
+            "uses_vkp",
+            "updated_at",
+        ]
     )
 
 
@@ -548,6 +597,7 @@ def _epj_snapshot(kommune: Organisation) -> dict[str, Any]:
             str(kommune.epj_switch_product_id) if kommune.epj_switch_product_id else None
         ),
         "switch_date": kommune.epj_switch_date.isoformat() if kommune.epj_switch_date else None,
+        "uses_vkp": kommune.uses_vkp,
     }
 
 
@@ -572,7 +622,11 @@ def kommune_epj_switches_apply(*, today: datetime.date | None = None) -> int:
                 continue  # changed since the read above
             before = _epj_snapshot(kommune)
             _epj_save(
-                kommune, product=kommune.epj_switch_product, switch_product=None, switch_date=None
+                kommune,
+                product=kommune.epj_switch_product,
+                switch_product=None,
+                switch_date=None,
+                uses_vkp=kommune.uses_vkp,
             )
             audit_event_record(
                 actor=None,

@@ -1,6 +1,6 @@
-"""Imports go one way: audit at the bottom, then tenants, then orders, then provisioning on top
-(README, "Layout"). A lower app that must reach a higher one does it by name (a Celery task name,
-a dotted path in settings), never by importing it."""
+"""Imports go one way: audit at the bottom, then tenants, notifications, orders, recertification,
+then provisioning on top (README, "Layout"). A lower app that must reach a higher one does it by
+name (a Celery task name, a dotted path in settings), never by importing it."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from tests.components import PROJECT_DIR
 
-LAYERS = ["audit", "tenants", "orders", "provisioning"]
+LAYERS = ["audit", "tenants", "notifications", "orders", "recertification", "provisioning"]
 
 
 def imported_apps(app: str) -> dict[str, set[str]]:

@@ -234,9 +234,13 @@ class DelegationInputSerializer(serializers.Serializer[Any]):
 
 
 class ClientKeySerializer(serializers.ModelSerializer[ClientKey]):
+    # ``expires_at`` is the key's own ``exp``; ``valid_until`` is when it stops being accepted:
+    # that, or the key lifetime after it was added (``created_at``), whichever comes first.
+    valid_until = serializers.DateTimeField(read_only=True)
+
     class Meta:
         model = ClientKey
-        fields = ["kid", "kty", "alg", "expires_at", "jwk"]
+        fields = ["kid", "kty", "alg", "created_at", "expires_at", "valid_until", "jwk"]
         read_only_fields = fields
 
 

@@ -893,11 +893,7 @@ def grant_try(request: HttpRequest, acting: Acting, pk: Any) -> HttpResponse:
         pk=pk,
     )
     now = datetime.datetime.now(tz=datetime.UTC)
-    keys = [
-        key
-        for key in grant.client.keys.order_by("-created_at", "kid")
-        if key.expires_at is None or key.expires_at > now
-    ]
+    keys = [key for key in grant.client.keys.order_by("-created_at", "kid") if key.is_valid(now)]
     title = _("How to call %(service)s for %(kommune)s") % {
         "service": grant.service.name,
         "kommune": grant.kommune.name,

@@ -8,6 +8,7 @@ and change their keys, only admins remove a client.
 from __future__ import annotations
 
 import datetime
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,15 +44,14 @@ from tenants.models import (
     Organisation,
     Product,
     Role,
+    key_lifetime,
+    key_warning_window,
 )
 from tenants.pages import Acting, listing, organisation_page, person_of
 
 VENDOR = (Organisation.Kind.VENDOR,)
 #: Who reads a vendor's pages, and who may register clients and change their keys (as the API).
 MEMBERS = (Role.VENDOR_ADMIN, Role.VENDOR_DEVELOPER)
-#: A key older than this is due for rotation; one that expires within the other soon is too.
-KEY_OLD_AFTER = datetime.timedelta(days=365)
-KEY_EXPIRES_SOON = datetime.timedelta(days=30)
 #: Rows of each list of things that need the vendor on the start page.
 ATTENTION_ROWS = 10
 
@@ -82,6 +82,17 @@ CLIENT_TAGS: dict[str, Tag] = {
     "keys_expired": Tag(gettext_lazy("Keys expired"), "danger"),
 }
 REMOVED_TAG = Tag(gettext_lazy("Removed"), "neutral")
+
+
+def _key_row(key: ClientKey, now: datetime.datetime) -> dict[str, Any]:
+    """A key as the pages show it: accepted until when, expired or due for rotation, and why."""
+    return {
+        "key": key,
+        "expired": not key.is_valid(now),
+        "due": key.is_due(now),
+        "by_age": key.ends_by_age,
+        "days_left": max(math.ceil((key.valid_until - now) / datetime.timedelta(days=1)), 0),
+    }
 
 
 def client_tag(client: OAuthClient) -> Tag:
@@ -229,18 +240,18 @@ def dashboard(request: HttpRequest, acting: Acting) -> HttpResponse:
             .order_by("-status_changed_at", "pk")[: ATTENTION_ROWS + 1]
         )
     )
-    old_keys = [
-        {
-            "key": key,
-            "expired": key.expires_at is not None and key.expires_at <= now,
-            "expires_soon": key.expires_at is not None and key.expires_at <= now + KEY_EXPIRES_SOON,
-            "old": key.created_at <= now - KEY_OLD_AFTER,
-        }
-        for key in ClientKey.objects.filter(client__in=clients.active())
-        .filter(Q(created_at__lte=now - KEY_OLD_AFTER) | Q(expires_at__lte=now + KEY_EXPIRES_SOON))
-        .select_related("client")
-        .order_by("expires_at", "created_at", "pk")[: ATTENTION_ROWS + 1]
-    ]
+    # One rule with the warnings and the workers: a key ends at its own expiry or at the key
+    # lifetime, and is due for rotation within the first warning's days of that.
+    old_keys = sorted(
+        (
+            _key_row(key, now)
+            for key in ClientKey.objects.filter(client__in=clients.active())
+            .ending_by(now + key_warning_window())
+            .select_related("client")
+            .order_by("created_at", "pk")[: ATTENTION_ROWS + 1]
+        ),
+        key=lambda row: row["key"].valid_until,
+    )
     requests = AccessRequest.objects.visible_to(request.user).filter(
         client__vendor=acting.organisation
     )
@@ -285,7 +296,8 @@ def dashboard(request: HttpRequest, acting: Acting) -> HttpResponse:
             "awaiting_vendor_total": waiting.get(ItemStatus.AWAITING_VENDOR, 0),
             "stuck": [(ItemStatus(status).label, n) for status, n in stuck],
             "attention": attention,
-            "key_old_days": KEY_OLD_AFTER.days,
+            "key_lifetime_days": key_lifetime().days,
+            "key_warning_days": key_warning_window().days,
             "has_products": Product.objects.filter(vendor=acting.organisation).exists(),
         },
     )
@@ -389,15 +401,7 @@ def client_detail(request: HttpRequest, acting: Acting, client_id: Any) -> HttpR
     client = _client(request, acting, client_id)
     keys = list(client.keys.order_by("created_at", "kid"))
     now = timezone.now()
-    key_rows = [
-        {
-            "key": key,
-            "expired": key.expires_at is not None and key.expires_at <= now,
-            "old": key.created_at <= now - KEY_OLD_AFTER
-            or (key.expires_at is not None and key.expires_at <= now + KEY_EXPIRES_SOON),
-        }
-        for key in keys
-    ]
+    key_rows = [_key_row(key, now) for key in keys]
     show = request.GET.get("show", "")
     grants = Grant.objects.visible_to(request.user).filter(client=client)
     if show != "all":

@@ -50,6 +50,7 @@ class OrganizationSerializer(serializers.ModelSerializer[Organisation]):
             "kommune",
             "epj_product",
             "epj_switch",
+            "uses_vkp",
             "my_roles",
             "suspended_at",
         ]
@@ -180,3 +181,8 @@ class EpjPlanInputSerializer(serializers.Serializer[Any]):
         required=False, allow_null=True, help_text="The EPJ the kommune has agreed to switch to."
     )
     switch_date = serializers.DateField(required=False, allow_null=True)
+    uses_vkp = serializers.BooleanField(
+        required=False,
+        allow_null=True,
+        help_text="Whether the kommune uses VKP today (null: not said). Left out: unchanged.",
+    )

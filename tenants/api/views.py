@@ -89,7 +89,8 @@ class OrganizationViewSet(
     @extend_schema(request=EpjPlanInputSerializer, responses=OrganizationSerializer)
     @action(detail=True, methods=["put"])
     def epj(self, request: Request, orgnr: str) -> Response:
-        """A kommune admin records the EPJ in use and the agreed switch (product and date)."""
+        """A kommune admin records the EPJ in use, the agreed switch (product and date) and
+        whether the kommune uses VKP today: its row of NHN's EPJ transition register."""
         kommune = self.get_object()
         require_admin(request.user, kommune)
         data = EpjPlanInputSerializer(data=request.data)
@@ -110,6 +111,7 @@ class OrganizationViewSet(
             product=product("epj_product"),
             switch_product=product("switch_product"),
             switch_date=data.validated_data.get("switch_date"),
+            uses_vkp=data.validated_data.get("uses_vkp", services.UNCHANGED),
             actor=authenticated_user(request),
         )
         return Response(OrganizationSerializer(self.get_queryset().get(pk=kommune.pk)).data)

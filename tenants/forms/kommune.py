@@ -9,6 +9,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from tenants.models import Organisation, Product
+from tenants.transition import EpjPath, epj_path
 
 
 class EpjProductField(forms.ModelChoiceField):  # type: ignore[type-arg]
@@ -25,6 +26,15 @@ def _epj_products() -> Any:
         .select_related("vendor")
         .order_by("name", "vendor__name")
     )
+
+
+#: The answers to "do you use VKP today?", as the form sends them ("" is not said).
+VKP_CHOICES = [("yes", _("Yes")), ("no", _("No")), ("", _("Not recorded"))]
+
+
+def vkp_answer(uses_vkp: bool | None) -> str:
+    """The form's value for a kommune's ``uses_vkp``."""
+    return "" if uses_vkp is None else ("yes" if uses_vkp else "no")
 
 
 class EpjForm(forms.Form):
@@ -51,6 +61,18 @@ class EpjForm(forms.Form):
         help_text=_("The day the new EPJ is taken into use."),
         widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
     )
+    uses_vkp = forms.TypedChoiceField(
+        required=False,
+        label=_("Do you use VKP today?"),
+        help_text=_(
+            "VKP is NHN's welfare-technology hub (Velferdsteknologisk knutepunkt). NHN's advice "
+            "for a switch in a later year depends on it."
+        ),
+        choices=VKP_CHOICES,
+        coerce=lambda value: value == "yes",
+        empty_value=None,
+        widget=forms.RadioSelect,
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -63,13 +85,23 @@ class EpjForm(forms.Form):
             "epj_product": kommune.epj_product_id,
             "switch_product": kommune.epj_switch_product_id,
             "switch_date": kommune.epj_switch_date,
+            "uses_vkp": vkp_answer(kommune.uses_vkp),
         }
 
 
-def recommendation(switch_date: datetime.date | None) -> tuple[str, list[str]]:
+def recommendation(
+    switch_date: datetime.date | None, uses_vkp: bool | None = None
+) -> tuple[str, list[str]]:
     """NHN's advice for the switch (vendor webinar of 11 December 2025): a heading and its
-    paragraphs, by the year of the planned switch."""
-    if switch_date is None:
+    paragraphs, for the path ``tenants.transition.epj_path`` gives the switch."""
+    path = epj_path(switch_date=switch_date, uses_vkp=uses_vkp)
+    contact = str(
+        _(
+            "Contact NHN's customer centre (kundesenter@nhn.no) with «VKP» in the "
+            "subject and a short description of your situation."
+        )
+    )
+    if switch_date is None or path == EpjPath.NO_SWITCH:
         return (
             str(_("No switch planned")),
             [
@@ -88,16 +120,18 @@ def recommendation(switch_date: datetime.date | None) -> tuple[str, list[str]]:
                 ),
             ],
         )
-    if switch_date.year <= 2026:
+    year = {"year": switch_date.year}
+    if path == EpjPath.NEW_SERVICES:
         return (
-            str(_("Switching in 2026: use the new information services")),
+            str(_("Switching in %(year)s: use the new information services") % year),
             [
                 str(
                     _(
-                        "NHN recommends that a kommune switching EPJ in 2026 goes for the new "
-                        "information services, not VKP. No integration is built from today's "
-                        "VKP to new EPJ versions."
+                        "NHN recommends that a kommune switching EPJ in %(year)s goes for the "
+                        "new information services, not VKP. No integration is built from "
+                        "today's VKP to new EPJ versions."
                     )
+                    % year
                 ),
                 str(
                     _(
@@ -109,8 +143,34 @@ def recommendation(switch_date: datetime.date | None) -> tuple[str, list[str]]:
                 ),
             ],
         )
+    if path == EpjPath.INTEGRATE_VKP:
+        return (
+            str(_("Switching in %(year)s, with VKP: integration with VKP") % year),
+            [
+                str(
+                    _(
+                        "You use VKP today, so NHN will consider integrating your EPJ with VKP "
+                        "until you switch."
+                    )
+                ),
+                contact,
+            ],
+        )
+    if path == EpjPath.CONSIDER_VKP:
+        return (
+            str(_("Switching in %(year)s, without VKP: consider VKP onboarding") % year),
+            [
+                str(
+                    _(
+                        "You do not use VKP today, so NHN will consider VKP onboarding and "
+                        "integration with VKP until you switch."
+                    )
+                ),
+                contact,
+            ],
+        )
     return (
-        str(_("Switching in 2027 or later: VKP in the meantime")),
+        str(_("Switching in %(year)s: VKP in the meantime") % year),
         [
             str(
                 _(
@@ -119,11 +179,7 @@ def recommendation(switch_date: datetime.date | None) -> tuple[str, list[str]]:
                     "integration with VKP."
                 )
             ),
-            str(
-                _(
-                    "Contact NHN's customer centre (kundesenter@nhn.no) with «VKP» in the "
-                    "subject and a short description of your situation."
-                )
-            ),
+            str(_("Tell NHN below whether you use VKP today, so the advice can be precise.")),
+            contact,
         ],
     )

@@ -25,7 +25,8 @@ KOMMUNE = (Organisation.Kind.KOMMUNE,)
 
 @organisation_page(kinds=KOMMUNE, roles=(Role.KOMMUNE_ADMIN, Role.KOMMUNE_READER))
 def epj(request: HttpRequest, acting: Acting) -> HttpResponse:
-    """The EPJ the kommune runs, its planned switch, and NHN's recommendation for that date."""
+    """The EPJ the kommune runs, its planned switch, whether it uses VKP, and NHN's
+    recommendation for that switch."""
     may_change = acting.can(Role.KOMMUNE_ADMIN)
     if request.method == "POST" and not may_change:
         raise PermissionDenied
@@ -42,6 +43,7 @@ def epj(request: HttpRequest, acting: Acting) -> HttpResponse:
                 product=form.cleaned_data["epj_product"],
                 switch_product=form.cleaned_data["switch_product"],
                 switch_date=form.cleaned_data["switch_date"],
+                uses_vkp=form.cleaned_data["uses_vkp"],
                 actor=person_of(request),
             )
         except (ValidationError, PermissionDenied, Conflict) as error:
@@ -55,7 +57,7 @@ def epj(request: HttpRequest, acting: Acting) -> HttpResponse:
                 ),
             )
             return redirect("tenants:epj", acting.orgnr)
-    heading, advice = recommendation(kommune.epj_switch_date)
+    heading, advice = recommendation(kommune.epj_switch_date, kommune.uses_vkp)
     return render(
         request,
         "tenants/kommune/epj.html",

@@ -25,17 +25,19 @@ from django.utils import translation
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, expect
 
+from notifications.models import Notification
 from orders.models import Product
 from scripts import demo_scene
 from scripts.demo_scene import Scene
 from scripts.screenshots import preview_order
+from tenants.models import Organisation
 from tests.browser.helpers import LANGUAGES, base_url, check_page, login, set_language
 
 pytestmark = pytest.mark.integration
 
 #: The apps whose URLs are pages of the portal (the API, the login's callbacks and the probes
 #: are not).
-APPS = ("tenants", "orders", "provisioning")
+APPS = ("tenants", "notifications", "orders", "recertification", "provisioning")
 
 # Who reads the pages: the demo's people.
 VISITOR = None
@@ -104,6 +106,15 @@ Entry = tuple[Visit, ...] | PostOnly | Redirects | Fragment
 
 def product(scene: Scene) -> Product:
     return Product.objects.get(vendor=scene.trygghet)
+
+
+def notification_of(organisation: Organisation) -> Notification:
+    """The newest notification its people got (the demo's own, e.g. an order to consent to)."""
+    notification = (
+        Notification.objects.filter(organisation=organisation).order_by("-created_at").first()
+    )
+    assert notification is not None, f"the demo told {organisation.name} nothing"
+    return notification
 
 
 def suggest_vendor(page: Page, scene: Scene) -> None:
@@ -176,6 +187,7 @@ SWEEP: dict[str, Entry] = {
         Visit(KOMMUNE, lambda s: {"pk": s.active_grant.pk}, shows=lambda s: s.client.name),
     ),
     "tenants:epj": (Visit(KOMMUNE, shows=lambda s: s.suspended.name),),
+    "recertification:page": (Visit(KOMMUNE, shows=lambda s: s.trygghet.name),),
     # --- A vendor's admin ---
     "tenants:products": (Visit(VENDOR, shows=lambda s: product(s).name),),
     "tenants:product_new": (Visit(VENDOR),),
@@ -235,6 +247,25 @@ SWEEP: dict[str, Entry] = {
     "orders:vendor_suspend": PostOnly(NHN, lambda s: {"vendor_orgnr": s.trygghet.orgnr}),
     "orders:vendor_lift": PostOnly(NHN, lambda s: {"vendor_orgnr": s.suspended.orgnr}),
     "tenants:audit": (Visit(NHN, shows=lambda s: s.oslo.name),),
+    # --- Everyone's own notifications ---
+    "notifications:list": (
+        Visit(VENDOR, shows=lambda s: s.oslo.name),
+        Visit(KOMMUNE, query="show=unread", shows=lambda s: s.trygghet.name),
+    ),
+    "notifications:notification": (
+        Visit(
+            VENDOR, lambda s: {"pk": notification_of(s.trygghet).pk}, shows=lambda s: s.oslo.name
+        ),
+    ),
+    "notifications:read_all": PostOnly(VENDOR),
+    "orders:national": (
+        Visit(NHN, shows=lambda s: s.active_grant.service.name),
+        Visit(NHN, query="months=3&interval=day"),
+    ),
+    "orders:epj_register": (
+        Visit(NHN, shows=lambda s: s.oslo.name),  # on the risk list
+        Visit(NHN, query="vkp=no", shows=lambda s: s.bergen.name),
+    ),
 }
 #: Pages of the portal outside its apps: the login, which leads to the provider's page.
 OUTSIDE_THE_APPS = {"oidc_authentication_init"}

@@ -443,6 +443,66 @@ MATRIX: list[Row] = [
             "anonymous": 401,
         },
     ),
+    (
+        "GET",
+        "epj-register-detail",
+        {
+            "kommune_admin": 200,
+            "kommune_reader": 200,
+            "other_kommune_admin": 404,
+            "vendor_admin": 404,
+            "vendor_developer": 404,
+            "other_vendor_admin": 404,
+            "nhn_auditor": 200,
+            "nhn_operator": 200,
+            "anonymous": 401,
+        },
+    ),
+    (
+        "GET",
+        "overview",
+        {
+            "kommune_admin": 403,
+            "kommune_reader": 403,
+            "other_kommune_admin": 403,
+            "vendor_admin": 403,
+            "vendor_developer": 403,
+            "other_vendor_admin": 403,
+            "nhn_auditor": 200,
+            "nhn_operator": 200,
+            "anonymous": 401,
+        },
+    ),
+    (
+        "GET",
+        "recertification-list",  # scoped: the kommune's members and NHN staff
+        {
+            "kommune_admin": 200,
+            "kommune_reader": 200,
+            "other_kommune_admin": 200,
+            "vendor_admin": 200,
+            "vendor_developer": 200,
+            "other_vendor_admin": 200,
+            "nhn_auditor": 200,
+            "nhn_operator": 200,
+            "anonymous": 401,
+        },
+    ),
+    (
+        "POST",
+        "recertification-confirm",  # the consent is the kommune's: NHN reads, never confirms
+        {
+            "kommune_admin": 200,
+            "kommune_reader": 403,
+            "other_kommune_admin": 404,
+            "vendor_admin": 404,
+            "vendor_developer": 404,
+            "other_vendor_admin": 404,
+            "nhn_auditor": 403,
+            "nhn_operator": 403,
+            "anonymous": 401,
+        },
+    ),
 ]
 
 
@@ -536,6 +596,7 @@ def url_args(route: str, state: State) -> list[Any]:
     targets: dict[str, Callable[[], list[Any]]] = {
         "organization-detail": lambda: [world.kommune.orgnr],
         "organization-epj": lambda: [world.kommune.orgnr],
+        "epj-register-detail": lambda: [world.kommune.orgnr],
         "instruction-detail": lambda: [world.instruction.pk],
         "instruction-sign": lambda: [state.draft.pk],
         "delegation-detail": lambda: [world.delegation.pk],

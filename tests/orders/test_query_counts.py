@@ -18,17 +18,20 @@ from typing import Any
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
 from orders import services
 from orders.models import Grant, ProvisioningJob, Service
 from portal.urls import router
+from recertification.models import Recertification
 from tenants.models import ROLES_BY_KIND, ClientKey, Environment, Organisation, Product
 from tests.conftest import World
 from tests.factories import (
     ClientFactory,
     DelegationFactory,
+    GrantFactory,
     InstructionFactory,
     KommuneOrganisationFactory,
     MembershipFactory,
@@ -103,6 +106,21 @@ def add_organisations(world: World, n: int) -> None:
                 epj_switch_product=switch,
                 epj_switch_date=datetime.date(2027, 1, 1),
             )
+
+
+def add_epj_plans(world: World, n: int) -> None:
+    """Kommuner that use VKP and plan a switch, so the register works out each one's risk; one
+    in two with an active grant (a service relied on and active)."""
+    epj = ProductFactory(system_type=Product.SystemType.EPJ)
+    for i, kommune in enumerate(new_kommuner(n)):
+        Organisation.objects.filter(pk=kommune.pk).update(
+            epj_product=epj,
+            epj_switch_product=epj,
+            epj_switch_date=datetime.date(2026, 10, 1),
+            uses_vkp=True,
+        )
+        if i % 2:
+            GrantFactory(client=world.client, kommune=kommune)
 
 
 def add_memberships(world: World, n: int) -> None:
@@ -298,6 +316,32 @@ def other_kommuners_grants(world: World) -> None:
     add_grants(world, 3)
 
 
+def add_recertifications(world: World, n: int, *, kommune: Organisation | None = None) -> None:
+    """A vendor with two grants in a kommune per row (world.kommune's when given, otherwise a
+    new one in turn with it), every third confirmed by the kommune."""
+    services_ = [Service.objects.get(code=code) for code in ("patient", "care-plan")]
+    for i in range(n):
+        here = kommune or (world.kommune if i % 2 else KommuneOrganisationFactory())
+        client = ClientFactory(product=ProductFactory(vendor=OrganisationFactory(kind="vendor")))
+        for service in services_:
+            GrantFactory(client=client, kommune=here, service=service)
+        if i % 3 == 0:
+            Recertification.objects.create(
+                kommune=here,
+                vendor=client.vendor,
+                confirmed_at=timezone.now(),
+                confirmed_by=world.people["kommune_admin"],
+            )
+
+
+def add_kommune_recertifications(world: World, n: int) -> None:
+    add_recertifications(world, n, kommune=world.kommune)
+
+
+def other_kommuners_recertifications(world: World) -> None:
+    add_recertifications(world, 3, kommune=world.other_kommune)
+
+
 def of_the_vendor(world: World, rows: list[dict[str, Any]]) -> bool:
     clients = {str(pk) for pk in world.vendor.clients.values_list("pk", flat=True)}
     return all(row["client"] in clients for row in rows)
@@ -336,6 +380,7 @@ CASES = [
     Case("grants", add_grants),
     Case("audit-events", add_audit_events),
     Case("provisioning-jobs", add_provisioning_jobs),
+    Case("epj-register", add_epj_plans),
     Case(
         "access-requests",
         add_access_requests,
@@ -362,6 +407,14 @@ CASES = [
         add_kommune_grants,
         persona="kommune_admin",
         hidden=other_kommuners_grants,
+        belongs=in_the_kommune,
+    ),
+    Case("recertifications", add_recertifications),
+    Case(
+        "recertifications",
+        add_kommune_recertifications,
+        persona="kommune_admin",
+        hidden=other_kommuners_recertifications,
         belongs=in_the_kommune,
     ),
 ]

@@ -84,6 +84,7 @@ def test_an_admin_records_the_epj_and_the_planned_switch(
             "epj_product": epjs["gerica"].pk,
             "switch_product": epjs["epic"].pk,
             "switch_date": "2027-03-01",
+            "uses_vkp": "yes",
         },
     )
 
@@ -92,12 +93,14 @@ def test_an_admin_records_the_epj_and_the_planned_switch(
     assert kommune.epj_product == epjs["gerica"]
     assert kommune.epj_switch_product == epjs["epic"]
     assert kommune.epj_switch_date == datetime.date(2027, 3, 1)
-    assert AuditEvent.objects.filter(action="kommune.epj_recorded").count() == 1
+    assert kommune.uses_vkp is True
+    [event] = AuditEvent.objects.filter(action="kommune.epj_recorded")
+    assert (event.before["uses_vkp"], event.after["uses_vkp"]) == (None, True)
     [message] = [str(m) for m in get_messages(response.wsgi_request)]
     assert message.startswith("EPJ-planen er lagret. NHN ser den i oversikten over EPJ-bytter")
     html = client.get(url(kommune)).content.decode()
     assert f"Til Epic ({epjs['epic'].vendor.name}) 1. mars 2027" in html
-    assert "Bytte i 2027 eller senere: VKP i mellomtiden" in html
+    assert "Bytte i 2027, med VKP: integrasjon med VKP" in html
 
 
 @pytest.mark.parametrize(
@@ -107,6 +110,7 @@ def test_an_admin_records_the_epj_and_the_planned_switch(
         ({"switch_date": "2026-05-01"}, "switch_date", "Et planlagt EPJ-bytte"),
         ({"epj_product": "alarm"}, "epj_product", "Velg et gyldig valg"),
         ({"switch_product": "epic", "switch_date": "første mai"}, "switch_date", "gyldig dato"),
+        ({"uses_vkp": "kanskje"}, "uses_vkp", "Velg et gyldig valg"),
     ],
 )
 def test_bad_input_gives_field_errors_and_changes_nothing(
@@ -149,22 +153,27 @@ def test_a_reader_may_not_change_the_plan(
 
 
 @pytest.mark.parametrize(
-    ("date", "heading"),
+    ("date", "uses_vkp", "heading"),
     [
-        (None, "No switch planned"),
-        (datetime.date(2025, 11, 1), "Switching in 2026: use the new information services"),
-        (datetime.date(2026, 12, 31), "Switching in 2026: use the new information services"),
-        (datetime.date(2027, 1, 1), "Switching in 2027 or later: VKP in the meantime"),
-        (datetime.date(2031, 6, 1), "Switching in 2027 or later: VKP in the meantime"),
+        (None, True, "No switch planned"),
+        (datetime.date(2025, 11, 1), True, "Switching in 2025: use the new information services"),
+        (datetime.date(2026, 12, 31), None, "Switching in 2026: use the new information services"),
+        (datetime.date(2027, 1, 1), None, "Switching in 2027: VKP in the meantime"),
+        (datetime.date(2027, 1, 1), True, "Switching in 2027, with VKP: integration with VKP"),
+        (
+            datetime.date(2031, 6, 1),
+            False,
+            "Switching in 2031, without VKP: consider VKP onboarding",
+        ),
     ],
 )
-def test_nhns_recommendation_follows_the_year_of_the_switch(
-    date: datetime.date | None, heading: str
+def test_nhns_recommendation_follows_the_year_of_the_switch_and_vkp(
+    date: datetime.date | None, uses_vkp: bool | None, heading: str
 ) -> None:
     from django.utils import translation
 
     with translation.override("en"):
-        shown, advice = recommendation(date)
+        shown, advice = recommendation(date, uses_vkp)
 
     assert shown == heading
     assert advice

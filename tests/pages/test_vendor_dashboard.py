@@ -74,24 +74,37 @@ def test_failures_that_need_the_vendor_say_why(client: Client, world: World) -> 
 
 
 def test_old_and_expiring_keys_are_named_with_a_link_to_rotate_them(
-    client: Client, world: World
+    client: Client, world: World, settings: Any
 ) -> None:
+    settings.CLIENT_KEY_LIFETIME_DAYS = 365
     ClientKey.objects.filter(client=world.client).update(
         created_at=timezone.now() - datetime.timedelta(days=400)
     )
+    ageing = ClientFactory(product=world.product, name="Ageing client")
+    ClientKey.objects.filter(client=ageing).update(
+        kid="ageing-key", created_at=timezone.now() - datetime.timedelta(days=350, hours=1)
+    )
     soon = ClientFactory(product=world.product, name="Expiring client")
     ClientKey.objects.filter(client=soon).update(
-        kid="soon-key", expires_at=timezone.now() + datetime.timedelta(days=10)
+        kid="soon-key", expires_at=timezone.now() + datetime.timedelta(days=10, hours=-1)
     )
+    fresh = ClientFactory(product=world.product, name="Fresh client")
+    ClientKey.objects.filter(client=fresh).update(kid="fresh-key")
 
     html = start_page(client, world.people["vendor_admin"], world.vendor)
 
-    assert "Nøkler som begynner å bli gamle" in html
+    assert "Nøkler som må byttes" in html
+    assert "En nøkkel godtas i 365 dager etter at den ble lagt til" in html
     assert "<code>key-1</code>" in html
-    assert "Gammel" in html
+    assert "Godtas ikke lenger" in html
+    assert "nådde nøkkelens levetid" in html
+    assert "<code>ageing-key</code>" in html
+    assert "(15 dager igjen)" in html
     assert "<code>soon-key</code>" in html
-    assert "Utløper snart" in html
-    for rotated in (world.client, soon):
+    assert "(10 dager igjen)" in html
+    assert "På tide å bytte" in html
+    assert "fresh-key" not in html
+    for rotated in (world.client, ageing, soon):
         assert reverse("orders:client_key_add", args=[world.vendor.orgnr, rotated.pk]) in html
 
 
@@ -150,5 +163,5 @@ def test_the_start_page_reads_as_many_queries_for_many_kommuner_as_for_one(
         world.order("patient.read", kommune=kommune, initiated_by=AccessRequest.Initiator.KOMMUNE)
 
     assert queries_of(client, url) == few
-    with django_assert_max_num_queries(16):
+    with django_assert_max_num_queries(17):  # 16, and the header's count of unread notifications
         client.get(url)

@@ -1,0 +1,216 @@
+"""NHN's national overview (``orders.overview``): kommuner onboarded per service and environment,
+grants over time as a chart drawn here as SVG with the same numbers in a table beside it, and the
+health of provisioning. For NHN's operators and auditors."""
+
+from __future__ import annotations
+
+import datetime
+import math
+from dataclasses import dataclass
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import URLPattern, path
+from django.utils import timezone
+from django.utils.formats import date_format, number_format
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+
+from orders.forms.oversight import OverviewForm
+from orders.overview import Point, national_overview
+from tenants.models import Environment, Organisation, Role
+from tenants.pages import Acting, organisation_page
+
+#: The environments in the order the page shows them: production first.
+ENVIRONMENTS = [Environment.PRODUCTION, Environment.TEST]
+
+# The chart's drawing area, in SVG user units (it scales to the page's width).
+WIDTH, HEIGHT = 720, 280
+LEFT, RIGHT, TOP, BOTTOM = 56, 16, 16, 40
+
+
+@dataclass(frozen=True)
+class Dot:
+    x: float
+    y: float
+    value: int
+    title: str
+
+
+@dataclass(frozen=True)
+class Line:
+    environment: str
+    label: str
+    points: str
+    dots: list[Dot]
+
+
+@dataclass(frozen=True)
+class Tick:
+    at: float
+    label: str
+
+
+@dataclass(frozen=True)
+class Chart:
+    """What the template draws: an SVG of ``WIDTH`` x ``HEIGHT``, its lines, axes and words."""
+
+    title: str
+    description: str
+    lines: list[Line]
+    y_ticks: list[Tick]
+    x_ticks: list[Tick]
+    width: int = WIDTH
+    height: int = HEIGHT
+    left: int = LEFT
+    right: int = WIDTH - RIGHT
+    top: int = TOP
+    bottom: int = HEIGHT - BOTTOM
+
+
+def nice_ceiling(value: int) -> int:
+    """The smallest of 1, 2, 5 times a power of ten not below ``value`` (at least 4), so the axis
+    reads in round numbers."""
+    value = max(value, 4)
+    magnitude = int(10 ** math.floor(math.log10(value)))
+    for step in (1, 2, 5, 10):
+        if step * magnitude >= value:
+            return step * magnitude
+    return 10 * magnitude  # pragma: no cover - the loop always returns
+
+
+def segments(top_value: int) -> int:
+    """Into how many equal, whole steps the axis up to ``top_value`` divides (4 or 5)."""
+    return 4 if top_value % 4 == 0 else 5
+
+
+def _day(day: datetime.date) -> str:
+    return date_format(day, "DATE_FORMAT")
+
+
+def point_label(point: Point, interval: str) -> str:
+    """The span a point counts at the end of, in words."""
+    if interval == "week":
+        return _("Week from %(day)s") % {"day": _day(point.start)}
+    return _day(point.start)
+
+
+def chart_of(points: list[Point], *, interval: str, months: int) -> Chart:
+    """The line chart of ``points``: one line per environment, a dot per point whose title says
+    its number (the same numbers as the table beside the chart)."""
+    top_value = nice_ceiling(max(p.counts.get(env, 0) for p in points for env in ENVIRONMENTS))
+    plot_width, plot_height = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+
+    def x(i: int) -> float:
+        return round(LEFT + (plot_width * i / (len(points) - 1) if len(points) > 1 else 0), 1)
+
+    def y(value: int) -> float:
+        return round(TOP + plot_height * (1 - value / top_value), 1)
+
+    labels = dict(Environment.choices)
+    lines = []
+    for env in ENVIRONMENTS:
+        dots = [
+            Dot(
+                x(i),
+                y(p.counts.get(env, 0)),
+                p.counts.get(env, 0),
+                f"{point_label(p, interval)}: {labels[env]} {number_format(p.counts.get(env, 0))}",
+            )
+            for i, p in enumerate(points)
+        ]
+        lines.append(
+            Line(
+                environment=str(env),
+                label=str(labels[env]),
+                points=" ".join(f"{d.x},{d.y}" for d in dots),
+                dots=dots,
+            )
+        )
+    first, last = points[0], points[-1]
+    middle = len(points) // 2
+    x_ticks = [Tick(x(0), _day(first.start))]
+    if len(points) > 2:
+        x_ticks.append(Tick(x(middle), _day(points[middle].start)))
+    if len(points) > 1:
+        x_ticks.append(Tick(x(len(points) - 1), _day(last.start)))
+    per = _("per week") if interval == "week" else _("per day")
+    return Chart(
+        title=ngettext(
+            "Active grants %(per)s over the last %(months)s month",
+            "Active grants %(per)s over the last %(months)s months",
+            months,
+        )
+        % {"per": per, "months": months},
+        description=_(
+            "From %(first)s to %(last)s, grants in production went from %(p0)s to %(p1)s, and "
+            "in test from %(t0)s to %(t1)s. The table beside the chart has every number."
+        )
+        % {
+            "first": _day(first.start),
+            "last": _day(last.end),
+            "p0": number_format(first.counts.get(Environment.PRODUCTION, 0)),
+            "p1": number_format(last.counts.get(Environment.PRODUCTION, 0)),
+            "t0": number_format(first.counts.get(Environment.TEST, 0)),
+            "t1": number_format(last.counts.get(Environment.TEST, 0)),
+        },
+        lines=lines,
+        y_ticks=[
+            Tick(y(value), number_format(value, force_grouping=True))
+            for value in range(0, top_value + 1, top_value // segments(top_value))
+        ],
+        x_ticks=x_ticks,
+    )
+
+
+def duration_text(duration: datetime.timedelta | None) -> str:
+    """A duration in one unit a person reads at a glance: seconds, minutes, hours or days."""
+    if duration is None:
+        return "–"
+    seconds = int(duration.total_seconds())
+    if seconds < 120:
+        return ngettext("%(count)s second", "%(count)s seconds", seconds) % {"count": seconds}
+    if seconds < 2 * 3600:
+        minutes = seconds // 60
+        return ngettext("%(count)s minute", "%(count)s minutes", minutes) % {"count": minutes}
+    if seconds < 2 * 86400:
+        hours = seconds // 3600
+        return ngettext("%(count)s hour", "%(count)s hours", hours) % {"count": hours}
+    days = seconds // 86400
+    return ngettext("%(count)s day", "%(count)s days", days) % {"count": days}
+
+
+@organisation_page(kinds=(Organisation.Kind.OPERATOR,), roles=(Role.NHN_OPERATOR, Role.NHN_AUDITOR))
+def national(request: HttpRequest, acting: Acting) -> HttpResponse:
+    """The national overview; ``?months=&interval=`` choose the chart's period."""
+    form = OverviewForm(request.GET or None)
+    if form.is_bound:
+        form.is_valid()  # a period that is not one of the choices says so, and the default shows
+    months, interval = form.period()
+    overview = national_overview(now=timezone.now(), months=months, interval=interval)
+    labels = dict(Environment.choices)
+    health = overview.health
+    return render(
+        request,
+        "orders/overview/national.html",
+        {
+            "form": form,
+            "overview": overview,
+            "environments": [labels[env] for env in ENVIRONMENTS],
+            "onboarding": [
+                (row.service, [row.kommuner[env] for env in ENVIRONMENTS])
+                for row in overview.onboarding
+            ],
+            "chart": chart_of(overview.points, interval=interval, months=months),
+            "table": [
+                (point_label(point, interval), [point.counts.get(env, 0) for env in ENVIRONMENTS])
+                for point in overview.points
+            ],
+            "oldest_age": duration_text(health.oldest_pending_age),
+            "p50": duration_text(health.order_to_active_p50),
+            "p95": duration_text(health.order_to_active_p95),
+        },
+    )
+
+
+urlpatterns: list[URLPattern] = [path("national/", national, name="national")]
