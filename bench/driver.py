@@ -31,6 +31,7 @@ from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext, setup_test_environment  # noqa: E402
 
 from bench import audit_export, seed  # noqa: E402
+from bench import data_access as bench_data_access  # noqa: E402
 from bench.scale import SCALES, Scale  # noqa: E402
 from orders import services  # noqa: E402
 from orders.models import Grant, GrantStatus, ProvisioningJob  # noqa: E402
@@ -621,6 +622,24 @@ def run(scale: Scale, key: rsa.RSAPrivateKey) -> dict[str, Any]:
 
     onboarding_s = summary(onboarding)
     floor_s = summary(floors)
+    # Last: the million rows it loads (and then removes) must not weigh on the figures above.
+    kommune_page = f"/o/{world.kommuner[0].orgnr}/data-access/"
+    nhn_page = f"/o/{world.nhn.orgnr}/data-access/"
+    data_access = bench_data_access.run(
+        scale,
+        readers=[
+            ("kommune page, 30 days", world.kommune_admin, kommune_page),
+            ("kommune API, 30 days", world.kommune_admin, "/api/v1/data-access/"),
+            ("NHN page, today", world.auditor, nhn_page),
+            ("NHN page, 30 days", world.auditor, f"{nhn_page}?days=30"),
+            (
+                "NHN API, one kommune, 30 days",
+                world.auditor,
+                f"/api/v1/data-access/?kommune={world.kommuner[0].orgnr}",
+            ),
+        ],
+        samples=scale.api_samples,
+    )
     return {
         "scale": scale.name,
         "seeding_s": seeding,
@@ -662,6 +681,7 @@ def run(scale: Scale, key: rsa.RSAPrivateKey) -> dict[str, Any]:
         "reconcile_errors": report.errors[:5],
         **push,
         **audit,
+        **data_access,
     }
 
 

@@ -40,6 +40,8 @@ app.conf.beat_schedule = {
     "recertification-check": {"task": "recertification.check", "schedule": 3600.0},
     # A switch date is a day; hourly, so a beat that was down at midnight catches up soon.
     "apply-epj-switches": {"task": "tenants.epj_switches_apply", "schedule": 3600.0},
+    # Retention is counted in days: hourly keeps the log within an hour of it, in small chunks.
+    "purge-data-access-log": {"task": "provisioning.data_access_purge", "schedule": 3600.0},
 }
 
 

@@ -34,6 +34,7 @@ MENU: dict[str, list[tuple[Promise, str, str]]] = {
         (_("Approvals"), "orders:approvals", "awaiting_kommune"),
         (_("Access"), "orders:access", ""),
         (_("Recertification"), "recertification:page", ""),
+        (_("Data access"), "provisioning:data_access", ""),
         (_("People"), "tenants:people", ""),
         (_("EHR switch"), "tenants:epj", ""),
     ],
@@ -43,6 +44,7 @@ MENU: dict[str, list[tuple[Promise, str, str]]] = {
         (_("Clients"), "orders:clients", ""),
         (_("New order"), "orders:order_new", ""),
         (_("Orders"), "orders:orders", "awaiting_vendor"),
+        (_("Data access"), "provisioning:data_access", ""),
         (_("People"), "tenants:people", ""),
     ],
     OPERATOR: [
@@ -56,6 +58,7 @@ MENU: dict[str, list[tuple[Promise, str, str]]] = {
         (_("Provisioning jobs"), "provisioning:jobs", ""),
         (_("Vendors"), "orders:vendors", ""),
         (_("Audit trail"), "tenants:audit", ""),
+        (_("Data access"), "provisioning:data_access", ""),
         (_("People"), "tenants:people", ""),
     ],
 }

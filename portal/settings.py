@@ -218,6 +218,13 @@ GATEWAY_BIND = os.getenv("GATEWAY_BIND", "127.0.0.1:8080")
 GATEWAY_UPSTREAM = os.getenv("GATEWAY_UPSTREAM", "127.0.0.1:9081")
 GATEWAY_DIR = Path(os.getenv("GATEWAY_DIR", VAR_DIR / "gateway"))
 GATEWAY_AUDIENCE = os.getenv("GATEWAY_AUDIENCE", "http://127.0.0.1:8080")
+# The gateway's data-access log: HAProxy's stdout, appended to this file by scripts/gateway.sh
+# (empty: <GATEWAY_DIR>/access.log) and loaded by `manage.py gateway_log_collect`.
+GATEWAY_ACCESS_LOG = os.getenv("GATEWAY_ACCESS_LOG", "")
+# How long the collected log is kept (rows older than this are purged daily by beat).
+DATA_ACCESS_RETENTION_DAYS = int(os.getenv("DATA_ACCESS_RETENTION_DAYS", "365"))
+# How often the collector looks for new lines when it has caught up, in seconds.
+DATA_ACCESS_COLLECT_INTERVAL = float(os.getenv("DATA_ACCESS_COLLECT_INTERVAL", "1"))
 # Automation clients' tokens for the portal's own API carry this audience.
 PORTAL_API_AUDIENCE = os.getenv("PORTAL_API_AUDIENCE", f"{PORTAL_URL}/api/")
 PROVISIONING_HTTP_TIMEOUT = (2.0, 5.0)  # connect, read

@@ -20,7 +20,7 @@ from orders.api.views import (
     organization_suspend,
 )
 from portal.health import healthz, readyz
-from provisioning.api.views import ProvisioningJobViewSet
+from provisioning.api.views import DataAccessView, ProvisioningJobViewSet
 from recertification.api.views import RecertificationViewSet
 from tenants.api.audit import AuditEventViewSet
 from tenants.api.views import MembershipViewSet, OrganizationViewSet, ProductViewSet
@@ -68,5 +68,7 @@ urlpatterns = [
         name="organization-lift-suspension",
     ),
     path("api/v1/overview/", overview, name="overview"),
+    # Not a viewset: one page of calls with their daily counts beside them, not a list.
+    path("api/v1/data-access/", DataAccessView.as_view(), name="data-access"),
     path("api/v1/", include(router.urls)),
 ]

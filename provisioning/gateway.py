@@ -271,6 +271,12 @@ class GatewayConfig:
     def master_socket(self) -> Path:
         return self.root / "master.sock"
 
+    @property
+    def access_log(self) -> Path:
+        """Where the gateway's starter appends HAProxy's stdout, the data-access log, unless
+        ``GATEWAY_ACCESS_LOG`` names another file (``provisioning.settings.access_log_path``)."""
+        return self.root / "access.log"
+
 
 @dataclass(frozen=True)
 class _Master:

@@ -1,6 +1,8 @@
-"""The gateway's configuration, from Django settings."""
+"""The gateway's configuration and its data-access log, from Django settings."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from django.conf import settings
 
@@ -15,3 +17,9 @@ def gateway_config() -> GatewayConfig:
         issuer=settings.OIDC_OP_ISSUER,
         audience=settings.GATEWAY_AUDIENCE,
     )
+
+
+def access_log_path() -> Path:
+    """The file the gateway's data-access log is appended to (``scripts/gateway.sh``)."""
+    configured: str = settings.GATEWAY_ACCESS_LOG
+    return Path(configured) if configured else gateway_config().access_log

@@ -7,7 +7,7 @@ from typing import Any
 
 from celery import Task, shared_task
 
-from provisioning import reconcile, runner
+from provisioning import data_access, reconcile, runner
 from provisioning.gateway import GatewayUnavailable
 
 
@@ -50,3 +50,9 @@ def write_gateway_files() -> bool:
     """Rewrite the gateway's map files (read on reload) when they differ from the desired state.
     Coalesced: one rewrite every few seconds however many changes came in between."""
     return reconcile.gateway_files_write()
+
+
+@shared_task(name="provisioning.data_access_purge", ignore_result=True)
+def data_access_purge() -> int:
+    """Delete the data-access log's entries older than DATA_ACCESS_RETENTION_DAYS."""
+    return data_access.data_access_purge()

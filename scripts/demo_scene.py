@@ -2,8 +2,8 @@
 instructions, delegations in force, revoked and starting later, orders with every decision of
 the rules, grants active, failed and being revoked, clients with old and new keys, a job that
 gave up, a suspended vendor, a product NHN has not verified, an invitation, EHR switch plans (one
-kommune at risk of losing VKP), a vendor whose access Oslo must confirm again soon, and the audit
-trail all of it wrote.
+kommune at risk of losing VKP), a vendor whose access Oslo must confirm again soon, the audit
+trail all of it wrote, and two weeks of calls through the gateway.
 
 ``make screenshots`` (scripts/screenshots.py) and the browser tests' sweep of every page
 (tests/browser/test_every_page.py) put it on top of ``seed_demo``, each in a database of its
@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import base64
 import datetime
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -42,6 +44,7 @@ from orders.models import (
     ProvisioningJob,
     Service,
 )
+from provisioning import access_log
 from recertification.selectors import months_later
 from recertification.services import recertifications_check
 from tenants.models import (
@@ -221,6 +224,80 @@ def _instruction(kommune: Organisation, actor: User, *, sign: bool) -> Instructi
         kommune=kommune, actor=actor, services=list(Service.objects.all()), data=INSTRUCTION
     )
     return services.instruction_sign(instruction=made, actor=actor) if sign else made
+
+
+def _gateway_traffic(now: datetime.datetime, *, oslo: str, trondheim: str) -> None:
+    """Two weeks of calls through the gateway, written in its log format and loaded by the
+    collector as the gateway's would be: Trygghet's reads of Oslo's patients, its refused reads
+    of the care plans whose set-up failed, its test client's calls, the suspended vendor's
+    refused writes in Trondheim, and a call without a valid token."""
+    lines = []
+    for n in range(42):  # about three a day
+        at = now - datetime.timedelta(hours=8 * n + 1, minutes=7 * n % 60)
+        lines.append(
+            access_log.line_format(
+                at=at,
+                client_id="trygghet-alarm-prod",
+                kommune=oslo,
+                service="patient",
+                access="read",
+                environment="production",
+                path=f"/{oslo}/fhir/Patient/{1000 + n % 9}",
+                status=200,
+                duration_ms=18 + n % 23,
+            )
+        )
+    for n in range(5):
+        lines.append(
+            access_log.line_format(
+                at=now - datetime.timedelta(hours=3 + 5 * n),
+                client_id="trygghet-alarm-prod",
+                kommune=oslo,
+                service="care-plan",
+                access="read",
+                environment="production",
+                path=f"/{oslo}/fhir/CarePlan",
+                status=403,
+            )
+        )
+    for n, (method, resource, status) in enumerate(
+        [("GET", "Patient/1", 200), ("POST", "Observation", 201), ("POST", "Observation", 403)]
+    ):
+        lines.append(
+            access_log.line_format(
+                at=now - datetime.timedelta(days=2, hours=n),
+                client_id="trygghet-alarm-test",
+                kommune=oslo,
+                service=resource.split("/")[0].lower(),
+                access="read" if method == "GET" else "write",
+                environment="test",
+                method=method,
+                path=f"/test/{oslo}/fhir/{resource}",
+                status=status,
+            )
+        )
+    lines.append(
+        access_log.line_format(
+            at=now - datetime.timedelta(hours=6),
+            client_id="epic-trondheim",
+            kommune=trondheim,
+            service="patient",
+            access="write",
+            environment="production",
+            method="PUT",
+            path=f"/{trondheim}/fhir/Patient/77",
+            status=403,
+        )
+    )
+    lines.append(
+        access_log.line_format(
+            at=now - datetime.timedelta(hours=30), path=f"/{oslo}/fhir/Patient/1", status=401
+        )
+    )
+    with tempfile.TemporaryDirectory() as directory:
+        log = Path(directory) / "access.log"
+        access_log.lines_write(log, sorted(lines))
+        access_log.log_collect(path=log, source="demo")
 
 
 @transaction.atomic
@@ -423,6 +500,8 @@ def build() -> Scene:
         created_at=timezone.make_aware(datetime.datetime.combine(approved, datetime.time(10)))
     )
     recertifications_check(now=now)
+
+    _gateway_traffic(now, oslo=oslo.orgnr, trondheim=trondheim.orgnr)
 
     waiting = _item(order, "episode-of-care.read")
     decided = {

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -47,18 +47,27 @@ def port_open(port: int) -> bool:
 
 @contextmanager
 def process(
-    args: list[str], *, log: Path, env: dict[str, str] | None = None, cwd: Path = PROJECT_DIR
+    args: list[str],
+    *,
+    log: Path,
+    env: dict[str, str] | None = None,
+    cwd: Path = PROJECT_DIR,
+    stdout: Path | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Run ``args`` in its own process group for the block; stop it (and its children) after."""
+    """Run ``args`` in its own process group for the block; stop it (and its children) after.
+    Its output goes to ``log``; with ``stdout``, its standard output is appended to that file
+    instead (as ``scripts/gateway.sh`` appends HAProxy's data-access log)."""
     if shutil.which(args[0]) is None and not Path(args[0]).exists():
         raise AssertionError(f"{args[0]} is not installed: run `make test`, which installs it")
-    with log.open("wb") as out:
+    with ExitStack() as files:
+        out = files.enter_context(log.open("wb"))
+        appended = files.enter_context(stdout.open("ab")) if stdout is not None else None
         proc = subprocess.Popen(
             args,
             cwd=cwd,
             env={**os.environ, **(env or {})},
-            stdout=out,
-            stderr=subprocess.STDOUT,
+            stdout=appended or out,
+            stderr=out if appended else subprocess.STDOUT,
             start_new_session=True,
         )
         try:

@@ -35,6 +35,8 @@ KEYS = [
     "audit_export_100k_peak_mb",
     "audit_export_1m_peak_mb",
     "audit_verify_1m_s",
+    "data_access_ingest_1m_s",
+    "data_access_lines_per_s",
 ]
 
 
@@ -57,4 +59,5 @@ def test_the_benchmark_runs_on_tiny_numbers_and_reports_every_figure(tmp_path: P
     assert figures["counts"]["kommuner"] == 357
     assert figures["audit_verify_events"] >= 200  # the chain held every seeded event
     assert figures["audit_export_rows"][1] >= 200
+    assert figures["data_access_lines"] == 2_000  # every line written was loaded
     assert "onboarding_p95_s" in result.stdout  # the table

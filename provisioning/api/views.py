@@ -1,4 +1,5 @@
-"""The provisioning queue, for NHN's operators: what waits, what failed and why, and `retry`."""
+"""The provisioning queue, for NHN's operators: what waits, what failed and why, and `retry`.
+And the gateway's data-access log: who called what, when, with what answer."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 from django.db.models import QuerySet
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import viewsets
+from rest_framework import generics, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.permissions import IsAuthenticated
@@ -16,8 +17,16 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from orders.models import ProvisioningJob
-from provisioning import runner
-from provisioning.api.serializers import ProvisioningJobSerializer
+from portal.api import CursorPaginationReleased
+from provisioning import data_access, runner
+from provisioning.api.serializers import (
+    DailyCountSerializer,
+    DataAccessEntrySerializer,
+    DataAccessPageSerializer,
+    DataAccessQuerySerializer,
+    ProvisioningJobSerializer,
+)
+from provisioning.models import DataAccessEntry
 from tenants.permissions import IsNhnStaff, is_nhn_operator
 
 
@@ -53,3 +62,75 @@ class ProvisioningJobViewSet(viewsets.ReadOnlyModelViewSet[ProvisioningJob]):
             raise PermissionDenied(_("Only NHN operators retry provisioning jobs."))
         job = runner.job_retry(job=job, actor=request.user)
         return Response(ProvisioningJobSerializer(self.get_queryset().get(pk=job.pk)).data)
+
+
+class DataAccessPagination(CursorPaginationReleased):
+    """A cursor, newest first: the log grows while it is read, and a page costs no COUNT."""
+
+    ordering = ("-occurred_at", "-id")
+    page_size = 100
+    page_size_query_param = "limit"
+
+
+class DataAccessView(generics.GenericAPIView[DataAccessEntry]):
+    """The gateway's data-access log: every call through it, passed or refused, newest first,
+    with the daily counts (per day, service, client and status class) of the calls selected.
+    NHN staff read every kommune's; a kommune's members their kommune's; a vendor's members
+    their clients' calls. Times and days are Europe/Oslo."""
+
+    serializer_class = DataAccessEntrySerializer
+    pagination_class = DataAccessPagination
+
+    def get_queryset(self) -> QuerySet[DataAccessEntry]:
+        return DataAccessEntry.objects.visible_to(self.request.user)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("kommune", str, description="The kommune's orgnr."),
+            OpenApiParameter(
+                "client", str, description="A client_id, or the portal's id or name of a client."
+            ),
+            OpenApiParameter("service", str, description="The service's code, e.g. patient."),
+            OpenApiParameter(
+                "from",
+                str,
+                description="ISO 8601 date (the day's start) or date and time, included; default "
+                "30 days before `to`.",
+            ),
+            OpenApiParameter(
+                "to",
+                str,
+                description="ISO 8601 date (included whole) or date and time (excluded); "
+                "default now.",
+            ),
+            OpenApiParameter(
+                "refused", bool, description="Only calls the gateway refused, or not."
+            ),
+            OpenApiParameter("limit", int, description="Rows per page (at most 200)."),
+        ],
+        responses=DataAccessPageSerializer,
+        operation_id="data_access_list",
+    )
+    def get(self, request: Request) -> Response:
+        query = DataAccessQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        wanted = query.validated_data
+        start, end = wanted["period"]
+        client = wanted.get("client")
+        entries = data_access.entries_filter(
+            self.get_queryset(),
+            kommune=wanted.get("kommune", ""),
+            client_ids=data_access.client_ids_named(client) if client else None,
+            service=wanted.get("service", ""),
+            start=start,
+            end=end,
+            refused=wanted["refused"],
+        )
+        page = self.paginate_queryset(entries)
+        response = self.get_paginated_response(self.get_serializer(page, many=True).data)
+        response.data["from"] = start
+        response.data["to"] = end
+        response.data["daily"] = DailyCountSerializer(
+            data_access.daily_counts(entries), many=True
+        ).data
+        return response

@@ -247,6 +247,11 @@ SWEEP: dict[str, Entry] = {
     "orders:vendor_suspend": PostOnly(NHN, lambda s: {"vendor_orgnr": s.trygghet.orgnr}),
     "orders:vendor_lift": PostOnly(NHN, lambda s: {"vendor_orgnr": s.suspended.orgnr}),
     "tenants:audit": (Visit(NHN, shows=lambda s: s.oslo.name),),
+    "provisioning:data_access": (
+        Visit(KOMMUNE, shows=lambda s: s.client.name),
+        Visit(VENDOR, shows=lambda s: s.oslo.name),
+        Visit(NHN, shows=lambda s: s.trondheim.name, query="days=30"),  # today's by default
+    ),
     # --- Everyone's own notifications ---
     "notifications:list": (
         Visit(VENDOR, shows=lambda s: s.oslo.name),

@@ -654,6 +654,10 @@ def body_for(method: str, route: str, state: State) -> Any:
             "kommune": world.kommune.orgnr,
             "items": [{"service": "care-plan", "access": "read"}],
         },
+        "recertification-confirm": lambda: {
+            "kommune": world.kommune.orgnr,
+            "vendor": world.vendor.orgnr,
+        },
     }
     return bodies[route]() if route in bodies else {}
 

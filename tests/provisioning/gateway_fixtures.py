@@ -106,7 +106,9 @@ class Gateway:
     def start(self) -> None:
         args = [HAPROXY, "-W", "-db", "-f", str(self.config.config_file)]
         args += ["-S", f"{self.config.master_socket},mode,600"]
-        self.proc = self.stack.enter_context(process(args, log=self.log))
+        self.proc = self.stack.enter_context(
+            process(args, log=self.log, stdout=self.config.access_log)
+        )
         port = int(self.config.bind.rsplit(":", 1)[1])
         wait_until(
             lambda: (

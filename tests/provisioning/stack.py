@@ -73,7 +73,7 @@ class Stack:
         cfg = self.gateway.config
         log = self.tmp / f"haproxy-{self.starts}.log"
         args = [HAPROXY, "-W", "-db", "-f", str(cfg.config_file), "-S", str(cfg.master_socket)]
-        self.haproxy = self.stack.enter_context(process(args, log=log))
+        self.haproxy = self.stack.enter_context(process(args, log=log, stdout=cfg.access_log))
         port = int(cfg.bind.rsplit(":", 1)[1])
         wait_until(lambda: port_open(port), timeout=15, what="haproxy", log=log)
         wait_until(self.gateway.is_running, timeout=15, what="haproxy runtime API", log=log)

@@ -24,6 +24,7 @@ from provisioning.gateway import (
     SigningKey,
     signing_keys_from_jwks,
 )
+from tests.components import wait_until
 from tests.keys import ec_public_jwk, rsa_public_jwk
 from tests.provisioning.gateway_fixtures import (  # noqa: F401 - gateway, rsa_signing_key: fixtures
     KOMMUNE,
@@ -253,6 +254,12 @@ def test_the_token_never_reaches_the_log(gateway: Gateway) -> None:
     log = gateway.log.read_text()
     assert token.split(".")[2] not in log
     assert CLIENT not in log
+    # The data-access log names the client, never its token.
+    access_log = gateway.config.access_log
+    wait_until(lambda: access_log.read_text().count("\n") == 2, timeout=10, what="access log")
+    assert token.split(".")[1] not in access_log.read_text()
+    assert token.split(".")[2] not in access_log.read_text()
+    assert CLIENT in access_log.read_text()
 
 
 # -- 404: the route --------------------------------------------------------------------------
