@@ -30,11 +30,11 @@ from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext, setup_test_environment  # noqa: E402
 
-from bench import audit_export, seed  # noqa: E402
+from bench import access_history, audit_export, seed  # noqa: E402
 from bench import data_access as bench_data_access  # noqa: E402
 from bench.scale import SCALES, Scale  # noqa: E402
 from orders import services  # noqa: E402
-from orders.models import Grant, GrantStatus, ProvisioningJob  # noqa: E402
+from orders.models import Grant, GrantPeriod, GrantStatus, ProvisioningJob  # noqa: E402
 from provisioning.authserver import AuthServerClient, client_metadata  # noqa: E402
 from provisioning.gateway import Entry  # noqa: E402
 from provisioning.reconcile import desired_entries, reconcile  # noqa: E402
@@ -492,6 +492,7 @@ def run(scale: Scale, key: rsa.RSAPrivateKey) -> dict[str, Any]:
     }
     seeding: dict[str, float] = {}
     world = seed.timed("organisations_and_grants", seeding, seed.organisations, scale, public_jwk)
+    seed.timed("grant_periods", seeding, access_history.seed_periods)
     seed.timed("registrations", seeding, seed.registrations)
     total_entries = len(desired_entries())
     push = push_costs(scale.push_samples, total_entries, seeding)
@@ -613,6 +614,8 @@ def run(scale: Scale, key: rsa.RSAPrivateKey) -> dict[str, Any]:
     reconcile_seconds = time.perf_counter() - started
     api = api_latency(world, scale.api_samples)
     pages = page_latency(world, scale.api_samples)
+    _in_process()
+    history = access_history.measure(world, scale.api_samples * 5)
     # The same pages after the bulk order's grants: as many queries as before it.
     growth = {
         label: figures["queries"] - queries_before_bulk[label]
@@ -647,6 +650,7 @@ def run(scale: Scale, key: rsa.RSAPrivateKey) -> dict[str, Any]:
             "kommuner": len(world.kommuner),
             "clients": OAuthClient.objects.count(),
             "grants": Grant.objects.count(),
+            "grant_periods": GrantPeriod.objects.count(),
             "gateway_entries_seeded": total_entries,
             "audit_events": scale.audit_events,
         },
@@ -676,6 +680,7 @@ def run(scale: Scale, key: rsa.RSAPrivateKey) -> dict[str, Any]:
         "page_query_growth": max((abs(v) for v in growth.values()), default=0),
         "page_query_growth_by_page": growth,
         "pages": pages,
+        **history,
         "reconcile_30k_s": reconcile_seconds,
         "reconcile_heals": len(report.heals),
         "reconcile_errors": report.errors[:5],

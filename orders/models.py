@@ -593,6 +593,128 @@ class Grant(models.Model):
         return f"{self.scope} for {self.client_id} in {self.kommune_id} ({self.status})"
 
 
+# --- Who had access when -----------------------------------------------------------------------
+
+
+class GrantPeriodQuerySet(models.QuerySet["GrantPeriod"]):
+    def visible_to(self, user: User | AnonymousUser) -> GrantPeriodQuerySet:
+        """For members of the kommune and of the client's vendor, and NHN staff."""
+        return _visible_to_either_side(self, user, vendor="vendor")
+
+    def at(self, moment: datetime.datetime) -> GrantPeriodQuerySet:
+        """The periods that held access at ``moment``: started at or before it and not ended
+        by then (half-open: a period ending at ``moment`` no longer holds it)."""
+        return self.filter(
+            Q(ended_at__isnull=True) | Q(ended_at__gt=moment), started_at__lte=moment
+        )
+
+    def overlapping(
+        self, start: datetime.datetime | None, end: datetime.datetime | None
+    ) -> GrantPeriodQuerySet:
+        """The periods that held access at some moment of ``[start, end)``; either end may be
+        open (None: since the beginning, or until now and on)."""
+        periods = self
+        if end is not None:
+            periods = periods.filter(started_at__lt=end)
+        if start is not None:
+            periods = periods.filter(Q(ended_at__isnull=True) | Q(ended_at__gt=start))
+        return periods
+
+
+class GrantPeriod(models.Model):
+    """One stretch of time in which a grant had access, with the terms it rested on then.
+
+    "Had access" means: from the moment the grant became ``active`` (the authorization server
+    accepted its scope; the gateway lets it through from then on) until the moment it stopped
+    being active (its revocation was decided, or the client's keys all expired), as a half-open
+    interval ``[started_at, ended_at)``; ``ended_at`` is None while it lasts. The gateway follows
+    each change within seconds (README, "Who had access when").
+
+    Written in the same transaction as the status change, by the functions that make it
+    (``orders.services.grant_periods_open``/``grant_periods_close``): a grant can have several
+    periods (its keys expired and a new key opened it again; a new decision changed its terms),
+    and a grant revoked and granted again is a new grant with periods of its own. The grant's
+    kommune, client, vendor, service and access never change; they are copied here so that the
+    history is read through indexes of its own. Never deleted.
+    """
+
+    class End(models.TextChoices):
+        REVOKED = "revoked", _("Revoked")
+        KEYS_EXPIRED = "keys_expired", _("Closed: the client's keys expired")
+        TERMS_CHANGED = "terms_changed", _("Decided again")
+
+    grant = models.ForeignKey(Grant, models.PROTECT, related_name="periods")
+    # Each of these three leads an index of its own below.
+    kommune = models.ForeignKey(Organisation, models.PROTECT, related_name="+", db_index=False)
+    vendor = models.ForeignKey(Organisation, models.PROTECT, related_name="+", db_index=False)
+    client = models.ForeignKey(OAuthClient, models.PROTECT, related_name="+", db_index=False)
+    service = models.ForeignKey(Service, models.PROTECT, related_name="+")
+    access = models.CharField(_("access"), max_length=5, choices=Access.choices)
+    scope = models.CharField(_("scope"), max_length=100)
+    # The terms of the grant while this period lasted (a new decision starts a new period).
+    service_codes = models.JSONField(_("service codes"), default=list, blank=True)
+    instruction = models.ForeignKey(
+        Instruction, models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    delegation = models.ForeignKey(
+        Delegation, models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    approved_automatically = models.BooleanField(_("approved by policy"), default=False)
+    started_at = models.DateTimeField(_("from"))
+    ended_at = models.DateTimeField(_("until"), null=True, blank=True)
+    end = models.CharField(_("ended by"), max_length=13, choices=End.choices, blank=True)
+
+    objects = GrantPeriodQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["started_at", "pk"]
+        verbose_name = _("period of access")
+        verbose_name_plural = _("periods of access")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["grant"],
+                condition=Q(ended_at__isnull=True),
+                name="orders_grantperiod_one_open_per_grant",
+            ),
+            models.CheckConstraint(
+                name="orders_grantperiod_ends_after_start",
+                condition=Q(ended_at__isnull=True) | Q(ended_at__gte=models.F("started_at")),
+            ),
+            models.CheckConstraint(
+                name="orders_grantperiod_ended_says_why",
+                condition=(
+                    Q(ended_at__isnull=True, end="") | (Q(ended_at__isnull=False) & ~Q(end=""))
+                ),
+            ),
+        ]
+        indexes = [
+            # Every question names a moment or a period, mostly within one kommune, vendor or
+            # client: the start bounds the scan, and the end, in the index too, is checked
+            # there (a count of the country's answer reads the index alone).
+            models.Index(
+                fields=["kommune", "started_at", "ended_at"], name="orders_period_kommune_idx"
+            ),
+            models.Index(
+                fields=["vendor", "started_at", "ended_at"], name="orders_period_vendor_idx"
+            ),
+            models.Index(
+                fields=["client", "started_at", "ended_at"], name="orders_period_client_idx"
+            ),
+            models.Index(fields=["started_at", "ended_at"], name="orders_period_started_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.grant_id} from {self.started_at} until {self.ended_at}"
+
+    @property
+    def approval(self) -> str:
+        """``policy`` when the rules approved it (a delegation), ``person`` when someone did."""
+        return "policy" if self.approved_automatically else "person"
+
+
 # --- Suspensions of vendors ---------------------------------------------------------------------
 
 

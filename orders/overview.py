@@ -20,8 +20,8 @@ the number of grants, so the page stays quick at national scale:
   as the 50th and 95th percentile (nearest rank). Grants without an order (none yet today) are not
   counted.
 
-The gateway's traffic per service is not here: the gateway's data-access log is being built
-elsewhere (issue 13, point 4).
+The gateway's traffic per service is not here (orders may not import provisioning): the page and
+the API in ``provisioning.overview`` add it from ``provisioning.data_access.gateway_traffic_over``.
 """
 
 from __future__ import annotations

@@ -20,14 +20,18 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import (
     Count,
+    DateTimeField,
     Exists,
+    F,
     Max,
     OuterRef,
     Q,
     QuerySet,
     Subquery,
+    Value,
     prefetch_related_objects,
 )
+from django.db.models.functions import Greatest
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
@@ -42,6 +46,7 @@ from orders.models import (
     Delegation,
     DelegationItem,
     Grant,
+    GrantPeriod,
     GrantStatus,
     Instruction,
     ItemStatus,
@@ -1163,6 +1168,8 @@ def _grant_redecide(grant: Grant, decision: policy.Decision, approver: User | No
     grant.service_codes = wanted["service_codes"]
     grant.approved_automatically = wanted["approved_automatically"]
     grant.save(update_fields=[name.removesuffix("_id") for name in changed])
+    if grant.status == GrantStatus.ACTIVE:  # it has access on the new terms from now
+        _grant_period_renew(grant, timezone.now())
     audit_event_record(
         actor=approver,
         actor_label=None if approver else "system:policy",
@@ -1803,6 +1810,85 @@ def service_availability_set(
 
 # --- Grants -------------------------------------------------------------------------------------
 
+#: What a grant's periods copy from it: who it is for, and the terms it rests on.
+_PERIOD_FIELDS = (
+    "pk",
+    "kommune_id",
+    "client_id",
+    "client__vendor_id",
+    "service_id",
+    "access",
+    "scope",
+    "service_codes",
+    "instruction_id",
+    "delegation_id",
+    "approved_by_id",
+    "approved_automatically",
+)
+
+
+def grant_periods_open(*, grants: Iterable[Grant], at: datetime.datetime) -> list[GrantPeriod]:
+    """Record that these grants have access from ``at``: they just became active. Call it in
+    the transaction that made them active; their terms are read from the database there, so a
+    new decision committed just before is the one recorded. A grant whose period is open keeps
+    it (repeating the call changes nothing). Returns the periods opened."""
+    ids = [grant.pk for grant in grants]
+    if not ids:
+        return []
+    already = set(
+        GrantPeriod.objects.filter(grant_id__in=ids, ended_at__isnull=True).values_list(
+            "grant_id", flat=True
+        )
+    )
+    periods = [
+        GrantPeriod(
+            grant_id=row["pk"],
+            kommune_id=row["kommune_id"],
+            vendor_id=row["client__vendor_id"],
+            client_id=row["client_id"],
+            service_id=row["service_id"],
+            access=row["access"],
+            scope=row["scope"],
+            service_codes=row["service_codes"],
+            instruction_id=row["instruction_id"],
+            delegation_id=row["delegation_id"],
+            approved_by_id=row["approved_by_id"],
+            approved_automatically=row["approved_automatically"],
+            started_at=at,
+        )
+        for row in Grant.objects.filter(pk__in=ids).order_by().values(*_PERIOD_FIELDS)
+        if row["pk"] not in already
+    ]
+    return GrantPeriod.objects.bulk_create(periods)
+
+
+def grant_periods_close(
+    *, grant_ids: Iterable[Any], at: datetime.datetime, end: GrantPeriod.End
+) -> int:
+    """Record that these grants no longer have access from ``at`` (half-open: at ``at`` they
+    have none), in the transaction that took it away. Grants without an open period (never
+    active, or closed already) are left alone. Returns how many periods were closed.
+
+    A period never ends before it started: a revocation that read the clock before waiting for
+    the lock of a grant a worker was activating ends it at its start (an empty period)."""
+    ids = list(grant_ids)
+    if not ids:
+        return 0
+    return GrantPeriod.objects.filter(grant_id__in=ids, ended_at__isnull=True).update(
+        ended_at=Greatest(Value(at, output_field=DateTimeField()), F("started_at")), end=end
+    )
+
+
+def _grant_period_renew(grant: Grant, at: datetime.datetime) -> None:
+    """A new decision on an active grant: its period ends and the next one, on the new terms,
+    starts at the same moment (adjacent half-open intervals: at ``at`` only the new one holds)."""
+    current = GrantPeriod.objects.filter(grant=grant, ended_at__isnull=True).first()
+    if current is None:
+        return
+    at = max(at, current.started_at)
+    grant_periods_close(grant_ids=[grant.pk], at=at, end=GrantPeriod.End.TERMS_CHANGED)
+    grant_periods_open(grants=[grant], at=at)
+
 
 def _grant_snapshot(grant: Grant) -> dict[str, Any]:
     return {
@@ -1873,6 +1959,10 @@ def _grants_revoke(
             )
             clients[grant.client_id] = grant.client
             revoked.append(grant)
+    # Those that were active had access until now.
+    grant_periods_close(
+        grant_ids=[grant.pk for grant in revoked], at=now, end=GrantPeriod.End.REVOKED
+    )
     if revoked:  # sent first: the close must not queue behind a job waiting for the server
         gateway_close_send_on_commit(grant_ids=[grant.pk for grant in revoked])
     for client in clients.values():

@@ -4,11 +4,11 @@ from django.urls import include, path
 
 from orders import views
 from orders.views import (
+    history,
     instruction,
     kommune,
     nhn,
     ordering,
-    overview,
     register,
     suspension,
     vendor,
@@ -24,6 +24,6 @@ urlpatterns = [
     path("o/<str:orgnr>/", include(instruction.urlpatterns)),
     path("o/<str:orgnr>/", include(ordering.urlpatterns)),
     path("o/<str:orgnr>/", include(suspension.urlpatterns)),
-    path("o/<str:orgnr>/", include(overview.urlpatterns)),
     path("o/<str:orgnr>/", include(register.urlpatterns)),
+    path("o/<str:orgnr>/", include(history.urlpatterns)),
 ]

@@ -7,9 +7,9 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from notifications.api.views import NotificationViewSet
-from orders.api.overview import overview
 from orders.api.register import EpjRegisterViewSet
 from orders.api.views import (
+    AccessHistoryViewSet,
     AccessRequestViewSet,
     ClientViewSet,
     DelegationViewSet,
@@ -20,6 +20,7 @@ from orders.api.views import (
     organization_suspend,
 )
 from portal.health import healthz, readyz
+from provisioning.api.overview import overview
 from provisioning.api.views import DataAccessView, ProvisioningJobViewSet
 from recertification.api.views import RecertificationViewSet
 from tenants.api.audit import AuditEventViewSet
@@ -36,6 +37,7 @@ router.register("delegations", DelegationViewSet, basename="delegation")
 router.register("clients", ClientViewSet, basename="client")
 router.register("access-requests", AccessRequestViewSet, basename="access-request")
 router.register("grants", GrantViewSet, basename="grant")
+router.register("access-history", AccessHistoryViewSet, basename="access-history")
 router.register("audit-events", AuditEventViewSet, basename="audit-event")
 router.register("provisioning-jobs", ProvisioningJobViewSet, basename="provisioning-job")
 router.register("notifications", NotificationViewSet, basename="notification")

@@ -9,6 +9,7 @@ kommune's calls, for NHN. Days are the portal's local days (``TIME_ZONE``, Europ
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import datetime
 import uuid
@@ -205,6 +206,51 @@ def gateway_traffic(*, start: datetime.date, end: datetime.date) -> list[Service
         ServiceDay(day=row.day, service=row.service, calls=row.calls, refused=row.refused)
         for row in rows
     ]
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """The gateway's traffic over consecutive spans of days (the national overview's days or
+    weeks): the calls and refused calls per service over them all, and per span over every
+    service."""
+
+    #: (service code, calls, refused): the ``services`` asked for in their order (none left out,
+    #: with or without calls), then any other code with calls ("" last: refused before a
+    #: service was known).
+    services: list[tuple[str, int, int]]
+    #: (first day, last day, calls, refused) per span, in order.
+    spans: list[tuple[datetime.date, datetime.date, int, int]]
+    calls: int
+    refused: int
+
+
+def gateway_traffic_over(
+    spans: list[tuple[datetime.date, datetime.date]], *, services: list[str]
+) -> Traffic:
+    """``gateway_traffic`` from the first span's first day to the last span's last day, added
+    up per service and per span (one query)."""
+    per_service: dict[str, list[int]] = {code: [0, 0] for code in services}
+    per_span = [[0, 0] for _span in spans]
+    firsts = [first for first, _last in spans]
+    for row in gateway_traffic(start=spans[0][0], end=spans[-1][1]):
+        counts = per_service.setdefault(row.service, [0, 0])
+        counts[0] += row.calls
+        counts[1] += row.refused
+        index = bisect.bisect_right(firsts, row.day) - 1
+        per_span[index][0] += row.calls
+        per_span[index][1] += row.refused
+    others = sorted((c for c in per_service if c not in services), key=lambda c: (not c, c))
+    return Traffic(
+        services=[
+            (code, per_service[code][0], per_service[code][1]) for code in [*services, *others]
+        ],
+        spans=[
+            (first, last, calls, refused)
+            for (first, last), (calls, refused) in zip(spans, per_span, strict=True)
+        ],
+        calls=sum(calls for calls, _refused in per_span),
+        refused=sum(refused for _calls, refused in per_span),
+    )
 
 
 # --- Retention ----------------------------------------------------------------------------------

@@ -29,8 +29,18 @@ from django.utils.translation import gettext_lazy as _
 
 from audit.services import audit_event_record, audit_events_batched
 from notifications.services import notify
-from orders.models import PASSING_GRANT_STATUSES, Grant, GrantStatus, ProvisioningJob
-from orders.services import provisioning_job_send_on_commit
+from orders.models import (
+    PASSING_GRANT_STATUSES,
+    Grant,
+    GrantPeriod,
+    GrantStatus,
+    ProvisioningJob,
+)
+from orders.services import (
+    grant_periods_close,
+    grant_periods_open,
+    provisioning_job_send_on_commit,
+)
 from portal.exceptions import Conflict
 from provisioning.authserver import (
     AuthServerClient,
@@ -866,6 +876,8 @@ def _grants_accept(grants: list[Grant], fence: Fence) -> list[Grant]:
                 )
             )
             activated = [grant for grant in grants if grant.pk in active]
+        # They have access from now: the history's periods start with the status change.
+        grant_periods_open(grants=activated, at=now)
         with audit_events_batched():
             for grant in activated:
                 audit_event_record(
@@ -979,12 +991,15 @@ def record(state: ClientState) -> None:
             for g in state.closing
             if g.status in (GrantStatus.ACTIVE, GrantStatus.PROVISIONING)
         ]
+    closed = []  # active grants whose keys all expired: their access ends now
     with audit_events_batched():
         for grant, old, new, action, code, reason in changes:
             # A grant whose status changed while this job ran keeps it: its change has a job.
             changed = Grant.objects.filter(pk=grant.pk, status=old).update(
                 status=new, status_changed_at=now, status_reason=reason, status_reason_code=code
             )
+            if changed and old == GrantStatus.ACTIVE:
+                closed.append(grant.pk)
             if changed:
                 audit_event_record(
                     actor=None,
@@ -995,3 +1010,4 @@ def record(state: ClientState) -> None:
                     before={"status": old},
                     after={"status": new, "scope": grant.scope, "reason": reason},
                 )
+    grant_periods_close(grant_ids=closed, at=now, end=GrantPeriod.End.KEYS_EXPIRED)

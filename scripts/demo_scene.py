@@ -427,9 +427,11 @@ def build() -> Scene:
     failed_grant = _grant(_item(order, "care-plan.read"))
     live = [active_grant, *(_grant(item) for item in test_order.items.all())]
     live += [_grant(item) for item in epic_order.items.all()]
+    activated = now - datetime.timedelta(days=20)
     Grant.objects.filter(pk__in=[g.pk for g in live]).update(
-        status=GrantStatus.ACTIVE, status_changed_at=now - datetime.timedelta(days=20)
+        status=GrantStatus.ACTIVE, status_changed_at=activated
     )
+    services.grant_periods_open(grants=live, at=activated)  # who had access when
     # The orders were placed weeks ago: the national overview's grants over time show them.
     Grant.objects.update(created_at=now - datetime.timedelta(days=21))
     AccessRequest.objects.update(created_at=now - datetime.timedelta(days=21))

@@ -35,6 +35,7 @@ KEYS = [
     "audit_export_100k_peak_mb",
     "audit_export_1m_peak_mb",
     "audit_verify_1m_s",
+    "access_history_p95_ms",
     "data_access_ingest_1m_s",
     "data_access_lines_per_s",
 ]

@@ -7,18 +7,22 @@ import uuid
 from typing import Any, TypeVar
 
 from django.db.models import Prefetch, Q, QuerySet
+from django.http import StreamingHttpResponse
 from django.urls import reverse
 from django.utils.translation import gettext as _
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import action, api_view
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.renderers import BaseRenderer, BrowsableAPIRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from orders import services
 from orders.api.serializers import (
+    AccessPeriodSerializer,
     AccessRequestInputSerializer,
     AccessRequestSerializer,
     ApproveSerializer,
@@ -35,12 +39,16 @@ from orders.api.serializers import (
     ServiceSerializer,
     VendorSuspendSerializer,
 )
+from orders.forms.history import AccessHistoryForm
+from orders.history import access_history, csv_filename, csv_lines
 from orders.models import (
+    Access,
     AccessRequest,
     AccessRequestItem,
     Delegation,
     DelegationItem,
     Grant,
+    GrantPeriod,
     GrantStatus,
     Instruction,
     Service,
@@ -595,6 +603,97 @@ class GrantViewSet(viewsets.ReadOnlyModelViewSet[Grant]):
             reason=data.validated_data.get("reason", ""),
         )
         return Response(GrantSerializer(revoked).data)
+
+
+# --- Who had access when ------------------------------------------------------------------------
+
+
+class HistoryCSVRenderer(BaseRenderer):
+    """``?format=csv`` (or ``Accept: text/csv``): the whole answer as one streamed CSV file,
+    which the list writes itself (``AccessHistoryViewSet.list``); errors answer in JSON."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(
+        self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None
+    ) -> bytes:
+        raise NotImplementedError("the access history writes its CSV itself")
+
+
+_MOMENT = "ISO 8601, e.g. 2026-03-01T12:00:00+01:00 (without an offset: Norwegian time)."
+
+
+@extend_schema(
+    parameters=[
+        OpenApiParameter("kommune", str, description="The kommune's orgnr."),
+        OpenApiParameter("vendor", str, description="The vendor's orgnr."),
+        OpenApiParameter("client", str, description="The client's id, or its client_id."),
+        OpenApiParameter("service", str, description="The service's code."),
+        OpenApiParameter("access", str, enum=Access.values),
+        OpenApiParameter("at", OpenApiTypes.DATETIME, description=f"A moment. {_MOMENT}"),
+        OpenApiParameter(
+            "from",
+            OpenApiTypes.DATETIME,
+            description=f"Instead of `at`: the start of a period (included). {_MOMENT}",
+        ),
+        OpenApiParameter(
+            "to",
+            OpenApiTypes.DATETIME,
+            description=f"Instead of `at`: the end of a period (not included). {_MOMENT}",
+        ),
+        OpenApiParameter(
+            "format", str, enum=["json", "csv"], description="`csv`: every row, streamed."
+        ),
+    ]
+)
+class AccessHistoryViewSet(viewsets.GenericViewSet[GrantPeriod]):
+    """Who had access when: which clients of which vendors had read or write access to a
+    kommune's service at a moment (``at``, default now), or at some time in a period (``from``,
+    ``to``, each row with the interval it had it). Each row is one period of a grant, the
+    half-open interval ``[started_at, ended_at)`` from its activation until its revocation (or
+    until its client's keys all expired), with who approved it and how, and the instruction
+    version and delegation it rested on. Built from the history: a grant revoked and granted
+    again is two grants, each with its own periods. NHN staff see every kommune, a kommune's
+    members their kommune, a vendor's its clients."""
+
+    serializer_class = AccessPeriodSerializer
+    renderer_classes = [JSONRenderer, BrowsableAPIRenderer, HistoryCSVRenderer]
+
+    def get_queryset(self) -> QuerySet[GrantPeriod]:
+        return GrantPeriod.objects.none()  # the list asks ``access_history`` (for the schema)
+
+    def handle_exception(self, exc: Exception) -> Response:
+        # A bad question asked for CSV is answered like any other: 400 with field errors, JSON.
+        if getattr(getattr(self.request, "accepted_renderer", None), "format", "") == "csv":
+            self.request.accepted_renderer = JSONRenderer()
+            self.request.accepted_media_type = JSONRenderer.media_type
+        return super().handle_exception(exc)
+
+    @extend_schema(
+        responses={
+            (200, "application/json"): AccessPeriodSerializer(many=True),
+            (200, "text/csv"): OpenApiResponse(
+                OpenApiTypes.STR,
+                description="Every row, one line each (header: the JSON fields, flattened).",
+            ),
+        }
+    )
+    def list(self, request: Request) -> Response | StreamingHttpResponse:
+        form = AccessHistoryForm(request.query_params)
+        if not form.is_valid():
+            raise ValidationError(form.errors_by_field())
+        periods = access_history(user=request.user, query=form.query).order_by("started_at", "pk")
+        if request.accepted_renderer.format == "csv":
+            response = StreamingHttpResponse(
+                csv_lines(periods), content_type="text/csv; charset=utf-8"
+            )
+            filename = csv_filename(form.query)
+            response["Content-Disposition"] = f'attachment; filename="{filename}"'
+            return response
+        page = self.paginate_queryset(periods)
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
 
 # --- Suspending a vendor ------------------------------------------------------------------------

@@ -188,6 +188,14 @@ SWEEP: dict[str, Entry] = {
     ),
     "tenants:epj": (Visit(KOMMUNE, shows=lambda s: s.suspended.name),),
     "recertification:page": (Visit(KOMMUNE, shows=lambda s: s.trygghet.name),),
+    # The kommune's, the vendor's and NHN's: now, and over a period (revoked grants too).
+    # Each shows a client's client_id, which only a row of the answer holds.
+    "orders:access_history": (
+        Visit(KOMMUNE, shows=lambda s: "trygghet-alarm-prod"),
+        Visit(VENDOR, shows=lambda s: "trygghet-alarm-test"),
+        Visit(NHN, shows=lambda s: "trygghet-alarm-prod"),
+        Visit(NHN, query="from=2020-01-01T00:00&sort=kommune", shows=lambda s: "epic-trondheim"),
+    ),
     # --- A vendor's admin ---
     "tenants:products": (Visit(VENDOR, shows=lambda s: product(s).name),),
     "tenants:product_new": (Visit(VENDOR),),
@@ -263,7 +271,7 @@ SWEEP: dict[str, Entry] = {
         ),
     ),
     "notifications:read_all": PostOnly(VENDOR),
-    "orders:national": (
+    "provisioning:national": (
         Visit(NHN, shows=lambda s: s.active_grant.service.name),
         Visit(NHN, query="months=3&interval=day"),
     ),

@@ -503,6 +503,21 @@ MATRIX: list[Row] = [
             "anonymous": 401,
         },
     ),
+    (
+        "GET",
+        "access-history-list",  # scoped: the kommune's, the vendor's clients'; NHN all
+        {
+            "kommune_admin": 200,
+            "kommune_reader": 200,
+            "other_kommune_admin": 200,
+            "vendor_admin": 200,
+            "vendor_developer": 200,
+            "other_vendor_admin": 200,
+            "nhn_auditor": 200,
+            "nhn_operator": 200,
+            "anonymous": 401,
+        },
+    ),
 ]
 
 

@@ -289,6 +289,24 @@ def add_kommune_grants(world: World, n: int) -> None:
     assert Grant.objects.count() == before + len(items) * clients
 
 
+def _active_since_now(grants: Any) -> None:
+    """The grants became active (as the runner records it): they have access from now."""
+    services.grant_periods_open(grants=list(grants), at=timezone.now())
+
+
+def add_access_history(world: World, n: int) -> None:
+    """Periods of access of new grants of world.client (``add_grants``)."""
+    known = set(Grant.objects.values_list("pk", flat=True))
+    add_grants(world, n)
+    _active_since_now(Grant.objects.exclude(pk__in=known))
+
+
+def add_kommune_access_history(world: World, n: int) -> None:
+    known = set(Grant.objects.values_list("pk", flat=True))
+    add_kommune_grants(world, n)
+    _active_since_now(Grant.objects.exclude(pk__in=known))
+
+
 # --- Rows the persona must not see --------------------------------------------------------------
 
 
@@ -306,6 +324,15 @@ def other_vendors_grant(world: World) -> None:
     DelegationFactory(kommune=world.kommune, vendor=world.other_vendor)
     other_vendors_requests(world)
     assert Grant.objects.filter(client=world.other_client).exists()
+
+
+def other_vendors_history(world: World) -> None:
+    other_vendors_grant(world)
+    _active_since_now(Grant.objects.filter(client=world.other_client))
+
+
+def other_kommuners_history(world: World) -> None:
+    add_access_history(world, 3)
 
 
 def other_kommuners_requests(world: World) -> None:
@@ -381,6 +408,21 @@ CASES = [
     Case("audit-events", add_audit_events),
     Case("provisioning-jobs", add_provisioning_jobs),
     Case("epj-register", add_epj_plans),
+    Case("access-history", add_access_history),
+    Case(
+        "access-history",
+        add_access_history,
+        persona="vendor_admin",
+        hidden=other_vendors_history,
+        belongs=of_the_vendor,
+    ),
+    Case(
+        "access-history",
+        add_kommune_access_history,
+        persona="kommune_admin",
+        hidden=other_kommuners_history,
+        belongs=in_the_kommune,
+    ),
     Case(
         "access-requests",
         add_access_requests,

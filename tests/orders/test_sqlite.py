@@ -82,6 +82,21 @@ approve = f"/api/v1/access-requests/{made.json()['id']}/approve/"
 approved = kommune_api.post(approve, {}, format="json")
 assert approved.status_code == 200, approved.content
 
+import datetime
+from orders.models import Grant, GrantPeriod
+
+# Who had access when: periods opened as the runner opens them, one closed by a revocation.
+granted = list(Grant.objects.filter(client=client))
+services.grant_periods_open(grants=granted, at=timezone.now() - datetime.timedelta(hours=1))
+services.grant_revoke(grant=granted[0], actor=kommune_admin)
+assert GrantPeriod.objects.filter(ended_at__isnull=False).count() == 1
+ever = kommune_api.get("/api/v1/access-history/", {"from": "2020-01-01T00:00"})
+assert ever.status_code == 200, ever.content[:500]
+assert ever.json()["count"] == len(granted), ever.json()
+now = kommune_api.get("/api/v1/access-history/", {"format": "csv"})
+assert now.status_code == 200, now
+assert len(b"".join(now.streaming_content).decode().splitlines()) == len(granted), "header + rows"
+
 from provisioning import reconcile
 
 with reconcile.reconcile_lock():  # a reconcile running now: the next one skips

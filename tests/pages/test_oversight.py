@@ -27,7 +27,7 @@ def register_url(nhn: Organisation) -> str:
 
 
 def national_url(nhn: Organisation) -> str:
-    return reverse("orders:national", args=[nhn.orgnr])
+    return reverse("provisioning:national", args=[nhn.orgnr])
 
 
 @pytest.fixture
@@ -53,7 +53,7 @@ def plans(kommune: Organisation, other_kommune: Organisation) -> None:
         ("vendor_admin", "vendor", 404),
     ],
 )
-@pytest.mark.parametrize("page", ["orders:epj_register", "orders:national"])
+@pytest.mark.parametrize("page", ["orders:epj_register", "provisioning:national"])
 def test_the_oversight_pages_are_nhns(
     client: Client,
     people: dict[str, Any],
@@ -304,7 +304,7 @@ def test_a_bad_period_is_said_beside_its_field(
     assert response.context["chart"].lines  # the default period is drawn
 
 
-@pytest.mark.parametrize("page", ["orders:epj_register", "orders:national"])
+@pytest.mark.parametrize("page", ["orders:epj_register", "provisioning:national"])
 def test_the_oversight_pages_read_the_same_number_of_queries_for_a_larger_country(
     client: Client, people: dict[str, Any], nhn: Organisation, plans: None, page: str
 ) -> None:

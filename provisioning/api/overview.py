@@ -1,5 +1,6 @@
 """The national overview in the API: ``GET /api/v1/overview/?months=&interval=``, for NHN staff
-(403 for anyone else: it is nobody's object, so there is nothing to hide by a 404)."""
+(403 for anyone else: it is nobody's object, so there is nothing to hide by a 404). In
+provisioning, the top layer: it reads orders' figures and the gateway's counts."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from rest_framework.response import Response
 
 from orders.forms.oversight import OverviewForm, field_errors
 from orders.overview import Overview, national_overview
+from provisioning.data_access import Traffic
+from provisioning.overview import traffic_of
 from tenants.models import Environment
 from tenants.permissions import IsNhnStaff
 
@@ -61,19 +64,45 @@ class ProvisioningHealthSerializer(serializers.Serializer[Any]):
     order_to_active = OrderToActiveSerializer()
 
 
+class ServiceTrafficSerializer(serializers.Serializer[Any]):
+    service = serializers.CharField(
+        allow_blank=True,
+        help_text='The service\'s code; "" for calls refused before one was known.',
+    )
+    calls = serializers.IntegerField()
+    refused = serializers.IntegerField(help_text="Calls the gateway refused itself.")
+
+
+class TrafficAtSerializer(serializers.Serializer[Any]):
+    start = serializers.DateField(help_text="The first day of the day or week.")
+    end = serializers.DateField(help_text="Its last day (today at most).")
+    calls = serializers.IntegerField()
+    refused = serializers.IntegerField()
+
+
+class GatewayTrafficSerializer(serializers.Serializer[Any]):
+    calls = serializers.IntegerField(help_text="Over the whole period, every service.")
+    refused = serializers.IntegerField()
+    services = ServiceTrafficSerializer(many=True, help_text="Per service over the period.")
+    points = TrafficAtSerializer(many=True, help_text="Per day or week, every service.")
+
+
 class OverviewSerializer(serializers.Serializer[Any]):
     at = serializers.DateTimeField()
     kommuner = serializers.IntegerField(help_text="Kommuner registered in Tilgang.")
     onboarding = ServiceOnboardingSerializer(many=True)
     grants_over_time = GrantsOverTimeSerializer()
     provisioning = ProvisioningHealthSerializer()
+    gateway_traffic = GatewayTrafficSerializer(
+        help_text="Calls through the gateway over the period of grants_over_time."
+    )
 
 
 def _seconds(duration: datetime.timedelta | None) -> float | None:
     return None if duration is None else duration.total_seconds()
 
 
-def overview_data(overview: Overview) -> dict[str, Any]:
+def overview_data(overview: Overview, traffic: Traffic) -> dict[str, Any]:
     """The overview as the API's document."""
     health = overview.health
     return {
@@ -108,6 +137,18 @@ def overview_data(overview: Overview) -> dict[str, Any]:
                 "p95_seconds": _seconds(health.order_to_active_p95),
             },
         },
+        "gateway_traffic": {
+            "calls": traffic.calls,
+            "refused": traffic.refused,
+            "services": [
+                {"service": code, "calls": calls, "refused": refused}
+                for code, calls, refused in traffic.services
+            ],
+            "points": [
+                {"start": start, "end": end, "calls": calls, "refused": refused}
+                for start, end, calls, refused in traffic.spans
+            ],
+        },
     }
 
 
@@ -118,7 +159,8 @@ def overview_data(overview: Overview) -> dict[str, Any]:
     ],
     responses=OverviewSerializer,
     description="NHN's national overview: kommuner onboarded per service and environment, "
-    "active grants over time, and provisioning health. NHN staff only.",
+    "active grants over time, provisioning health, and the gateway's calls per service and per "
+    "day or week. NHN staff only.",
 )
 @api_view(["GET"])
 @permission_classes([IsAuthenticated, IsNhnStaff])
@@ -128,4 +170,4 @@ def overview(request: Request) -> Response:
         raise ValidationError(field_errors(form))
     months, interval = form.period()
     found = national_overview(now=timezone.now(), months=months, interval=interval)
-    return Response(OverviewSerializer(overview_data(found)).data)
+    return Response(OverviewSerializer(overview_data(found, traffic_of(found))).data)

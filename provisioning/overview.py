@@ -1,6 +1,8 @@
 """NHN's national overview (``orders.overview``): kommuner onboarded per service and environment,
-grants over time as a chart drawn here as SVG with the same numbers in a table beside it, and the
-health of provisioning. For NHN's operators and auditors."""
+grants over time as a chart drawn here as SVG with the same numbers in a table beside it, the
+health of provisioning, and the gateway's traffic per service over the chart's period
+(``provisioning.data_access.gateway_traffic_over``). For NHN's operators and auditors. It lives in
+provisioning, the top layer, because it reads both orders' figures and the gateway's counts."""
 
 from __future__ import annotations
 
@@ -17,7 +19,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from orders.forms.oversight import OverviewForm
-from orders.overview import Point, national_overview
+from orders.overview import Overview, Point, national_overview
+from provisioning.data_access import Traffic, gateway_traffic_over
 from tenants.models import Environment, Organisation, Role
 from tenants.pages import Acting, organisation_page
 
@@ -180,6 +183,21 @@ def duration_text(duration: datetime.timedelta | None) -> str:
     return ngettext("%(count)s day", "%(count)s days", days) % {"count": days}
 
 
+def traffic_of(overview: Overview) -> Traffic:
+    """The gateway's traffic over the overview's days or weeks, its catalogue's services first."""
+    return gateway_traffic_over(
+        [(point.start, point.end) for point in overview.points],
+        services=[row.service.code for row in overview.onboarding],
+    )
+
+
+def service_label(code: str, names: dict[str, str]) -> str:
+    """A service's name; its code when the catalogue no longer has it."""
+    if not code:
+        return _("No service (refused before one was known)")
+    return names.get(code, code)
+
+
 @organisation_page(kinds=(Organisation.Kind.OPERATOR,), roles=(Role.NHN_OPERATOR, Role.NHN_AUDITOR))
 def national(request: HttpRequest, acting: Acting) -> HttpResponse:
     """The national overview; ``?months=&interval=`` choose the chart's period."""
@@ -190,9 +208,11 @@ def national(request: HttpRequest, acting: Acting) -> HttpResponse:
     overview = national_overview(now=timezone.now(), months=months, interval=interval)
     labels = dict(Environment.choices)
     health = overview.health
+    traffic = traffic_of(overview)
+    names = {row.service.code: row.service.name for row in overview.onboarding}
     return render(
         request,
-        "orders/overview/national.html",
+        "provisioning/national.html",
         {
             "form": form,
             "overview": overview,
@@ -209,6 +229,20 @@ def national(request: HttpRequest, acting: Acting) -> HttpResponse:
             "oldest_age": duration_text(health.oldest_pending_age),
             "p50": duration_text(health.order_to_active_p50),
             "p95": duration_text(health.order_to_active_p95),
+            "traffic": traffic,
+            "traffic_services": [
+                (service_label(code, names), calls, refused)
+                for code, calls, refused in traffic.services
+            ],
+            "traffic_table": [
+                (point_label(point, interval), calls, refused)
+                for point, (_first, _last, calls, refused) in zip(
+                    overview.points, traffic.spans, strict=True
+                )
+            ],
+            "traffic_caption": (
+                _("Gateway calls per week") if interval == "week" else _("Gateway calls per day")
+            ),
         },
     )
 
