@@ -52,6 +52,11 @@ TARGETS: dict[str, tuple[str, float | None]] = {
     "push_one_30k_ms": ("<=", None),
     "web_peak_rss_mb": ("<=", None),
     "worker_peak_rss_mb": ("<=", None),
+    "audit_export_100k_s": ("<=", None),
+    "audit_export_1m_s": ("<=", None),
+    "audit_export_100k_peak_mb": ("<=", None),
+    "audit_export_1m_peak_mb": ("<=", None),  # under twice the 100k export's (table())
+    "audit_verify_1m_s": ("<=", None),
     # No target was set: the figures are reported (docs/benchmarks.md).
     "data_access_ingest_1m_s": ("<=", None),
     "data_access_lines_per_s": (">=", None),
@@ -355,6 +360,8 @@ def table(results: dict[str, Any]) -> str:
         if key == "push_one_30k_ms":
             ratio = value / results["push_one_1k_ms"] if results["push_one_1k_ms"] else 0
             target_text, ok = "1.5x of 1k", ratio <= 1.5
+        elif key == "audit_export_1m_peak_mb":
+            target_text, ok = "2x of 100k", value < 2 * results["audit_export_100k_peak_mb"]
         elif target is None:
             target_text, ok = "-", True
         else:

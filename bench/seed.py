@@ -17,6 +17,8 @@ from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.utils import timezone
 
+from audit.chain import CONTENT, canonical, link
+from audit.models import chain_tail_locked
 from bench.scale import Scale
 from orders.models import (
     Access,
@@ -286,32 +288,37 @@ def gateway_entries(limit: int | None = None) -> int:
     return len(entries)
 
 
-def audit_trail(count: int, organisations: list[Organisation]) -> int:
-    """COPY ``count`` audit events: a million rows in seconds."""
-    columns = (
-        "occurred_at, actor_label, organisation_id, organisation_orgnr, action, object_type, "
-        "object_id, before, after, request_id"
-    )
+def audit_trail(count: int, organisations: list[Organisation], *, skip: int = 0) -> int:
+    """COPY ``count`` audit events, chained after the trail's last event (their hashes computed
+    while the rows are written, under the chain's lock): a million rows in under a minute.
+    ``skip`` continues an earlier call's ``count``: its events are older still."""
+    columns = ", ".join(CONTENT) + ", chain_hash"
     start = timezone.now()
-    with connection.cursor() as cursor:
+    before = {"status": "provisioning"}
+    after = {"status": "active"}
+    before_json, after_json = json.dumps(before), json.dumps(after)
+    with transaction.atomic(), connection.cursor() as cursor:
+        _last_id, previous = chain_tail_locked()
         raw = cursor.connection  # psycopg 3
         with raw.cursor() as pg, pg.copy(f"COPY audit_auditevent ({columns}) FROM STDIN") as copy:
-            for i in range(count):
+            for i in range(skip, skip + count):
                 organisation = organisations[i % len(organisations)]
-                copy.write_row(
-                    (
-                        start - datetime.timedelta(seconds=i),  # a trail over some weeks
-                        "system:bench",
-                        organisation.pk,
-                        organisation.orgnr,
-                        "grant.activated",
-                        "orders.grant",
-                        str(uuid.UUID(int=i)),
-                        json.dumps({"status": "provisioning"}),
-                        json.dumps({"status": "active"}),
-                        "",
-                    )
+                content = (
+                    start - datetime.timedelta(seconds=i),  # a trail over some weeks
+                    None,
+                    "system:bench",
+                    organisation.pk,
+                    organisation.orgnr,
+                    "grant.activated",
+                    "orders.grant",
+                    str(uuid.UUID(int=i)),
+                    before,
+                    after,
+                    "",
                 )
+                previous = link(previous, canonical(*content))
+                # COPY numbers the rows in the order written: id order is chain order.
+                copy.write_row((*content[:8], before_json, after_json, "", previous))
     return count
 
 

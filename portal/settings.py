@@ -271,9 +271,6 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
 # NHN's synthetic test organisations (e.g. 314159265) fail the mod-11 check; test environments
 # switch the check off.
 TILGANG_STRICT_ORGNR = env_bool("TILGANG_STRICT_ORGNR", True)
-# Whose audit events a person may read is a question of roles; the audit app, at the bottom, asks
-# this function by name rather than importing the tenants app above it.
-AUDIT_READABLE_ORGANISATIONS = "tenants.permissions.audit_readable_organisations"
 # The last year in which NHN recommends that a kommune switching EPJ goes straight for the new
 # information services (the vendor webinar of 11 December 2025: they open through 2026). A switch
 # in a later year gets one of the VKP paths (``tenants.transition``).

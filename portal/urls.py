@@ -6,7 +6,6 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from audit.api.views import AuditEventViewSet
 from notifications.api.views import NotificationViewSet
 from orders.api.register import EpjRegisterViewSet
 from orders.api.views import (
@@ -24,6 +23,7 @@ from portal.health import healthz, readyz
 from provisioning.api.overview import overview
 from provisioning.api.views import DataAccessView, ProvisioningJobViewSet
 from recertification.api.views import RecertificationViewSet
+from tenants.api.audit import AuditEventViewSet
 from tenants.api.views import MembershipViewSet, OrganizationViewSet, ProductViewSet
 from tenants.views.language import set_language
 

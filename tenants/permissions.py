@@ -79,7 +79,7 @@ class IsNhnStaff(BasePermission):
 
 def audit_readable_organisations(user: User | AnonymousUser) -> list[Any] | None:
     """Whose audit events ``user`` may read: None (all) for NHN staff, otherwise the ids of the
-    organisations they administer (settings.AUDIT_READABLE_ORGANISATIONS names this)."""
+    organisations they administer."""
     roles = Membership.objects.roles_of(user)
     if roles.nhn_staff:
         return None

@@ -30,6 +30,11 @@ KEYS = [
     "web_peak_rss_mb",
     "worker_peak_rss_mb",
     "pages_p95_ms",
+    "audit_export_100k_s",
+    "audit_export_1m_s",
+    "audit_export_100k_peak_mb",
+    "audit_export_1m_peak_mb",
+    "audit_verify_1m_s",
     "access_history_p95_ms",
     "data_access_ingest_1m_s",
     "data_access_lines_per_s",
@@ -53,5 +58,7 @@ def test_the_benchmark_runs_on_tiny_numbers_and_reports_every_figure(tmp_path: P
         assert figures[key] > 0, key
     assert figures["bulk_grants"] == 12  # two services for each of six kommuner
     assert figures["counts"]["kommuner"] == 357
+    assert figures["audit_verify_events"] >= 200  # the chain held every seeded event
+    assert figures["audit_export_rows"][1] >= 200
     assert figures["data_access_lines"] == 2_000  # every line written was loaded
     assert "onboarding_p95_s" in result.stdout  # the table

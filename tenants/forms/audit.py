@@ -127,3 +127,12 @@ class AuditFilterForm(forms.Form):
         if start and end and end < start:
             self.add_error("date_to", _("The last day comes before the first."))
         return data
+
+
+class AuditApiFilterForm(AuditFilterForm):
+    """The page's filters, by the same names, plus two the API has always had. An action is any
+    action recorded, not only one the page has words for."""
+
+    action = forms.CharField(required=False, max_length=60)  # type: ignore[assignment]
+    organisation = forms.CharField(required=False, max_length=9)
+    object_id = forms.CharField(required=False, max_length=64)

@@ -7,25 +7,22 @@ stays put while new events arrive. A page runs the same queries however many eve
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import json
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import URLPattern, path
-from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from audit.models import AuditEvent
+from tenants.audit import audit_events_filter, audit_events_readable
 from tenants.forms.audit import OBJECT_TYPES, AuditFilterForm, action_label
-from tenants.models import OAuthClient, Organisation, Role
+from tenants.models import Organisation, Role
 from tenants.pages import Acting, organisation_page
-from tenants.permissions import audit_readable_organisations
 
 nhn_page = organisation_page(
     kinds=(Organisation.Kind.OPERATOR,), roles=(Role.NHN_OPERATOR, Role.NHN_AUDITOR)
@@ -111,57 +108,14 @@ class Row:
 # --- The page -----------------------------------------------------------------------------------
 
 
-def _client_ids(query: str) -> list[str]:
-    """The ids of the clients a person means by ``query``: its name, client_id or id."""
-    match = Q(name__icontains=query) | Q(client_id=query)
-    with contextlib.suppress(ValueError):  # not an id: the name or client_id alone
-        match |= Q(pk=uuid.UUID(query))
-    return [str(pk) for pk in OAuthClient.objects.filter(match).values_list("pk", flat=True)]
-
-
-def _about_clients(ids: list[str]) -> Q:
-    """Events about these clients: their own, and those of their grants and orders (whose
-    before or after names the client)."""
-    return Q(object_id__in=ids) | Q(after__client__in=ids) | Q(before__client__in=ids)
-
-
-def _filtered(events: QuerySet[AuditEvent], data: dict[str, Any]) -> QuerySet[AuditEvent]:
-    if kommune := data.get("kommune"):
-        events = events.filter(organisation_id=kommune.pk)
-    if vendor := data.get("vendor"):
-        ids = [str(pk) for pk in vendor.clients.values_list("pk", flat=True)]
-        events = events.filter(Q(organisation_id=vendor.pk) | _about_clients(ids))
-    if client := data.get("client"):
-        ids = _client_ids(client)
-        events = events.filter(_about_clients(ids)) if ids else events.none()
-    if actor := data.get("actor"):
-        events = events.filter(actor_label__icontains=actor)
-    if action := data.get("action"):
-        events = events.filter(action=action)
-    zone = timezone.get_current_timezone()
-    if start := data.get("date_from"):
-        events = events.filter(
-            occurred_at__gte=datetime.datetime.combine(start, datetime.time.min, tzinfo=zone)
-        )
-    if end := data.get("date_to"):
-        after_end = end + datetime.timedelta(days=1)
-        events = events.filter(
-            occurred_at__lt=datetime.datetime.combine(after_end, datetime.time.min, tzinfo=zone)
-        )
-    return events
-
-
 @nhn_page
 def audit(request: HttpRequest, acting: Acting) -> HttpResponse:
     """The audit trail: who changed what, when, for which organisation, and what it was before."""
     form = AuditFilterForm(request.GET or None)
-    events: QuerySet[AuditEvent] = AuditEvent.objects.all()
-    readable = audit_readable_organisations(request.user)
-    if readable is not None:  # NHN staff read every event; kept for anyone else
-        events = events.filter(organisation_id__in=readable)
+    events = audit_events_readable(request.user)
     if form.is_bound:
         form.is_valid()  # the valid filters apply; the others say what is wrong
-        events = _filtered(events, form.cleaned_data)
+        events = audit_events_filter(events, form.cleaned_data)
 
     older = _cursor_parse(request.GET.get("before", ""))
     newer = None if older else _cursor_parse(request.GET.get("after", ""))
