@@ -15,6 +15,7 @@ from django.db.models.functions import Cast
 
 from audit.models import AuditEvent
 from audit.selectors import rows_streamed
+from portal.exports import csv_cell
 
 #: The columns of an export (CSV header, JSON keys), as the API names them.
 COLUMNS = (
@@ -52,17 +53,8 @@ CHUNK = 2000
 #: Bytes gathered before a piece is sent.
 PIECE = 64 * 1024
 
-#: What a spreadsheet reads as the start of a formula (OWASP, "CSV Injection"), tab and carriage
-#: return included.
-FORMULA_START = "=+-@\t\r"
-
 #: A str as a JSON string, not ASCII-escaped (the C function ``json.dumps`` uses).
 _string = json.encoder.encode_basestring
-
-
-def csv_cell(text: str) -> str:
-    """``text`` as a spreadsheet shows it, never runs it: a leading ' before a formula."""
-    return "'" + text if text and text[0] in FORMULA_START else text
 
 
 def _time(value: datetime.datetime) -> str:

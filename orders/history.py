@@ -18,7 +18,6 @@ has a gap between two periods.
 
 from __future__ import annotations
 
-import csv
 import datetime
 import uuid
 from collections.abc import Iterable, Iterator
@@ -32,6 +31,7 @@ from django.utils.translation import gettext as _
 
 from orders.models import Delegation, Grant, GrantPeriod, Instruction
 from orders.policy import grant_reason_text
+from portal.exports import csv_cell
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser, User
@@ -135,15 +135,6 @@ def _iso(value: datetime.datetime | datetime.date | None) -> str:
     return value.isoformat()
 
 
-def _cell(value: Any) -> str:
-    """A value as a spreadsheet reads it safely: text that would start a formula (a client's
-    name is the vendor's to choose) is quoted with an apostrophe."""
-    text = "" if value is None else str(value)
-    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + text
-    return text
-
-
 def person_name(user: Any) -> str:
     """A person as the history shows them: their name, else their login."""
     if user is None:
@@ -193,7 +184,7 @@ def csv_header() -> list[str]:
 def csv_row(period: GrantPeriod) -> list[str]:
     instruction, delegation = period.instruction, period.delegation
     return [
-        _cell(value)
+        csv_cell(value)
         for value in (
             period.kommune.orgnr,
             period.kommune.name,
@@ -223,24 +214,13 @@ def csv_row(period: GrantPeriod) -> list[str]:
     ]
 
 
-class _Line:
-    """A file-like target for ``csv.writer`` that hands back the line just written."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
-def csv_lines(periods: QuerySet[GrantPeriod], *, bom: bool = False) -> Iterator[str]:
-    """The periods as CSV, one line at a time, read in chunks: for a streaming response, whose
-    memory does not grow with the number of rows. ``bom``: start with a byte order mark, so a
-    spreadsheet opens the æ, ø and å of the names as UTF-8."""
-    writer = csv.writer(_Line())
-    if bom:
-        yield "\ufeff"
-    yield writer.writerow(csv_header())
+def csv_records(periods: QuerySet[GrantPeriod]) -> Iterator[list[str]]:
+    """The header, then the periods' rows, read in chunks: for a streaming download
+    (``portal.exports.csv_streaming_response``), whose memory does not grow with the rows."""
+    yield csv_header()
     rows: Iterable[GrantPeriod] = periods.iterator(chunk_size=CSV_CHUNK)
     for period in rows:
-        yield writer.writerow(csv_row(period))
+        yield csv_row(period)
 
 
 def csv_filename(query: HistoryQuery, scope: str = "") -> str:

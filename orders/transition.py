@@ -47,6 +47,7 @@ from orders.models import (
     Service,
     ServiceAvailability,
 )
+from portal.exports import csv_cell
 from tenants.models import Environment, Organisation
 from tenants.transition import EpjPath, epj_path
 
@@ -375,20 +376,13 @@ CSV_COLUMNS = [
 ]
 
 
-def _cell(value: Any) -> str:
-    """A CSV cell a spreadsheet shows as text: names come from vendors and kommuner, and one that
-    starts like a formula (=, +, -, @) would otherwise run as one (CSV injection)."""
-    text = "" if value is None else str(value)
-    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def csv_records(rows: Iterable[RegisterRow]) -> Iterator[list[str]]:
     """The header, then one record per row: codes and ISO dates, with the path in words too."""
     yield list(CSV_COLUMNS)
     for row in rows:
         epj, switch = row.epj, row.switch_to
         yield [
-            _cell(value)
+            csv_cell(value)
             for value in (
                 row.number,
                 row.name,

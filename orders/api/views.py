@@ -40,7 +40,7 @@ from orders.api.serializers import (
     VendorSuspendSerializer,
 )
 from orders.forms.history import AccessHistoryForm
-from orders.history import access_history, csv_filename, csv_lines
+from orders.history import access_history, csv_filename, csv_records
 from orders.models import (
     Access,
     AccessRequest,
@@ -54,6 +54,7 @@ from orders.models import (
     Service,
 )
 from portal.api import get_or_404
+from portal.exports import csv_streaming_response
 from portal.http import authenticated_user
 from tenants.api.serializers import OrganizationSerializer
 from tenants.auth import FRESH_LOGIN_SECONDS, login_is_fresh
@@ -686,12 +687,9 @@ class AccessHistoryViewSet(viewsets.GenericViewSet[GrantPeriod]):
             raise ValidationError(form.errors_by_field())
         periods = access_history(user=request.user, query=form.query).order_by("started_at", "pk")
         if request.accepted_renderer.format == "csv":
-            response = StreamingHttpResponse(
-                csv_lines(periods), content_type="text/csv; charset=utf-8"
+            return csv_streaming_response(
+                csv_records(periods), filename=csv_filename(form.query), bom=False
             )
-            filename = csv_filename(form.query)
-            response["Content-Disposition"] = f'attachment; filename="{filename}"'
-            return response
         page = self.paginate_queryset(periods)
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 

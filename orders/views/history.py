@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.urls import URLPattern, path
@@ -25,11 +25,12 @@ from orders.history import (
     HistoryQuery,
     access_history,
     csv_filename,
-    csv_lines,
+    csv_records,
     describe,
     revoke_reason,
 )
 from orders.models import GrantPeriod
+from portal.exports import csv_streaming_response
 from tenants.models import OAuthClient, Organisation, Role
 from tenants.pages import Acting, listing, organisation_page
 from tenants.templatetags.tilgang import orgnr as grouped
@@ -151,14 +152,11 @@ def history(request: HttpRequest, acting: Acting) -> HttpResponseBase:
     if request.GET.get("format") == "csv":
         if not valid:  # the filters say what is wrong, on the page, with 400
             return _page(request, acting, form, query, periods.none(), status=400)
-        response = StreamingHttpResponse(
-            csv_lines(periods.order_by("started_at", "pk"), bom=True),
-            content_type="text/csv; charset=utf-8",
-        )
         scope = "" if acting.organisation.kind == Organisation.Kind.OPERATOR else acting.orgnr
-        filename = csv_filename(query, scope)
-        response["Content-Disposition"] = f'attachment; filename="{filename}"'
-        return response
+        return csv_streaming_response(
+            csv_records(periods.order_by("started_at", "pk")),
+            filename=csv_filename(query, scope),
+        )
     return _page(request, acting, form, query, periods if valid else periods.none())
 
 
