@@ -129,6 +129,14 @@ SHOTS: list[Shot] = [
     Shot(NHN_OPERATOR, "tenants:audit", "nhn-audit"),
     Shot(NHN_OPERATOR, "orders:vendors", "nhn-vendors"),
     Shot("revisor@nhn.example", "orders:dashboard", "nhn-auditor-dashboard"),
+    # Oversight (issue 13): who had access when, who called what, the country, the EPJ switch.
+    Shot(KOMMUNE_ADMIN, "orders:access_history", "kommune-access-history"),
+    Shot(KOMMUNE_ADMIN, "provisioning:data_access", "kommune-data-access"),
+    Shot(KOMMUNE_ADMIN, "tenants:epj", "kommune-epj"),
+    Shot(VENDOR_ADMIN, "notifications:list", "vendor-notifications"),
+    Shot("revisor@nhn.example", "orders:access_history", "nhn-access-history"),
+    Shot("revisor@nhn.example", "provisioning:national", "nhn-national"),
+    Shot("revisor@nhn.example", "orders:epj_register", "nhn-epj-register"),
 ]
 
 
