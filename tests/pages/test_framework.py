@@ -10,6 +10,7 @@ from django import forms
 from django.contrib.auth.models import User
 from django.test import Client, RequestFactory
 from django.urls import reverse
+from django.utils.safestring import mark_safe
 
 from orders.models import ItemStatus
 from orders.services import delegation_revoke
@@ -121,3 +122,35 @@ def test_a_list_sorts_by_a_known_column_only_and_clamps_the_page(
         RequestFactory().get("/?sort=password"), rows, sorts={"name": "name"}, default="name"
     )
     assert unknown.sort == "name"
+
+
+class _Choices(forms.Form):
+    one = forms.ChoiceField(
+        choices=[("", "Any"), ("Groups", [("a&b", "<b>A</b> & B"), ("2", "Two")])], required=False
+    )
+    many = forms.MultipleChoiceField(
+        choices=[("1", 'Å "quoted"'), ("<2>", mark_safe("<i>Two</i>"))],
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+    )
+
+
+def test_choice_widgets_write_their_options_escaped_with_the_chosen_ones_marked() -> None:
+    html = str(_Choices(data={"one": "a&b", "many": ["<2>"]}))
+    # The select: grouped options, the value and label escaped, the chosen one selected.
+    assert '<option value="" >Any</option>' not in html
+    assert '<option value="">Any</option>' in html
+    assert '<optgroup label="Groups">' in html
+    assert '<option value="a&amp;b" selected>&lt;b&gt;A&lt;/b&gt; &amp; B</option>' in html
+    assert '<option value="2">Two</option>' in html
+    # The checkboxes: a Designsystemet field each, labelled for its input; a label marked safe
+    # is written as it is, any other escaped.
+    assert (
+        '<div class="ds-field"><input class="ds-input" type="checkbox" name="many" value="1"'
+        ' id="id_many_0"><label class="ds-label" data-weight="regular" for="id_many_0">'
+        "Å &quot;quoted&quot;</label></div>"
+    ) in html
+    assert (
+        'name="many" value="&lt;2&gt;" id="id_many_1" checked><label class="ds-label"'
+        ' data-weight="regular" for="id_many_1"><i>Two</i></label>'
+    ) in html
