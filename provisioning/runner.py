@@ -701,11 +701,17 @@ def _state_of(client: OAuthClient, now: datetime.datetime, *, resync: bool = Fal
     closing_statuses = [GrantStatus.REVOKING]
     if not wanted:  # nothing may pass for this client any more
         closing_statuses += [GrantStatus.ACTIVE, GrantStatus.PROVISIONING]
+    # Locked until the claim commits: a revocation committed between this read and the move to
+    # provisioning below would be overwritten, and the revoked grant activated and opened. A
+    # revocation waits here instead, before it takes the audit chain's lock, and then revokes
+    # the grant being provisioned (tests/provisioning/test_claim_races.py).
     changing = list(
         Grant.objects.filter(
             client=client,
             status__in=[GrantStatus.PENDING, GrantStatus.PROVISIONING, *closing_statuses],
-        ).select_related("kommune", "service")
+        )
+        .select_related("kommune", "service")
+        .select_for_update(of=("self",))
     )
     pending = [grant for grant in changing if grant.status == GrantStatus.PENDING]
     if pending:
