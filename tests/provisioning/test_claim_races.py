@@ -30,7 +30,8 @@ def test_a_revocation_committed_while_a_claim_reads_its_grant_is_not_overwritten
 ) -> None:
     order = world.order("patient.read")
     item = order.items.get()
-    assert item.status == ItemStatus.APPROVED and item.grant is not None
+    assert item.status == ItemStatus.APPROVED
+    assert item.grant is not None
     grant = item.grant
     assert grant.status == GrantStatus.PENDING
     job = ProvisioningJob.objects.get(client=world.client, status=ProvisioningJob.Status.PENDING)
