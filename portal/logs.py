@@ -18,17 +18,22 @@ import logging
 from typing import Any
 
 from celery import current_task
+from django.http import HttpRequest
 
-from audit.context import current_request_id
+from audit.context import current_request_id, request_id_of
 
 
 class ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = current_request_id()
+        # Django logs a response's error status (django.request) with the request, after the
+        # middleware has let go of the request id: read it from that request then.
+        request = getattr(record, "request", None)
+        record.request_id = current_request_id() or (
+            request_id_of(request) if isinstance(request, HttpRequest) else ""
+        )
         # ``current_task`` is a proxy of the task running in this process, or of None.
         task: Any = current_task._get_current_object()  # type: ignore[attr-defined]
-        request = getattr(task, "request", None)
-        task_id = getattr(request, "id", None) or ""
+        task_id = getattr(getattr(task, "request", None), "id", None) or ""
         record.task_id = task_id
         record.task_name = getattr(task, "name", "") if task_id else ""
         return True
