@@ -19,6 +19,7 @@ from audit.services import audit_event_record
 from orders.models import GrantStatus, ProvisioningJob
 from orders.services import grant_periods_open
 from provisioning import reconcile
+from provisioning.gateway import Entry, GatewayConfig, GatewayUnavailable, HAProxyGateway
 from tests.components import PROJECT_DIR
 from tests.factories import GrantFactory
 
@@ -113,6 +114,26 @@ def test_request_latency_is_labelled_by_view_name_never_by_the_path(token: str) 
     )
     labels = {value for (_, pairs) in after for _, value in pairs}
     assert not any("no-such-page" in label or "/api/" in label for label in labels)
+
+
+def test_a_push_to_a_gateway_that_does_not_answer_is_counted_as_a_failed_push(
+    token: str, tmp_path: Any
+) -> None:
+    """Counted in this process, read back through the multiprocess files like a worker's."""
+    config = GatewayConfig(tmp_path, "127.0.0.1:1", "127.0.0.1:2", "http://i", "http://a")
+    entry = Entry("production", "tilgang-metrics", "958935420", "patient", "read")
+    before = scrape()
+
+    with pytest.raises(GatewayUnavailable):
+        HAProxyGateway(config).upsert(entry)
+    after = scrape()
+
+    pushes, failures = "tilgang_gateway_pushes_total", "tilgang_gateway_push_failures_total"
+    assert value(after, pushes, operation="upsert") == value(before, pushes, operation="upsert") + 1
+    for error, added in [("unavailable", 1), ("refused", 0)]:
+        assert value(after, failures, operation="upsert", error=error) == (
+            value(before, failures, operation="upsert", error=error) + added
+        )
 
 
 def test_jobs_and_grants_by_status_are_read_from_the_database(token: str) -> None:
