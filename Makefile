@@ -11,6 +11,8 @@ run: bootstrap
 	$(VENV)/python manage.py migrate --no-input -v0
 	$(VENV)/python manage.py seed_demo
 	$(VENV)/python manage.py write_provider_scopes
+# The processes' counts for /metrics start again with them (README, "Metrics and logs").
+	rm -rf "$${PROMETHEUS_MULTIPROC_DIR:-$${TILGANG_VAR_DIR:-var}/prometheus}"
 	$(VENV)/honcho start -f Procfile
 
 ## Install what is missing, start PostgreSQL and Redis, then lint, type-check and run every test.

@@ -11,8 +11,18 @@ from django.http import HttpRequest, HttpResponse
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 
 
+#: Where the middleware also keeps the id on the request: Django logs a response's 4xx or 5xx
+#: (``django.request``) after every middleware has returned, so after the variable is reset.
+REQUEST_META_KEY = "tilgang.request_id"
+
+
 def current_request_id() -> str:
     return request_id.get()
+
+
+def request_id_of(request: HttpRequest) -> str:
+    """The id the middleware gave ``request`` ("" before it ran)."""
+    return str(request.META.get(REQUEST_META_KEY, ""))
 
 
 class RequestIdMiddleware:
@@ -24,6 +34,7 @@ class RequestIdMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         given = request.headers.get("X-Request-ID", "")
         rid = given if 0 < len(given) <= 64 and given.isprintable() else uuid.uuid4().hex
+        request.META[REQUEST_META_KEY] = rid
         token = request_id.set(rid)
         try:
             response = self.get_response(request)

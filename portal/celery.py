@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import contextvars
+import logging.config
 import os
 from pathlib import Path
 from typing import Any
 
-from celery import Celery
-from celery.signals import task_postrun, task_prerun, worker_process_init, worker_ready
+from celery import Celery, Task
+from celery.signals import (
+    before_task_publish,
+    setup_logging,
+    task_postrun,
+    task_prerun,
+    worker_process_init,
+    worker_ready,
+)
 from django.conf import settings
 from django.db import close_old_connections
 
+from audit.context import current_request_id, request_id
 from portal.heap import startup_objects_freeze
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
@@ -51,6 +61,49 @@ def _database_connections_age(**kwargs: Any) -> None:
     """Around each task as Django does around each request: drop a connection that is broken or
     older than CONN_MAX_AGE, keep the rest (settings.CELERY_DB_REUSE_MAX)."""
     close_old_connections()
+
+
+#: The message header that carries the request id of the work that sent a task.
+REQUEST_ID_HEADER = "request_id"
+#: The request id each running task set, to put back what was there when it ends.
+_request_id_tokens: dict[str, contextvars.Token[str]] = {}
+
+
+@setup_logging.connect
+def _logging_configure(loglevel: int | str | None = None, **kwargs: Any) -> None:
+    """Workers and beat log as the web does (settings.LOGGING: JSON lines with the request id
+    and the task), not in Celery's own format: with a receiver here Celery leaves logging to us.
+    ``--loglevel`` still sets the level."""
+    logging.config.dictConfig(settings.LOGGING)
+    if loglevel:
+        logging.getLogger().setLevel(loglevel)
+
+
+@before_task_publish.connect
+def _request_id_send(headers: dict[str, Any] | None = None, **kwargs: Any) -> None:
+    """Each task sent while a request (or a task) is under way carries its request id, so the
+    worker's log lines and audit events name the request that set it off. Sent by the web on
+    commit, by a task, or again by the sweeper (which has none: its re-sends carry none)."""
+    rid = current_request_id()
+    if rid and headers is not None:
+        headers.setdefault(REQUEST_ID_HEADER, rid)
+
+
+@task_prerun.connect
+def _request_id_restore(task_id: str, task: Task[Any, Any], **kwargs: Any) -> None:
+    """The task runs under the request id its message carried ("" when none)."""
+    rid = getattr(task.request, REQUEST_ID_HEADER, None) or ""
+    _request_id_tokens[task_id] = request_id.set(str(rid)[:64])
+
+
+@task_postrun.connect
+def _request_id_forget(task_id: str, **kwargs: Any) -> None:
+    token = _request_id_tokens.pop(task_id, None)
+    if token is not None:
+        try:
+            request_id.reset(token)
+        except ValueError:  # set in another context (a pool of threads): end it here all the same
+            request_id.set("")
 
 
 @worker_process_init.connect  # each pool process, as it starts

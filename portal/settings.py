@@ -93,6 +93,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First in and last out: it times everything below (portal.metrics).
+    "portal.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "audit.context.RequestIdMiddleware",
     "portal.request_memo.RequestMemoMiddleware",
@@ -258,7 +260,8 @@ SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
 SECURE_HSTS_SECONDS = int(os.getenv("DJANGO_SECURE_HSTS_SECONDS", "0" if DEBUG else "31536000"))
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", not DEBUG)
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]  # probes speak plain HTTP inside the cluster
+# Probes and Prometheus speak plain HTTP inside the cluster.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 if os.getenv("DJANGO_SECURE_PROXY_SSL_HEADER"):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_HTTPONLY = True
@@ -409,12 +412,45 @@ RECERTIFICATION_REMINDER_DAYS = sorted(
     (int(day) for day in env_list("RECERTIFICATION_REMINDER_DAYS", "30,7")), reverse=True
 )
 
-# --- Logging: to stderr; secrets are never logged -----------------------------------------------
+# --- Logging: to stderr, one JSON object a line; secrets are never logged -----------------------
+# Each line carries the request id (``audit.context``) of the work it belongs to, which the Celery
+# signals in ``portal.celery`` carry from the web process into every task it sends, and in a
+# worker the task's id and name (``portal.logs``). ``plain`` is the same as text, for a developer's
+# terminal (`make run`); JSON is the default once DEBUG is off.
+LOG_FORMAT = os.getenv("LOG_FORMAT", "plain" if DEBUG else "json")
+if LOG_FORMAT not in {"json", "plain"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or plain, not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "portal.logs.ContextFilter"}},
+    "formatters": {
+        "json": {"()": "portal.logs.JsonFormatter"},
+        "plain": {"()": "portal.logs.PlainFormatter"},
+    },
+    "handlers": {
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["stderr"], "level": os.getenv("DJANGO_LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- Metrics for Prometheus: GET /metrics with ``Authorization: Bearer <METRICS_TOKEN>`` ---------
+# Without a token the endpoint does not exist (404). Read from METRICS_TOKEN or METRICS_TOKEN_FILE.
+METRICS_TOKEN = (
+    Path(path).read_text().strip()
+    if (path := os.getenv("METRICS_TOKEN_FILE"))
+    else os.getenv("METRICS_TOKEN", "")
+)
+# The web and worker processes of one host count requests and gateway pushes in files here
+# (prometheus_client's multiprocess mode), so /metrics, served by any web process, adds up every
+# process of the host. prometheus_client reads the variable when it is first imported, which is
+# after these settings. Empty it when the host's processes all start (`make run` does).
+PROMETHEUS_MULTIPROC_DIR = Path(
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(VAR_DIR / "prometheus"))
+)
+PROMETHEUS_MULTIPROC_DIR.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
-"""URLs: the HTML pages, people's login under /oidc/, the API under /api/v1/, and probes."""
+"""URLs: the HTML pages, people's login under /oidc/, the API under /api/v1/, probes and
+metrics."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from orders.api.views import (
 from portal.health import healthz, readyz
 from provisioning.api.overview import overview
 from provisioning.api.views import DataAccessView, ProvisioningJobViewSet
+from provisioning.metrics import metrics
 from recertification.api.views import RecertificationViewSet
 from tenants.api.audit import AuditEventViewSet
 from tenants.api.views import MembershipViewSet, OrganizationViewSet, ProductViewSet
@@ -57,6 +59,8 @@ urlpatterns = [
     path("i18n/setlang/", set_language, name="set_language"),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
+    # For Prometheus, with a bearer token (settings.METRICS_TOKEN); README, "Metrics and logs".
+    path("metrics", metrics, name="metrics"),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path(

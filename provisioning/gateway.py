@@ -35,6 +35,7 @@ import base64
 import binascii
 import contextlib
 import fcntl
+import functools
 import os
 import re
 import socket
@@ -44,10 +45,12 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from portal.metrics import GATEWAY_PUSH_FAILURES, GATEWAY_PUSHES
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "gateway" / "haproxy.cfg.template"
 FHIR_LUA = Path(__file__).resolve().parent.parent / "gateway" / "fhir.lua"
@@ -89,6 +92,35 @@ class GatewayUnavailable(Exception):
 
 class GatewayError(Exception):
     """HAProxy answered a command with an error: retrying the same command will not help."""
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _push(operation: str) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
+    """Count each call of a method that changes the running gateway, and each that fails, by
+    how (``portal.metrics``: tilgang_gateway_pushes_total, tilgang_gateway_push_failures_total)."""
+
+    def decorate(method: Callable[_P, _R]) -> Callable[_P, _R]:
+        @functools.wraps(method)
+        def counted(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+            GATEWAY_PUSHES.labels(operation=operation).inc()
+            try:
+                return method(*args, **kwargs)
+            except GatewayUnavailable:
+                GATEWAY_PUSH_FAILURES.labels(operation=operation, error="unavailable").inc()
+                raise
+            except GatewayError:
+                GATEWAY_PUSH_FAILURES.labels(operation=operation, error="refused").inc()
+                raise
+            except Exception:
+                GATEWAY_PUSH_FAILURES.labels(operation=operation, error="other").inc()
+                raise
+
+        return counted
+
+    return decorate
 
 
 def _check_token(name: str, value: str) -> None:
@@ -489,6 +521,7 @@ class HAProxyGateway:
 
     # -- runtime API: grants ----------------------------------------------------------------
 
+    @_push("upsert")
     def upsert(self, entry: Entry) -> None:
         """Make ``entry`` pass with its service codes, idempotently, in one or two exchanges of
         a few hundred bytes whatever the map size. One exchange looks the key up in both maps
@@ -514,6 +547,7 @@ class HAProxyGateway:
         if commands:
             _expect_empty(self._runtime(";".join(commands) + "\n"), allowed={_KEY_NOT_FOUND})
 
+    @_push("remove")
     def remove(self, entry: Entry) -> None:
         """Stop ``entry`` passing at once, at the same cost however large the grants map is:
         its key goes into the revoked map, in its file first, then at runtime. The file first:
@@ -526,6 +560,7 @@ class HAProxyGateway:
         self._revoked_file(self._revoked_file_append, entry.key)
         _expect_empty(self._runtime(f"add map {self.config.revoked_map} {entry.key} 1\n"))
 
+    @_push("add_if_absent")
     def add_if_absent(self, entry: Entry) -> bool:
         """Add ``entry`` to the grants map when the map lacks its key, and never touch the
         revoked map (unlike :meth:`upsert`): what the reconciler re-adds after a swap stays
@@ -570,6 +605,7 @@ class HAProxyGateway:
         """The keys removed since the grants map was last replaced (see :meth:`replace_all`)."""
         return {key for key, _ in self._show_map(self.config.revoked_map)}
 
+    @_push("replace_all")
     def replace_all(self, entries: Iterable[Entry]) -> None:
         """Swap the whole grants map for ``entries`` atomically: requests see the old map until
         the commit, then the new one, never a half-loaded one. The new version is loaded in
@@ -592,6 +628,7 @@ class HAProxyGateway:
         """The running resources map: FHIR ResourceType → service code."""
         return dict(self._show_map(self.config.resources_map))
 
+    @_push("set_resources")
     def set_resources(self, mapping: dict[str, str]) -> None:
         """Replace the running resources map atomically."""
         _check_resources(mapping)
@@ -600,6 +637,7 @@ class HAProxyGateway:
 
     # -- processes --------------------------------------------------------------------------
 
+    @_push("reload")
     def reload(self, *, wait: float = 10.0) -> None:
         """Have the master start a new worker on the files as they are now (keys, maps,
         configuration) and wait, at most ``wait`` seconds, until that worker answers on the

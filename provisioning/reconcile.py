@@ -45,6 +45,15 @@ ACTOR = "system:reconciler"
 #: The PostgreSQL advisory lock that lets one reconciler run at a time (any process, any host
 #: sharing the database): "tilgang-reconcile" as a number.
 LOCK_KEY = 0x7469_6C67_7263_6E63
+#: The audit actions of its heals, one for each kind of drift it repairs: what
+#: ``provisioning.metrics`` counts as tilgang_reconciler_heals_total.
+HEAL_ACTIONS = (
+    "reconcile.gateway_keys",
+    "reconcile.gateway_resources",
+    "reconcile.gateway_reopened",
+    "reconcile.gateway_grants",
+    "reconcile.registration",
+)
 
 
 @dataclass

@@ -43,6 +43,14 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["DJANGO_LIVE_TEST_SERVER_ADDRESS"] = address
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """The metric files of earlier runs' processes go (settings.PROMETHEUS_MULTIPROC_DIR), as
+    `make run` empties the directory: /metrics reads every file there at each scrape. Tests
+    compare a scrape before with one after, so this changes no test's outcome."""
+    for stale in settings.PROMETHEUS_MULTIPROC_DIR.glob("*.db"):
+        stale.unlink(missing_ok=True)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     """Nothing in this suite skips (README): a skip, from a marker or from ``pytest.skip``, is
