@@ -12,6 +12,32 @@ function safeName(id) {
   return encodeURIComponent(String(id));
 }
 
+// Every unexpired record of one persistent model, e.g. every registered client (the
+// registrations listing, oidc/registrations.mjs).
+export function storedPayloads(dir, name) {
+  const modelDir = path.join(dir, name);
+  let files;
+  try {
+    files = fs.readdirSync(modelDir);
+  } catch (err) {
+    if (err.code === 'ENOENT') return [];
+    throw err;
+  }
+  const payloads = [];
+  for (const file of files.filter((name_) => name_.endsWith('.json'))) {
+    let record;
+    try {
+      record = JSON.parse(fs.readFileSync(path.join(modelDir, file), 'utf8'));
+    } catch (err) {
+      if (err.code === 'ENOENT') continue; // removed meanwhile
+      throw err;
+    }
+    if (record.expiresAt && record.expiresAt < Date.now()) continue;
+    payloads.push(record.payload);
+  }
+  return payloads;
+}
+
 export function fileAdapterFor(dir) {
   return class FileAdapter {
     constructor(name) {

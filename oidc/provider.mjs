@@ -6,6 +6,8 @@
 // choice. Test-only: the login `unverified:<e-mail>` gives that `email` with `email_verified:
 // false` (see findAccount). Vendors' clients are registered by the portal with Dynamic Client
 // Registration (RFC 7591/7592) and get tokens with client_credentials and private_key_jwt.
+// GET /registrations lists the registrations the portal made (oidc/registrations.mjs), for the
+// reconciler to remove those its database does not know.
 //
 // Configuration comes from the environment, with development defaults:
 //   OIDC_ISSUER                 http://127.0.0.1:9000 (the port to listen on is taken from it)
@@ -30,6 +32,7 @@ import Provider, { errors } from 'oidc-provider';
 
 import { fileAdapterFor } from './adapter.mjs';
 import { accountIdFor, interactionRoutes, interactionUrl } from './interactions.mjs';
+import { registrationRoutes } from './registrations.mjs';
 import {
   CONTENT_SECURITY_POLICY, chooseLanguage, logoutPage, messagePage, text,
 } from './pages.mjs';
@@ -99,16 +102,26 @@ function serviceScopes() {
 // client_id from it makes registration idempotent: a registration repeated after a worker died
 // replaces itself instead of leaving a second client behind.
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const PORTAL_CLIENT_PREFIX = 'tilgang-';
 function clientIdFor(ctx) {
   const softwareId = ctx.oidc.body?.software_id;
   return typeof softwareId === 'string' && UUID.test(softwareId)
-    ? `tilgang-${softwareId}`
+    ? `${PORTAL_CLIENT_PREFIX}${softwareId}`
     : randomBytes(16).toString('hex');
+}
+
+// A registration the portal made: its client_id derived from its software_id as above.
+function isPortalClientId(clientId, softwareId) {
+  return typeof softwareId === 'string' && UUID.test(softwareId)
+    && clientId === `${PORTAL_CLIENT_PREFIX}${softwareId}`;
 }
 
 function isPortalApiClient(client) {
   return Boolean(client?.scope?.split(' ').includes(PORTAL_API_SCOPE));
 }
+
+const storeDir = path.join(oidcDir, 'store');
+const initialAccessToken = secret('OIDC_INITIAL_ACCESS_TOKEN');
 
 const configuration = {
   clients: [
@@ -124,7 +137,7 @@ const configuration = {
   ],
   jwks: await signingKeys(),
   cookies: { keys: [secret('OIDC_COOKIE_KEY')] },
-  adapter: fileAdapterFor(path.join(oidcDir, 'store')),
+  adapter: fileAdapterFor(storeDir),
   scopes: ['openid', 'email', 'profile', PORTAL_API_SCOPE, ...serviceScopes()],
   extraClientMetadata: { properties: ['software_id'] },
   claims: {
@@ -210,7 +223,7 @@ const configuration = {
     },
     registration: {
       enabled: true,
-      initialAccessToken: secret('OIDC_INITIAL_ACCESS_TOKEN'),
+      initialAccessToken,
       idFactory: clientIdFor,
     },
     registrationManagement: { enabled: true, rotateRegistrationAccessToken: false },
@@ -269,6 +282,7 @@ const configuration = {
 const provider = new Provider(issuer, configuration);
 provider.on('server_error', (ctx, err) => console.error('oidc-provider server_error', err));
 provider.use(interactionRoutes(provider, { development, demoPeopleFile, portalUrl }));
+provider.use(registrationRoutes({ storeDir, initialAccessToken, isPortalClientId }));
 
 const { hostname, port } = new URL(issuer);
 const server = provider.listen(Number(port) || 80, hostname);

@@ -212,6 +212,12 @@ OIDC_RENEW_ID_TOKEN_EXPIRY_SECONDS = int(os.getenv("OIDC_RENEW_ID_TOKEN_EXPIRY_S
 
 # --- Provisioning: the authorization server (RFC 7591/7592) and the gateway ---------------------
 OIDC_OP_REGISTRATION_ENDPOINT = os.getenv("OIDC_OP_REGISTRATION_ENDPOINT", f"{OIDC_OP_ISSUER}/reg")
+# The listing of the registrations the portal made (not part of RFC 7591/7592: the local
+# provider's GET /registrations), which lets the reconciler remove those the database does not
+# know. Empty: the server has none, and such registrations are not looked for.
+OIDC_OP_REGISTRATIONS_ENDPOINT = os.getenv(
+    "OIDC_OP_REGISTRATIONS_ENDPOINT", f"{OIDC_OP_ISSUER}/registrations"
+)
 OIDC_INITIAL_ACCESS_TOKEN = env_secret("OIDC_INITIAL_ACCESS_TOKEN")
 # Encrypts the registration access tokens the portal keeps.
 TILGANG_ENCRYPTION_KEY = env_secret("TILGANG_ENCRYPTION_KEY")

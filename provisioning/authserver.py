@@ -28,6 +28,17 @@ class RegistrationGone(AuthServerRejected):
     """The registration no longer exists, or its access token is no longer valid (401/404)."""
 
 
+#: The client_id the server gives a registration the portal made: this prefix and its
+#: software_id (oidc/provider.mjs).
+CLIENT_ID_PREFIX = "tilgang-"
+
+
+@dataclass(frozen=True)
+class PortalRegistration:
+    client_id: str
+    software_id: str
+
+
 @dataclass(frozen=True)
 class Registration:
     client_id: str
@@ -69,9 +80,15 @@ class AuthServerClient:
         *,
         registration_endpoint: str | None = None,
         initial_access_token: str | None = None,
+        registrations_endpoint: str | None = None,
         timeout: tuple[float, float] | None = None,
     ) -> None:
         self.registration_endpoint = registration_endpoint or settings.OIDC_OP_REGISTRATION_ENDPOINT
+        self.registrations_endpoint = (
+            settings.OIDC_OP_REGISTRATIONS_ENDPOINT
+            if registrations_endpoint is None
+            else registrations_endpoint
+        )
         self.initial_access_token = initial_access_token or settings.OIDC_INITIAL_ACCESS_TOKEN
         self.timeout = timeout or settings.PROVISIONING_HTTP_TIMEOUT
         self.session = requests.Session()
@@ -118,6 +135,45 @@ class AuthServerClient:
     def delete(self, uri: str, token: str) -> None:
         with contextlib.suppress(RegistrationGone):  # already gone: what we wanted
             self._call("DELETE", uri, token)
+
+    def portal_registrations(self) -> list[PortalRegistration] | None:
+        """The registrations the portal made, as the server lists them (client_id
+        ``tilgang-<software_id>``, the software_id being the portal's id for the client); None
+        when the server has no listing (``OIDC_OP_REGISTRATIONS_ENDPOINT`` empty). The listing
+        is authorized by the initial access token."""
+        if not self.registrations_endpoint:
+            return None
+        body = self._call("GET", self.registrations_endpoint, self.initial_access_token).json()
+        found = []
+        for item in body.get("registrations", []):
+            client_id, software_id = item.get("client_id"), item.get("software_id")
+            # The marker, checked here too: never touch a registration someone else made.
+            if isinstance(software_id, str) and client_id == f"{CLIENT_ID_PREFIX}{software_id}":
+                found.append(PortalRegistration(client_id=client_id, software_id=software_id))
+        return found
+
+    def unknown_remove(self, software_id: str) -> str:
+        """Remove a registration the portal made whose registration access token it no longer
+        holds (its database does not know it). Registering the same software_id again gives
+        the same client_id (the registration is idempotent) with no keys and no scope, so it
+        can get no token from then on, and a token to delete it with. Returns the client_id."""
+        registration = self.register(
+            {
+                "software_id": software_id,
+                "grant_types": ["client_credentials"],
+                "response_types": [],
+                "redirect_uris": [],
+                "token_endpoint_auth_method": "private_key_jwt",
+                "jwks": {"keys": []},
+            }
+        )
+        self.delete(registration.registration_client_uri, registration.registration_access_token)
+        if registration.client_id != f"{CLIENT_ID_PREFIX}{software_id}":
+            # Not the idempotent registration this relies on: the new one is deleted again.
+            raise AuthServerRejected(
+                f"registering software_id {software_id} again gave {registration.client_id}"
+            )
+        return registration.client_id
 
 
 def _error_text(response: requests.Response) -> str:

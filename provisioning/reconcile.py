@@ -1,6 +1,10 @@
 """The reconciler: compare the desired state in the database with the authorization server's
 registrations and the gateway's maps and keys, heal every difference, and record each heal as an
-audit event. Run by beat, by `manage.py reconcile`, and after a gateway restart."""
+audit event. Run by beat, by `manage.py reconcile`, and after a gateway restart.
+
+What the database does not know goes: map entries without a passing grant, and registrations
+the portal made that no client of the database holds (after a restore of an older backup, the
+clients made since). The server and the gateways converge on exactly the database's state."""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import contextlib
 import fcntl
 import functools
 import logging
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,7 +30,9 @@ from orders.models import Grant, GrantStatus, Service
 from orders.services import in_each_language
 from provisioning.authserver import (
     AuthServerClient,
+    AuthServerRejected,
     AuthServerUnavailable,
+    PortalRegistration,
     RegistrationGone,
 )
 from provisioning.gateway import (
@@ -338,6 +345,7 @@ def _authorization_server(report: Report, server: AuthServerClient) -> None:
         .distinct()
     ):
         live_scopes.setdefault(client_id, set()).add(scope)
+    _unknown_registrations_remove(report, server)
     for client in clients:
         report.clients_checked += 1
         try:
@@ -360,6 +368,75 @@ def _authorization_server(report: Report, server: AuthServerClient) -> None:
         except Exception as exc:  # one client's problem must not stop the others
             logger.exception("reconciling client %s", client.pk)
             report.errors.append(f"{client.pk}: {type(exc).__name__}")
+
+
+def _unknown_registrations_remove(report: Report, server: AuthServerClient) -> None:
+    """Remove the registrations the portal made that the database does not know: no client
+    has their software_id, or their client is neither registered in the database nor wanted
+    (removed, or without a valid key). Only the portal's own (the client_id derived from the
+    software_id); each removal is an audit event.
+
+    The server is listed before the database is read: a worker registers a client only after
+    the commit that makes it wanted, so a registration the listing shows whose row a worker
+    has not written yet belongs to a client this read finds wanted, and stays."""
+    try:
+        listed = server.portal_registrations()
+    except (AuthServerUnavailable, AuthServerRejected) as exc:
+        report.errors.append(f"registrations: {exc}")
+        return
+    if not listed:
+        return
+    now = timezone.now()
+    clients = {
+        str(client.pk): client
+        for client in OAuthClient.objects.filter(
+            pk__in=[_uuid_or_none(item.software_id) for item in listed]
+        )
+        .select_related("registration", "vendor")
+        .prefetch_related("keys")
+    }
+    for item in listed:
+        client = clients.get(item.software_id)
+        if client is not None and _known(client, item, now):
+            continue
+        try:
+            server.unknown_remove(item.software_id)
+        except (AuthServerUnavailable, AuthServerRejected) as exc:
+            report.errors.append(f"{item.client_id}: {exc}")
+            continue
+        detail = {"client_id": item.client_id, "software_id": item.software_id}
+        if client is not None:
+            _heal(
+                report,
+                "reconcile.registration_unknown",
+                detail,
+                target=client,
+                organisation=client.vendor,
+            )
+        else:
+            _heal(
+                report,
+                "reconcile.registration_unknown",
+                detail,
+                object_type="tenants.oauthclient",
+                object_id=item.software_id,
+            )
+
+
+def _known(client: OAuthClient, item: PortalRegistration, now: Any) -> bool:
+    """The database holds this registration, or wants the client registered (a worker may be
+    registering it now, or will)."""
+    registration: ClientRegistration | None = getattr(client, "registration", None)
+    if registration is not None:
+        return registration.server_client_id == item.client_id
+    return client.removed_at is None and any(key.is_valid(now) for key in client.keys.all())
+
+
+def _uuid_or_none(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
 
 
 def _registration_drift(

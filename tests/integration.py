@@ -140,6 +140,7 @@ def oidc_settings(settings: pytest.FixtureRequest, oidc_provider: Provider) -> P
     settings.OIDC_OP_JWKS_ENDPOINT = f"{issuer}/jwks"
     settings.OIDC_OP_END_SESSION_ENDPOINT = f"{issuer}/session/end"
     settings.OIDC_OP_REGISTRATION_ENDPOINT = f"{issuer}/reg"
+    settings.OIDC_OP_REGISTRATIONS_ENDPOINT = f"{issuer}/registrations"
     settings.OIDC_RP_CLIENT_SECRET = OIDC_TEST_CLIENT_SECRET
     settings.PORTAL_URL = "http://testserver"
     settings.PORTAL_API_AUDIENCE = PORTAL_API_AUDIENCE

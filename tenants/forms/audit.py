@@ -62,6 +62,9 @@ ACTIONS: dict[str, Promise] = {
     "reconcile.gateway_reopened": _("Gateway entries reopened"),
     "reconcile.gateway_grants": _("Gateway's grants repaired"),
     "reconcile.registration": _("Registration at the authorization server repaired"),
+    "reconcile.registration_unknown": _(
+        "Registration at the authorization server that the database does not know removed"
+    ),
 }
 
 #: What kind of thing an event is about (``AuditEvent.object_type``), in words.

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from provisioning.reconcile import reconcile
 
 
 class Command(BaseCommand):
-    help = "Heal drift between the desired state and the authorization server and gateway."
+    help = (
+        "Heal drift between the desired state and the authorization server and gateway. "
+        "Exits non-zero when something could not be healed or another run held the lock."
+    )
 
     def handle(self, *args: Any, **options: Any) -> None:
         report = reconcile()
@@ -22,3 +25,7 @@ class Command(BaseCommand):
             f"{report.clients_checked} clients checked, {report.entries} gateway entries, "
             f"{len(report.heals)} heals, {len(report.errors)} errors"
         )
+        if report.skipped:
+            raise CommandError("another reconciler is running: nothing was compared")
+        if report.errors:
+            raise CommandError(f"{len(report.errors)} differences not healed")
