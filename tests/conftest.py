@@ -117,6 +117,23 @@ def people(
     other_kommune: Organisation,
     other_vendor: Organisation,
 ) -> dict[str, Any]:
+    return people_make(
+        kommune=kommune,
+        vendor=vendor,
+        nhn=nhn,
+        other_kommune=other_kommune,
+        other_vendor=other_vendor,
+    )
+
+
+def people_make(
+    *,
+    kommune: Organisation,
+    vendor: Organisation,
+    nhn: Organisation,
+    other_kommune: Organisation,
+    other_vendor: Organisation,
+) -> dict[str, Any]:
     """One person per kind of access; the 'other' ones administer organisations of their own."""
     return {
         "kommune_admin": MembershipFactory(organisation=kommune, role=Role.KOMMUNE_ADMIN).user,
@@ -190,6 +207,23 @@ class World:
 
 @pytest.fixture
 def world(
+    people: dict[str, Any],
+    kommune: Organisation,
+    vendor: Organisation,
+    other_kommune: Organisation,
+    other_vendor: Organisation,
+) -> World:
+    return world_make(
+        people=people,
+        kommune=kommune,
+        vendor=vendor,
+        other_kommune=other_kommune,
+        other_vendor=other_vendor,
+    )
+
+
+def world_make(
+    *,
     people: dict[str, Any],
     kommune: Organisation,
     vendor: Organisation,
