@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from celery import current_app
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
 from django.db.models import (
     Count,
@@ -705,13 +705,27 @@ def _service_membership_snapshot(membership: Membership, client: OAuthClient) ->
     }
 
 
+def _person_manages_automation(actor: User | None, client: OAuthClient | None = None) -> None:
+    """Automation clients are registered, given keys and removed by people, never by an
+    automation client: one that could make another, or give itself new keys, would let a leaked
+    key outlive its own removal. ``client``: the client changed (other clients are not checked)."""
+    if client is not None and client.purpose != OAuthClient.Purpose.PORTAL_API:
+        return
+    if actor is not None and OAuthClient.objects.filter(service_user=actor).exists():
+        raise PermissionDenied(
+            _("An automation client cannot manage automation clients; an admin does, logged in.")
+        )
+
+
 @transaction.atomic
 def automation_client_register(
     *, organisation: Organisation, name: str, role: str, jwks: Any, actor: User
 ) -> OAuthClient:
     """Register a client for the portal's own API (scope tilgang:api) that acts for the
-    organisation with ``role``, never above the actor's own. It holds the role through a service
-    account with a membership, so every permission check treats it like a person."""
+    organisation with ``role``, never above the actor's own, by a person (not by another
+    automation client). It holds the role through a service account with a membership, so
+    every permission check treats it like a person."""
+    _person_manages_automation(actor)
     check_role(organisation=organisation, role=role, actor=actor)
     keys = _public_keys(jwks)
     client = OAuthClient(
@@ -759,6 +773,7 @@ def automation_client_register(
 @transaction.atomic
 def client_jwks_rotate(*, client: OAuthClient, jwks: Any, actor: User) -> OAuthClient:
     """Replace the client's key set (at least one key stays) and push it to the server."""
+    _person_manages_automation(actor, client)
     client = OAuthClient.objects.select_for_update().get(pk=client.pk)
     if not client.is_active:
         raise Conflict(_("The client was removed; its keys cannot change."))
@@ -807,6 +822,7 @@ def client_keys_add(*, client: OAuthClient, jwks: Any, actor: User) -> OAuthClie
     current ones, which keep working until they are removed (``client_key_remove``). Expired
     keys are left out. ValidationError (on ``jwks``) for a bad key, a kid the client already
     has, or more keys than a client may hold."""
+    _person_manages_automation(actor, client)
     client = _locked_active(client)
     new = _public_keys(jwks)
     current = _unexpired_jwks(client)
@@ -843,6 +859,7 @@ def client_keys_add(*, client: OAuthClient, jwks: Any, actor: User) -> OAuthClie
 def client_key_remove(*, client: OAuthClient, kid: str, actor: User) -> OAuthClient:
     """Rotation with an overlap, last step: remove one key once the system signs with the new
     one. Never the last key that works (ValidationError on ``kid``); expired keys go with it."""
+    _person_manages_automation(actor, client)
     client = _locked_active(client)
     current = _unexpired_jwks(client)
     if not ClientKey.objects.filter(client=client, kid=kid).exists():
@@ -938,6 +955,7 @@ def client_remove_closes(
 def client_remove(*, client: OAuthClient, actor: User) -> OAuthClient:
     """Remove the client: its grants are revoked, its waiting items withdrawn, its registration
     deleted at the authorization server."""
+    _person_manages_automation(actor, client)
     client = OAuthClient.objects.select_for_update().select_related("vendor").get(pk=client.pk)
     if not client.is_active:
         raise Conflict(_("The client was already removed."))

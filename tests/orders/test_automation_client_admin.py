@@ -130,3 +130,47 @@ def test_removing_an_automation_client_audits_the_membership_it_loses(
     removed = AuditEvent.objects.filter(object_id=membership_id, action="membership.removed")
     assert removed.count() == 1
     assert removed.get().before["role"] == Role.KOMMUNE_READER
+
+
+def test_an_automation_client_with_the_admin_role_cannot_make_or_change_automation_clients(
+    people: dict[str, Any], kommune: Organisation
+) -> None:
+    """A leaked key of an admin's automation client must not outlive the client: it may not
+    register another automation client, give itself or another one new keys, or remove one.
+    A person with the admin role does those things; the client keeps its role for the rest."""
+    admin_client = automation_client(people["kommune_admin"], kommune, "kommune_admin")
+    other = automation_client(people["kommune_admin"], kommune, "kommune_reader")
+    assert admin_client.service_user is not None
+    robot = as_(admin_client.service_user)
+    keys_before = set(ClientKey.objects.values_list("client_id", "kid"))
+    clients_before = OAuthClient.objects.filter(removed_at__isnull=True).count()
+
+    made = robot.post(
+        "/api/v1/clients/",
+        {
+            "name": "Second pipeline",
+            "purpose": "portal_api",
+            "organisation": kommune.orgnr,
+            "role": "kommune_admin",
+            "jwks": {"keys": [rsa_public_jwk("pipeline-9")]},
+        },
+        format="json",
+    )
+    own_keys = robot.put(
+        f"/api/v1/clients/{admin_client.pk}/jwks/",
+        {"keys": [rsa_public_jwk("pipeline-8")]},
+        format="json",
+    )
+    other_keys = robot.put(
+        f"/api/v1/clients/{other.pk}/jwks/", {"keys": [rsa_public_jwk("pipeline-7")]}, format="json"
+    )
+    removed = robot.delete(f"/api/v1/clients/{other.pk}/")
+
+    assert [r.status_code for r in (made, own_keys, other_keys, removed)] == [403] * 4
+    assert "automation client" in made.json()["detail"]
+    assert set(ClientKey.objects.values_list("client_id", "kid")) == keys_before
+    assert OAuthClient.objects.filter(removed_at__isnull=True).count() == clients_before
+    # What its role allows otherwise, it still does: it reads the kommune's clients.
+    assert robot.get("/api/v1/clients/").status_code == 200
+    # And a person with the role still manages them.
+    assert as_(people["kommune_admin"]).delete(f"/api/v1/clients/{other.pk}/").status_code == 204
