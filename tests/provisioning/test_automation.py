@@ -150,3 +150,43 @@ def test_only_admins_register_automation_clients_and_only_with_roles_they_may_gi
     assert register(vendor.kommune_admin, "nhn_operator") == 400
     assert not OAuthClient.objects.filter(purpose="portal_api").exists()
     assert register(vendor.kommune_admin, "kommune_admin") == 201
+
+
+def test_an_automation_client_past_its_rate_gets_429_and_people_do_not(
+    stack: Stack, live_server: Any, settings: Any
+) -> None:
+    """Each automation client has its own budget (tenants/throttles.py), counted per client_id
+    across the web processes: past it, 429 with Retry-After; a person of the same organisation
+    still gets through."""
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {
+            **settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"],
+            "client_read": "3/min",
+        },
+    }
+    stack.start_worker()
+    vendor = Vendor()
+    registered = register_automation_client(
+        vendor.kommune_admin, vendor.kommune.orgnr, "kommune_reader"
+    )
+    client_id = wait_for(
+        lambda: OAuthClient.objects.get(pk=registered["id"]).client_id,
+        timeout=30,
+        what="registered",
+    )
+    token = stack.access_token(client_id, rsa_private_key(2), kid="pipeline-1")
+    path = f"{live_server.url}/api/v1/grants/"
+
+    def call() -> requests.Response:
+        return requests.get(path, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+
+    answers = [call().status_code for _ in range(3)]
+    throttled = call()
+
+    assert answers == [200, 200, 200]
+    assert throttled.status_code == 429
+    assert 1 <= int(throttled.headers["Retry-After"]) <= 60
+    person = APIClient()
+    person.force_login(vendor.kommune_admin)
+    assert person.get("/api/v1/grants/").status_code == 200
