@@ -33,6 +33,9 @@ from tests.integration import (  # noqa: F401 - fixtures
 )
 from tests.provisioning.stack import stack  # noqa: F401 - fixture
 
+# Secrets in logs and audit events: searched after each test and at the session's end.
+pytest_plugins = ["tests.leaks"]
+
 
 def pytest_configure(config: pytest.Config) -> None:
     """Fix the live server's address before anything starts: the session's OpenID provider,
