@@ -190,3 +190,70 @@ def test_an_automation_client_past_its_rate_gets_429_and_people_do_not(
     person = APIClient()
     person.force_login(vendor.kommune_admin)
     assert person.get("/api/v1/grants/").status_code == 200
+
+
+def test_no_secret_in_the_answers_about_registrations_and_jobs(stack: Stack, settings: Any) -> None:
+    """After a real registration at the provider: the API and the pages about the client and
+    its provisioning jobs hold neither its registration access token (in clear or encrypted)
+    nor any of the portal's secrets."""
+    from django.test import Client
+
+    from orders.models import ProvisioningJob
+    from provisioning.models import ClientRegistration
+    from tenants.models import Organisation
+    from tests.factories import OrganisationFactory
+
+    stack.start_worker()
+    vendor = Vendor()
+    [grant] = vendor.order("patient.read")
+    wait_for(lambda: active(grant), timeout=30, what="grant active")
+    registration = ClientRegistration.objects.get(client=vendor.client)
+    secrets = {
+        "registration access token": registration.registration_access_token,
+        "registration access token, encrypted": registration.registration_access_token_encrypted,
+        "SECRET_KEY": settings.SECRET_KEY,
+        "TILGANG_ENCRYPTION_KEY": settings.TILGANG_ENCRYPTION_KEY,
+        "OIDC_RP_CLIENT_SECRET": settings.OIDC_RP_CLIENT_SECRET,
+        "OIDC_INITIAL_ACCESS_TOKEN": settings.OIDC_INITIAL_ACCESS_TOKEN,
+    }
+    nhn = OrganisationFactory(kind=Organisation.Kind.OPERATOR)
+    operator = MembershipFactory(organisation=nhn, role=Role.NHN_OPERATOR).user
+    jobs = list(ProvisioningJob.objects.filter(client=vendor.client))
+    assert jobs
+    client_pk = vendor.client.pk
+    answers: dict[str, str] = {}
+    for person, paths in (
+        (
+            vendor.admin,
+            [
+                "/api/v1/clients/",
+                f"/api/v1/clients/{client_pk}/",
+                f"/o/{vendor.vendor.orgnr}/clients/{client_pk}/",
+            ],
+        ),
+        (
+            operator,
+            [
+                "/api/v1/provisioning-jobs/",
+                *(f"/api/v1/provisioning-jobs/{job.pk}/" for job in jobs),
+                f"/o/{nhn.orgnr}/jobs/",
+                *(f"/o/{nhn.orgnr}/jobs/{job.pk}/" for job in jobs),
+                "/api/v1/audit-events/",
+            ],
+        ),
+    ):
+        browser = Client()
+        browser.force_login(person)
+        for path in paths:
+            response = browser.get(path)
+            assert response.status_code == 200, path
+            answers[path] = response.content.decode()
+
+    assert registration.server_client_id in answers[f"/api/v1/clients/{client_pk}/"]
+    leaked = {
+        (path, name)
+        for path, body in answers.items()
+        for name, value in secrets.items()
+        if value in body
+    }
+    assert leaked == set()
