@@ -317,3 +317,28 @@ def test_the_429_speaks_english_too(low_rates: None, people: dict[str, Any]) -> 
     throttled = me.get("/api/v1/grants/", HTTP_ACCEPT_LANGUAGE="en")
     assert throttled.status_code == 429
     assert throttled.json()["detail"].startswith("Too many requests. Try again in")
+
+
+@pytest.mark.django_db
+def test_the_counts_are_kept_in_redis_where_every_process_sees_them(
+    low_rates: None, people: dict[str, Any], settings: Any, redis_server: Any
+) -> None:
+    """With production's cache (Redis), the count is a key in Redis: a second web process
+    reads the same count (here: a connection of its own), and the fourth call is refused."""
+    import redis
+
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": redis_server.url,
+            "KEY_PREFIX": "tilgang",
+        }
+    }
+    me = APIClient()
+    me.force_login(people["kommune_admin"])
+    assert [me.get("/api/v1/grants/").status_code for _ in range(3)] == [200, 200, 200]
+
+    other_process = redis.Redis.from_url(redis_server.url)
+    [key] = other_process.keys("tilgang:*throttle:person_read:*")
+    assert int(other_process.get(key) or 0) == 3
+    assert me.get("/api/v1/grants/").status_code == 429
