@@ -83,3 +83,11 @@ def test_a_violation_is_seen(open_page: Callable[..., Page], demo_data: None) ->
     assert any('"directive":"script-src-elem"' in line for line in found), found
     # The fixture's own check would fail the test for what it was made to show.
     forget_csp_violations(page)
+
+
+def test_the_api_documentation_runs_under_the_policy(page: Page) -> None:
+    """Swagger UI (drf-spectacular's split view): its start-up script a file, its style too."""
+    page.goto("/api/v1/docs/")
+    expect(page.locator(".swagger-ui .info")).to_be_visible()
+    expect(page.get_by_text("Tilgang API").first).to_be_visible()
+    assert csp_violations(page) == []
