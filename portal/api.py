@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, TypeVar
 
 from django.core.exceptions import RequestDataTooBig
@@ -9,7 +10,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.pagination import CursorPagination, LimitOffsetPagination
@@ -27,6 +28,25 @@ class ConflictError(exceptions.APIException):
     default_code = "conflict"
 
 
+class TooManyRequests(exceptions.Throttled):
+    """429 with Retry-After, its text translated: DRF's own formats the seconds into its
+    message before looking it up, so that message is never translated."""
+
+    def __init__(self, wait: float) -> None:
+        seconds = math.ceil(wait)
+        exceptions.APIException.__init__(
+            self,
+            ngettext(
+                "Too many requests. Try again in %(seconds)d second.",
+                "Too many requests. Try again in %(seconds)d seconds.",
+                seconds,
+            )
+            % {"seconds": seconds},
+            "throttled",
+        )
+        self.wait = seconds
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Answer a service's ``ValidationError`` as 400 with field errors, and ``Conflict`` as 409."""
     if isinstance(exc, DjangoValidationError):
@@ -34,6 +54,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exc = exceptions.ValidationError(detail=detail)
     elif isinstance(exc, Conflict):
         exc = ConflictError(detail=exc.message)
+    elif isinstance(exc, exceptions.Throttled) and (wait := getattr(exc, "wait", None)):
+        exc = TooManyRequests(wait)
     return drf_exception_handler(exc, context)
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import dj_database_url
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -84,6 +85,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "csp",
     "audit",
     "tenants",
     "notifications",
@@ -96,6 +98,8 @@ MIDDLEWARE = [
     # First in and last out: it times everything below (portal.metrics).
     "portal.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "portal.security.PermissionsPolicyMiddleware",
+    "portal.security.CSPMiddleware",
     "audit.context.RequestIdMiddleware",
     "portal.request_memo.RequestMemoMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -259,7 +263,7 @@ STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(os.getenv("DJANGO_STATIC_ROOT", BASE_DIR / "staticfiles"))
 
-# --- Security: strict unless developing on loopback ---------------------------------------------
+# --- Security: strict unless developing on loopback (README, "Hardening") ---------------------
 SESSION_COOKIE_SECURE = env_bool("DJANGO_SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = env_bool("DJANGO_CSRF_COOKIE_SECURE", not DEBUG)
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
@@ -271,7 +275,38 @@ SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 if os.getenv("DJANGO_SECURE_PROXY_SSL_HEADER"):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_HTTPONLY = True
+# Lax, not Strict: the provider's redirect back to the login callback is a cross-site
+# navigation, and it must carry the session that holds the login's state and PKCE verifier.
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
+# Django's defaults, stated: SecurityMiddleware sends them on every response.
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# portal.security.PermissionsPolicyMiddleware: no page uses any of these browser features.
+PERMISSIONS_POLICY = (
+    "accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), "
+    "microphone=(), payment=(), usb=()"
+)
+
+# The Content-Security-Policy (django-csp): no inline script or style anywhere, so no nonce and
+# no 'unsafe-*'. Forms post to the portal; portal.security.CSPMiddleware adds the provider's
+# origin to form-action (logging out is a POST answered with a redirect there). data: images are
+# Designsystemet's inline SVG icons in its CSS.
+CONTENT_SECURITY_POLICY: dict[str, Any] = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+        "base-uri": [NONE],
+        "object-src": [NONE],
+    },
+}
 
 # API bodies are small (a JWKS is at most 32 KiB); refuse anything far larger before parsing it.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
@@ -297,6 +332,19 @@ REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_PAGINATION_CLASS": "portal.api.Pagination",
     "PAGE_SIZE": 100,
     "EXCEPTION_HANDLER": "portal.api.exception_handler",
+    # Per person and per automation client, reads and writes apart (tenants/throttles.py); a
+    # call past its rate is answered 429 with Retry-After. Generous: a person clicking and an
+    # integration onboarding hundreds of kommuner a minute stay well inside them.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "tenants.throttles.PersonThrottle",
+        "tenants.throttles.AutomationClientThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "person_read": os.getenv("TILGANG_THROTTLE_PERSON_READ", "1200/min"),
+        "person_write": os.getenv("TILGANG_THROTTLE_PERSON_WRITE", "300/min"),
+        "client_read": os.getenv("TILGANG_THROTTLE_CLIENT_READ", "6000/min"),
+        "client_write": os.getenv("TILGANG_THROTTLE_CLIENT_WRITE", "3000/min"),
+    },
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Tilgang API",
@@ -371,6 +419,22 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_DB_REUSE_MAX = 1000
 # Readiness probes must answer quickly when the broker is down.
 CELERY_BROKER_CONNECTION_TIMEOUT = float(os.getenv("CELERY_BROKER_CONNECTION_TIMEOUT", "2"))
+
+# --- Cache: the API throttles' counts (tenants/throttles.py) ------------------------------------
+# Shared by every process: Redis (TILGANG_CACHE_URL; in production, by default, the broker's Redis,
+# its keys prefixed). Development and the test suite count in each process's memory.
+TILGANG_CACHE_URL = os.getenv("TILGANG_CACHE_URL") or ("" if DEBUG else CELERY_BROKER_URL)
+CACHES: dict[str, Any] = {
+    "default": (
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": TILGANG_CACHE_URL,
+            "KEY_PREFIX": "tilgang",
+        }
+        if TILGANG_CACHE_URL.startswith(("redis://", "rediss://"))
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
 
 # --- Notifications: e-mail through Django's mail framework, and the list in the portal --------
 # SMTP when EMAIL_HOST is set, and always in production; in development without it, each e-mail

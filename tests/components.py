@@ -19,6 +19,22 @@ from pathlib import Path
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 NODE = PROJECT_DIR / "node_modules" / ".bin" / "node"
 VENV_BIN = Path(sys.executable).parent
+#: Every component's log of a test session ends up here (tests/leaks.py reads them all at the
+#: end): each process's log is copied in when the process stops, the in-process portal's log
+#: lines are written to web.log as they come.
+LOG_DIR = Path(os.environ.get("TILGANG_TEST_LOG_DIR") or PROJECT_DIR / "var" / "test-logs")
+_kept = 0
+
+
+def keep_log(log: Path) -> None:
+    """Copy ``log`` into LOG_DIR under a name of its own (a component may log to one path more
+    than once, e.g. each restart)."""
+    global _kept
+    if not log.exists():
+        return
+    _kept += 1
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(log, LOG_DIR / f"{_kept:04d}-{log.name}")
 
 
 def free_port() -> int:
@@ -74,6 +90,9 @@ def process(
             yield proc
         finally:
             stop(proc)
+            keep_log(log)
+            if stdout is not None:
+                keep_log(stdout)
 
 
 def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 15) -> None:

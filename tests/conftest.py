@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connection
 from django.utils import translation
 from rest_framework.test import APIClient
@@ -31,6 +32,9 @@ from tests.integration import (  # noqa: F401 - fixtures
     start_worker,
 )
 from tests.provisioning.stack import stack  # noqa: F401 - fixture
+
+# Secrets in logs and audit events: searched after each test and at the session's end.
+pytest_plugins = ["tests.leaks"]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -77,6 +81,13 @@ def _default_language() -> None:
     LocaleMiddleware chose active in the thread, which made tests depend on the order they ran in
     (``test_oidc_login.py`` then ``test_orgnr.py`` failed)."""
     translation.activate(settings.LANGUAGE_CODE)
+
+
+@pytest.fixture(autouse=True)
+def _throttle_counts_start_at_zero() -> None:
+    """The API throttles count in Django's cache (each process's memory in the suite): a new
+    test database numbers people from 1 again, so counts left by an earlier test are dropped."""
+    cache.clear()
 
 
 @pytest.fixture

@@ -49,11 +49,17 @@ def catalogue_scopes() -> list[str]:
     ]
 
 
+#: Every provider's var directory of the session: its store holds the registration access tokens
+#: it issued, which tests/leaks.py looks for in every log.
+PROVIDER_DIRS: list[Path] = []
+
+
 class Provider:
     """The project's oidc-provider, run by Node on a loopback port; restartable in place."""
 
     def __init__(self, var_dir: Path, initial_access_token: str) -> None:
         self.var_dir = var_dir
+        PROVIDER_DIRS.append(var_dir)
         self.port = free_port()
         self.issuer = f"http://127.0.0.1:{self.port}"
         self.initial_access_token = initial_access_token

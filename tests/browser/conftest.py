@@ -15,7 +15,9 @@ Fixtures:
 - ``page``: a page in a browser context of its own (no cookies shared with other tests), with
   the live portal as ``base_url`` (``page.goto("/services/")``), bokmål by default.
 - ``open_page``: more pages, each in a context of its own: one per person in a journey
-  (keyword arguments go to the context: ``open_page(java_script_enabled=False)``).
+  (keyword arguments go to the context: ``open_page(java_script_enabled=False)``). Whatever a
+  page's Content-Security-Policy blocks, and any uncaught script error, fails the test when it
+  ends (``record_csp_violations``).
 
 Helpers in tests/browser/helpers.py: ``login``, ``provider_login`` (answers the provider's page
 alone, e.g. the fresh login before a signature), ``set_language``, ``check_page``,
@@ -60,6 +62,8 @@ from tests.browser.helpers import (
     CHROMIUM_ARGS,
     DEFAULT_TIMEOUT_MS,
     LANGUAGE_HEADERS,
+    csp_violations,
+    record_csp_violations,
     track,
 )
 from tests.integration import Provider, live_server_url
@@ -183,12 +187,15 @@ def open_page(
         context.set_default_timeout(DEFAULT_TIMEOUT_MS)
         page = context.new_page()
         track(page, live_portal.url)
+        record_csp_violations(page)
         pages.append(page)
         return page
 
     yield open_
 
     failed = getattr(request.node, "report_call", None)
+    # Every browser test holds every page it opened to the Content-Security-Policy.
+    blocked = [line for page in pages for line in csp_violations(page)]
     for number, page in enumerate(pages):
         if failed is not None and failed.failed:
             shot = tmp_path / f"failure-page-{number}.png"
@@ -198,6 +205,9 @@ def open_page(
             except Exception as exc:  # a debugging aid must not hide the failure
                 print(f"page {number}: no screenshot ({exc})")
         page.context.close()
+    assert not blocked, "the Content-Security-Policy blocked, or a script failed:\n" + "\n".join(
+        blocked
+    )
 
 
 @pytest.fixture

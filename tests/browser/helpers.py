@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.conf import settings
-from playwright.sync_api import Page, Response, expect
+from playwright.sync_api import ConsoleMessage, Page, Response, expect
 
 from tests.components import PROJECT_DIR
 
@@ -130,6 +130,48 @@ def track(page: Page, portal_url: str) -> None:
             responses.append(response)
 
     page.on("response", seen)
+
+
+#: Reports each violation of a page's Content-Security-Policy to the console, where
+#: ``record_csp_violations`` reads it: Chromium's own console line says less (and not for a
+#: report-only policy). Added to every document through the DevTools protocol, not a <script>.
+_CSP_LISTENER = """
+document.addEventListener('securitypolicyviolation', (event) => {
+  console.warn('csp-violation: ' + JSON.stringify({
+    directive: event.effectiveDirective, blocked: event.blockedURI,
+    source: event.sourceFile, line: event.lineNumber, sample: event.sample,
+    document: event.documentURI,
+  }));
+});
+"""
+_violations: weakref.WeakKeyDictionary[Page, list[str]] = weakref.WeakKeyDictionary()
+
+
+def record_csp_violations(page: Page) -> None:
+    """From now on, keep what the page's Content-Security-Policy blocks (on the portal's pages
+    and the provider's alike) and the page's uncaught script errors: ``csp_violations`` reads
+    them."""
+    found: list[str] = []
+    _violations[page] = found
+    page.add_init_script(_CSP_LISTENER)
+
+    def console(message: ConsoleMessage) -> None:
+        text = message.text
+        if text.startswith("csp-violation: ") or "Content Security Policy" in text:
+            found.append(f"{page.url}: {text}")
+
+    page.on("console", console)
+    page.on("pageerror", lambda error: found.append(f"{page.url}: script error: {error}"))
+
+
+def csp_violations(page: Page) -> list[str]:
+    """What the page's policy blocked, and its script errors, since ``record_csp_violations``."""
+    return list(_violations.get(page, []))
+
+
+def forget_csp_violations(page: Page) -> None:
+    """For a test that provokes violations on purpose (to show they are seen)."""
+    _violations.get(page, []).clear()
 
 
 class _InlineCode(HTMLParser):

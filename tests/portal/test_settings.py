@@ -6,6 +6,8 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.components import PROJECT_DIR, VENV_BIN
 
 PRODUCTION_LIKE = {
@@ -40,6 +42,25 @@ def test_check_deploy_reports_nothing_with_production_like_variables(tmp_path: P
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "warning"),
+    [
+        ("DJANGO_SECURE_HSTS_SECONDS", "0", "security.W004"),
+        ("DJANGO_SESSION_COOKIE_SECURE", "0", "security.W012"),
+        ("DJANGO_CSRF_COOKIE_SECURE", "0", "security.W016"),
+        ("DJANGO_SECURE_SSL_REDIRECT", "0", "security.W008"),
+    ],
+)
+def test_check_deploy_fails_when_production_weakens_one_protection(
+    tmp_path: Path, variable: str, value: str, warning: str
+) -> None:
+    """The check above can fail on one weakened setting, not only on DEBUG."""
+    env = {**PRODUCTION_LIKE, variable: value}
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=env, tmp_path=tmp_path)
+    assert result.returncode != 0
+    assert warning in result.stdout + result.stderr
 
 
 def test_check_deploy_does_complain_in_development(tmp_path: Path) -> None:

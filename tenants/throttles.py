@@ -1,0 +1,92 @@
+"""API throttling per person and per automation client (README, "Hardening").
+
+Each caller has a budget of reads (GET, HEAD, OPTIONS) and one of writes per period, set in
+``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]`` (``TILGANG_THROTTLE_*``). A call past it is
+answered 429 with ``Retry-After``. The count is a fixed window in Django's cache, counted with
+the cache's atomic increment: Redis in production, so every web process counts the same calls;
+DRF's own SimpleRateThrottle reads and writes a list of timestamps instead, which concurrent
+processes overwrite (and which, at thousands of calls a minute, is a large value per call).
+Anonymous callers are refused by authentication before any throttle.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, cast
+
+from django.core.cache import cache
+from rest_framework.permissions import SAFE_METHODS
+from rest_framework.request import Request
+from rest_framework.settings import api_settings
+from rest_framework.throttling import BaseThrottle
+
+from tenants.auth import AutomationTokenAuthentication
+
+PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_rate(rate: str) -> tuple[int, int]:
+    """``"600/min"`` as (600, 60): DRF's rate format (the period's first letter counts)."""
+    count, period = rate.split("/")
+    return int(count), PERIODS[period.strip()[0]]
+
+
+class _WindowThrottle(BaseThrottle):
+    kind = ""
+
+    def __init__(self) -> None:
+        self.retry_after: float | None = None
+
+    def identity(self, request: Request) -> str | None:
+        raise NotImplementedError
+
+    def allow_request(self, request: Request, view: Any) -> bool:
+        identity = self.identity(request)
+        if identity is None:
+            return True
+        scope = f"{self.kind}_{'read' if request.method in SAFE_METHODS else 'write'}"
+        allowed, period = parse_rate(str(api_settings.DEFAULT_THROTTLE_RATES[scope]))
+        now = time.time()
+        window = int(now // period)
+        key = f"throttle:{scope}:{identity}:{window}"
+        # add() starts the window's count; incr() is atomic in Redis and in locmem alike.
+        cache.add(key, 0, timeout=period + 1)
+        try:
+            count = cache.incr(key)
+        except ValueError:  # the key expired between the two calls
+            cache.add(key, 1, timeout=period + 1)
+            count = 1
+        if count <= allowed:
+            return True
+        self.retry_after = (window + 1) * period - now
+        return False
+
+    def wait(self) -> float | None:
+        return self.retry_after
+
+
+class PersonThrottle(_WindowThrottle):
+    """A person's calls through their browser session, counted per person."""
+
+    kind = "person"
+
+    def identity(self, request: Request) -> str | None:
+        if not request.user.is_authenticated or _is_automation(request):
+            return None
+        return str(request.user.pk)
+
+
+class AutomationClientThrottle(_WindowThrottle):
+    """An automation client's calls with its bearer tokens, counted per client."""
+
+    kind = "client"
+
+    def identity(self, request: Request) -> str | None:
+        if not _is_automation(request):
+            return None
+        claims = cast(dict[str, Any], request.auth)
+        return str(claims["client_id"])
+
+
+def _is_automation(request: Request) -> bool:
+    return isinstance(request.successful_authenticator, AutomationTokenAuthentication)
