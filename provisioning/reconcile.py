@@ -60,6 +60,7 @@ HEAL_ACTIONS = (
     "reconcile.gateway_reopened",
     "reconcile.gateway_grants",
     "reconcile.registration",
+    "reconcile.registration_unknown",
 )
 
 
