@@ -167,7 +167,7 @@ def test_an_automation_client_with_the_admin_role_cannot_make_or_change_automati
     removed = robot.delete(f"/api/v1/clients/{other.pk}/")
 
     assert [r.status_code for r in (made, own_keys, other_keys, removed)] == [403] * 4
-    assert "automation client" in made.json()["detail"]
+    assert "automatiseringsklient kan ikke" in made.json()["detail"]  # bokmål, the default
     assert set(ClientKey.objects.values_list("client_id", "kid")) == keys_before
     assert OAuthClient.objects.filter(removed_at__isnull=True).count() == clients_before
     # What its role allows otherwise, it still does: it reads the kommune's clients.
