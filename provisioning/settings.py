@@ -50,3 +50,12 @@ def access_log_path() -> Path:
     each (``gateway_log_collect --log NAME=PATH``)."""
     configured: str = settings.GATEWAY_ACCESS_LOG
     return Path(configured) if configured else gateway_config().access_log
+
+
+def access_log_sources() -> list[tuple[str, Path]]:
+    """Each gateway's data-access log and the name of its collector's cursor: the one of
+    ``access_log_path`` (cursor ``gateway``) or, with ``GATEWAYS``, each gateway's
+    ``access.log`` under its own name."""
+    if not settings.GATEWAYS:
+        return [("gateway", access_log_path())]
+    return [(config.name, config.access_log) for config in gateway_configs()]

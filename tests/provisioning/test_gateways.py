@@ -300,3 +300,31 @@ def test_each_gateway_has_a_name_of_its_own(tmp_path: Path) -> None:
     one = HAProxyGateway(GatewayConfig(tmp_path / "a", "127.0.0.1:1", "127.0.0.1:2", "i", "a"))
     with pytest.raises(ValueError, match="differ"):
         Gateways([one, one])
+
+
+def test_the_gateways_come_from_the_settings_list_or_the_single_gateway_settings(
+    settings: Any, tmp_path: Path
+) -> None:
+    from provisioning.settings import access_log_sources, gateway_configs
+
+    settings.GATEWAYS = []
+    settings.GATEWAY_DIR = tmp_path / "only"
+    [only] = gateway_configs()
+    assert (only.name, only.root, only.bind) == (
+        "gateway",
+        tmp_path / "only",
+        settings.GATEWAY_BIND,
+    )
+    assert [name for name, _ in access_log_sources()] == ["gateway"]
+
+    settings.GATEWAYS = [
+        {"name": "gw-a", "dir": str(tmp_path / "a"), "bind": "127.0.0.1:1"},
+        {"name": "gw-b", "dir": str(tmp_path / "b"), "bind": "127.0.0.1:2", "upstream": "h:3"},
+    ]
+    first, second = gateway_configs()
+    assert (first.name, first.upstream) == ("gw-a", settings.GATEWAY_UPSTREAM)
+    assert (second.name, second.upstream, second.bind) == ("gw-b", "h:3", "127.0.0.1:2")
+    assert access_log_sources() == [
+        ("gw-a", tmp_path / "a" / "access.log"),
+        ("gw-b", tmp_path / "b" / "access.log"),
+    ]
