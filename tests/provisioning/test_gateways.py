@@ -328,3 +328,27 @@ def test_the_gateways_come_from_the_settings_list_or_the_single_gateway_settings
         ("gw-a", tmp_path / "a" / "access.log"),
         ("gw-b", tmp_path / "b" / "access.log"),
     ]
+
+
+@pytest.mark.django_db
+def test_a_done_jobs_page_shows_the_gateways_behind_as_a_note_not_a_failure(
+    client: Any, people: dict[str, Any], nhn: Any
+) -> None:
+    from django.urls import reverse
+
+    from provisioning.runner import behind_note
+    from tests.factories import ClientFactory
+
+    job = ProvisioningJob.objects.create(
+        client=ClientFactory(),
+        reason="grant",
+        status=ProvisioningJob.Status.DONE,
+        last_error=behind_note({"gw-b": "runtime.sock: refused"}),
+    )
+    client.force_login(people["nhn_operator"])
+
+    page = client.get(reverse("provisioning:job", args=[nhn.orgnr, job.pk])).content.decode()
+
+    assert "Merknad" in page
+    assert "Årsak til feilen" not in page
+    assert "svarte ikke: gw-b" in page
