@@ -281,10 +281,10 @@ def gateway_entries(limit: int | None = None) -> int:
     entries = desired_entries()
     if limit is not None:
         entries = entries[:limit]
-    gw = gateway()
-    gw.set_resources(resource_map())
-    gw.replace_all(entries)
-    gw.write_map_files(entries, resource_map())
+    for gw in gateway():
+        gw.set_resources(resource_map())
+        gw.replace_all(entries)
+        gw.write_map_files(entries, resource_map())
     return len(entries)
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from celery import Task, shared_task
 
 from notifications import mail, services
+from portal.locks import OneAtATime
 
 
 @shared_task(name="notifications.email_send", bind=True, acks_late=True, max_retries=None)
@@ -21,7 +22,7 @@ def email_send(self: Task[Any, Any], notification_ids: list[str]) -> int:
     return outcome.sent
 
 
-@shared_task(name="notifications.sweep", ignore_result=True)
+@shared_task(name="notifications.sweep", base=OneAtATime, ignore_result=True)
 def sweep() -> int:
     """Send again the e-mails whose message was lost or never sent (the broker was down)."""
     return services.emails_sweep()

@@ -30,6 +30,8 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(["portal"])  # the project's own tasks; apps' tasks.py are found too
 app.autodiscover_tasks()
 
+# Beat may run on two machines at once: every task below has ``portal.locks.OneAtATime`` as its
+# base (one run at a time; tests/test_periodic.py checks each) and is idempotent.
 app.conf.beat_schedule = {
     # A killed worker's job must be done within 30 s: leases are 15 s and the sweep runs often.
     "provisioning-sweep": {"task": "provisioning.sweep", "schedule": 2.0},
@@ -37,6 +39,13 @@ app.conf.beat_schedule = {
         "task": "provisioning.write_gateway_files",
         "schedule": 5.0,
     },
+    # Each gateway compared with the database: a gateway that was down (or missed a change)
+    # converges within 30 s of answering again (10 s, plus the run). Cheap: a `show map` each.
+    "provisioning-reconcile-gateways": {
+        "task": "provisioning.reconcile_gateways",
+        "schedule": 10.0,
+    },
+    # The whole, with the authorization server's registrations (one HTTP read each).
     "provisioning-reconcile": {"task": "provisioning.reconcile", "schedule": 60.0},
     # Expiry and opening dates are days: a few minutes' delay is well inside their precision.
     "expire-delegations": {"task": "orders.expire_delegations", "schedule": 300.0},

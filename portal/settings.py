@@ -7,6 +7,7 @@ and must then provide every secret; nothing here is production-only code.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from pathlib import Path
@@ -230,6 +231,29 @@ GATEWAY_BIND = os.getenv("GATEWAY_BIND", "127.0.0.1:8080")
 GATEWAY_UPSTREAM = os.getenv("GATEWAY_UPSTREAM", "127.0.0.1:9081")
 GATEWAY_DIR = Path(os.getenv("GATEWAY_DIR", VAR_DIR / "gateway"))
 GATEWAY_AUDIENCE = os.getenv("GATEWAY_AUDIENCE", "http://127.0.0.1:8080")
+
+
+def env_gateways(name: str) -> list[dict[str, str]]:
+    """NAME as a JSON list of gateways, each ``{"name", "dir", "bind", "upstream"}`` (upstream
+    optional: GATEWAY_UPSTREAM). Empty: the one gateway of GATEWAY_DIR, GATEWAY_BIND and
+    GATEWAY_UPSTREAM (``provisioning.settings.gateway_configs``)."""
+    raw = os.getenv(name, "").strip()
+    if not raw:
+        return []
+    try:
+        listed = json.loads(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be a JSON list: {exc}") from None
+    if not isinstance(listed, list) or not all(
+        isinstance(item, dict) and {"name", "dir", "bind"} <= item.keys() for item in listed
+    ):
+        raise ImproperlyConfigured(f'{name}: a list of {{"name", "dir", "bind", "upstream"}}')
+    return [{key: str(value) for key, value in item.items()} for item in listed]
+
+
+# Production runs several gateways (HAProxy instances), each with its own directory (map files,
+# keys, sockets); every change reaches each of them (provisioning.gateway.Gateways).
+GATEWAYS = env_gateways("GATEWAYS")
 # The gateway's data-access log: HAProxy's stdout, appended to this file by scripts/gateway.sh
 # (empty: <GATEWAY_DIR>/access.log) and loaded by `manage.py gateway_log_collect`.
 GATEWAY_ACCESS_LOG = os.getenv("GATEWAY_ACCESS_LOG", "")

@@ -74,6 +74,7 @@ _SERVICE_CODE = re.compile(r"[A-Z]{1,8}")  # VKP's RT, TA, GPS, MD, DT, DHO
 _KID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
 _PATH = re.compile(r"[A-Za-z0-9_./@+:=-]+")
 _QUOTED_VALUE = re.compile(r"[!-&(-~]+")  # printable, no space, no single quote
+_NAME = re.compile(r"[A-Za-z0-9_-]{1,40}")
 _ADDRESS = re.compile(r"[A-Za-z0-9_.:*-]*:[0-9]{1,5}")  # HAProxy's address:port
 
 _UNIX_PATH_MAX = 107
@@ -121,6 +122,11 @@ def _push(operation: str) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
         return counted
 
     return decorate
+
+
+class MapFileUnwritable(GatewayUnavailable):
+    """A map file of the gateway cannot be written now (disk full, permissions): unlike a
+    gateway that only does not answer, its files do not hold the change either."""
 
 
 def _check_token(name: str, value: str) -> None:
@@ -246,8 +252,12 @@ class GatewayConfig:
     upstream: str
     issuer: str
     audience: str
+    #: How the settings, the logs and the audit trail name this gateway among several.
+    name: str = "gateway"
 
     def __post_init__(self) -> None:
+        if not _NAME.fullmatch(self.name):
+            raise ValueError(f"gateway name {self.name!r} must be a slug")
         for name in ("bind", "upstream"):
             if not _ADDRESS.fullmatch(getattr(self, name)):
                 raise ValueError(f"{name} must be host:port")
@@ -486,7 +496,7 @@ class HAProxyGateway:
         try:
             change(key)
         except OSError as exc:
-            raise GatewayUnavailable(f"{self.config.revoked_map.name}: {exc}") from exc
+            raise MapFileUnwritable(f"{self.config.revoked_map.name}: {exc}") from exc
 
     def _revoked_file_keys(self) -> set[str]:
         """The keys in the revoked map's file (call with the lock held)."""
@@ -505,6 +515,14 @@ class HAProxyGateway:
                 os.write(fd, f"{key} 1\n".encode())
             finally:
                 os.close(fd)
+
+    def _revoked_file_append_once(self, key: str) -> None:
+        """Append ``key`` unless the revoked map's file holds it already (a gateway that does
+        not answer is told each time the closer tries again)."""
+        with self._revoked_file_locked():
+            if key in self._revoked_file_keys():
+                return
+        self._revoked_file_append(key)
 
     def _revoked_file_discard(self, key: str) -> None:
         """Take ``key`` out of the revoked map's file, when it is there (a small file: it holds
@@ -553,8 +571,16 @@ class HAProxyGateway:
         its key goes into the revoked map, in its file first, then at runtime. The file first:
         a reload from then on loads the removal with the grants file, even one written before
         it. A key the running grants map does not hold is revoked too: the grants file may hold
-        it, or the reconciler's add-back may be about to add it. Removing twice is harmless."""
-        in_revoked, _ = self._lookup(entry)
+        it, or the reconciler's add-back may be about to add it. Removing twice is harmless.
+
+        A gateway that does not answer still gets the line in its file (then
+        :class:`GatewayUnavailable`): when it starts again, it loads the removal with its
+        grants file."""
+        try:
+            in_revoked, _ = self._lookup(entry)
+        except GatewayUnavailable:
+            self._revoked_file(self._revoked_file_append_once, entry.key)
+            raise
         if in_revoked:
             return
         self._revoked_file(self._revoked_file_append, entry.key)
@@ -749,6 +775,81 @@ class HAProxyGateway:
             name = command.split(" ", 2)[:2]
             raise GatewayUnavailable(f"{path.name}: {' '.join(name).strip()}: {exc}") from exc
         return b"".join(chunks).decode(errors="replace")
+
+
+class Gateways:
+    """Every gateway of the settings (production runs several HAProxy instances): each change
+    goes to each of them, and one that does not answer never holds the others back.
+
+    * :meth:`upsert` (opening) changes every gateway that answers. The grant is open where it
+      answered; one that did not is *behind* (:attr:`behind`, by name), and catches up from its
+      map files when it starts again (rewritten from the database every few seconds) and from
+      the reconciler, which compares each gateway with the database every 10 s. Only when no
+      gateway answered does it raise :class:`GatewayUnavailable` (the job tries again): an
+      opening is never lost, and a gateway that lacks a grant refuses it (fail closed).
+    * :meth:`remove` (revocation) closes at every gateway that answers at once, and appends
+      the key to the revoked map file of every gateway, answering or not, so one that is down
+      starts again closed. It raises :class:`GatewayUnavailable` only when a gateway's file
+      could not be written (:class:`MapFileUnwritable`): then nothing holds the revocation
+      there. Callers that must see it closed at runtime everywhere (the closer) check
+      :attr:`behind` and try again.
+    * :class:`GatewayError` (HAProxy refused a command) is raised after every gateway was
+      tried: the others still get the change.
+    """
+
+    def __init__(self, gateways: Iterable[HAProxyGateway]) -> None:
+        self.gateways = list(gateways)
+        if not self.gateways:
+            raise ValueError("at least one gateway")
+        names = [gw.config.name for gw in self.gateways]
+        if len(set(names)) != len(names):
+            raise ValueError(f"gateway names must differ: {names}")
+        #: The gateways that did not take the latest changes at runtime, with the reason.
+        self.behind: dict[str, str] = {}
+
+    def __iter__(self) -> Iterator[HAProxyGateway]:
+        return iter(self.gateways)
+
+    def __len__(self) -> int:
+        return len(self.gateways)
+
+    def upsert(self, entry: Entry) -> None:
+        """Open ``entry`` at every gateway that answers (see the class)."""
+        reached = self._each(lambda gw: gw.upsert(entry))
+        if not reached:
+            raise GatewayUnavailable(f"no gateway answered: {self._reasons()}")
+
+    def remove(self, entry: Entry) -> None:
+        """Close ``entry`` at every gateway that answers, and in every gateway's files."""
+        self._each(lambda gw: gw.remove(entry), durable_when_down=True)
+
+    def _each(
+        self, change: Callable[[HAProxyGateway], None], *, durable_when_down: bool = False
+    ) -> int:
+        reached = 0
+        unwritable: MapFileUnwritable | None = None
+        refused: GatewayError | None = None
+        for gw in self.gateways:
+            try:
+                change(gw)
+            except MapFileUnwritable as exc:
+                self.behind[gw.config.name] = str(exc)
+                unwritable = unwritable or exc
+            except GatewayUnavailable as exc:
+                self.behind[gw.config.name] = str(exc)
+            except GatewayError as exc:
+                self.behind[gw.config.name] = str(exc)
+                refused = refused or exc
+            else:
+                reached += 1
+        if refused is not None:
+            raise refused
+        if durable_when_down and unwritable is not None:
+            raise unwritable
+        return reached
+
+    def _reasons(self) -> str:
+        return "; ".join(f"{name}: {reason}" for name, reason in sorted(self.behind.items()))
 
 
 _GET_MAP_VALUE = re.compile(r'found=yes, .*value="([^"]*)"')

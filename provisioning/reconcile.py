@@ -1,15 +1,25 @@
 """The reconciler: compare the desired state in the database with the authorization server's
-registrations and the gateway's maps and keys, heal every difference, and record each heal as an
+registrations and each gateway's maps and keys, heal every difference, and record each heal as an
 audit event. Run by beat, by `manage.py reconcile`, and after a gateway restart.
 
 What the database does not know goes: map entries without a passing grant, and registrations
 the portal made that no client of the database holds (after a restore of an older backup, the
-clients made since). The server and the gateways converge on exactly the database's state."""
+clients made since). The server and the gateways converge on exactly the database's state.
+
+Beat runs the gateways' part every 10 s (``reconcile_gateways``: a ``show map`` of each gateway
+compared with one read of the database, cheap at any size) and the whole every minute (the
+registrations are one HTTP read each). A gateway that was down, or did not answer a change, is
+back in line within 10 s of answering again, plus the run itself: inside the 30 s a returning
+gateway has to converge. Each gateway is compared and healed on its own; one that does not answer
+is an error of the run, never a reason to skip the others.
+
+One run at a time (two beats on two machines send the same tasks): the whole under the lock
+``reconcile``, the gateways' part under ``reconcile-gateways`` (``portal.locks``), so each heal is
+done once and audited once however many runs start together."""
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
 import logging
 import uuid
@@ -20,7 +30,7 @@ from typing import Any
 
 import requests
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -28,6 +38,7 @@ from audit.services import audit_event_record
 from notifications.services import notify
 from orders.models import Grant, GrantStatus, Service
 from orders.services import in_each_language
+from portal.locks import lock_try
 from provisioning.authserver import (
     AuthServerClient,
     AuthServerRejected,
@@ -37,9 +48,11 @@ from provisioning.authserver import (
 )
 from provisioning.gateway import (
     Entry,
+    GatewayError,
     GatewayUnavailable,
     HAProxyGateway,
     Scopes,
+    SigningKey,
     signing_keys_from_jwks,
 )
 from provisioning.models import ClientRegistration
@@ -49,9 +62,6 @@ from tenants.models import OAuthClient, Role
 
 logger = logging.getLogger(__name__)
 ACTOR = "system:reconciler"
-#: The PostgreSQL advisory lock that lets one reconciler run at a time (any process, any host
-#: sharing the database): "tilgang-reconcile" as a number.
-LOCK_KEY = 0x7469_6C67_7263_6E63
 #: The audit actions of its heals, one for each kind of drift it repairs: what
 #: ``provisioning.metrics`` counts as tilgang_reconciler_heals_total.
 HEAL_ACTIONS = (
@@ -118,11 +128,17 @@ def scope_map() -> Scopes:
 
 
 def gateway_files_write() -> bool:
-    """Rewrite the map files a reload reads, only when they differ from the desired state."""
-    try:
-        return gateway().write_map_files(desired_entries(), resource_map())
-    except GatewayUnavailable:
-        return False
+    """Rewrite each gateway's map files (what a reload or a restart reads), only where they
+    differ from the desired state: a gateway that is down starts again from them. One whose
+    files cannot be written now is skipped; the others are written all the same."""
+    entries, resources = desired_entries(), resource_map()
+    wrote = False
+    for gw in gateway():
+        try:
+            wrote = gw.write_map_files(entries, resources) or wrote
+        except (GatewayUnavailable, OSError) as exc:
+            logger.warning("gateway %s: writing the map files: %s", gw.config.name, exc)
+    return wrote
 
 
 def _heal(
@@ -144,14 +160,33 @@ def reconcile(*, authserver: AuthServerClient | None = None) -> Report:
             report.skipped = True
             logger.info("reconcile skipped: another run holds the lock")
             return report
-        try:
-            _gateway(report)
-        except GatewayUnavailable as exc:
-            report.errors.append(f"gateway: {exc}")
+        _gateways_locked(report)
         _authorization_server(report, authserver or AuthServerClient())
     if report.heals:
         _heals_notify(report)
     return report
+
+
+def reconcile_gateways() -> Report:
+    """Compare every gateway with the database and heal it (beat, every 10 s). One at a time,
+    with the full reconcile's gateway part too: ``skipped`` when another holds the lock."""
+    report = Report()
+    if not _gateways_locked(report):
+        report.skipped = True
+    if report.heals:
+        _heals_notify(report)
+    return report
+
+
+def _gateways_locked(report: Report) -> bool:
+    """Every gateway's part, under the gateways' lock; False (nothing done) when another run
+    holds it: that run is healing them now."""
+    with lock_try("reconcile-gateways") as locked:
+        if not locked:
+            logger.info("reconciling the gateways skipped: another run holds the lock")
+            return False
+        _gateways(report)
+    return True
 
 
 def _heals_notify(report: Report) -> None:
@@ -180,52 +215,46 @@ def _heals_notify(report: Report) -> None:
 
 @contextlib.contextmanager
 def reconcile_lock() -> Iterator[bool]:
-    """Hold the one-reconciler-at-a-time lock if it is free (yields True), else yield False.
-
-    PostgreSQL: an advisory lock, shared by every process and host using the database. SQLite
-    (the default of ``make run``, one host) has no such function: an exclusive ``flock`` on a
-    file in the var directory, which the kernel releases if the process dies.
-    """
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_lock(%s)", [LOCK_KEY])
-            (locked,) = cursor.fetchone()
-        if not locked:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [LOCK_KEY])
-        return
-    settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
-    with open(settings.VAR_DIR / "reconcile.lock", "a+b") as lock_file:
-        try:
-            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(lock_file, fcntl.LOCK_UN)
+    """Hold the one-reconciler-at-a-time lock if it is free (yields True), else yield False
+    (``portal.locks.lock_try``: any process, any host sharing the database)."""
+    with lock_try("reconcile") as locked:
+        yield locked
 
 
-def _gateway(report: Report) -> None:
-    """Heal the gateway from the database alone: the authorization server's keys are checked
-    when it answers, and their absence does not stop the grants from being put right."""
-    gw = gateway()
-    wanted_resources = resource_map()
+def _gateways(report: Report) -> None:
+    """Each gateway on its own: the authorization server's keys are read once, and one gateway
+    that does not answer (or refuses) is an error of the run while the others are healed."""
+    keys = _signing_keys(report)
+    for gw in gateway():
+        try:
+            _gateway(report, gw, keys)
+        except (GatewayUnavailable, GatewayError) as exc:
+            report.errors.append(f"gateway {gw.config.name}: {exc}")
+            # Down or not: the files it will start from are the database's.
+            try:
+                gw.write_map_files(desired_entries(), resource_map())
+            except (GatewayUnavailable, OSError) as file_error:
+                report.errors.append(f"gateway {gw.config.name} files: {file_error}")
+
+
+def _signing_keys(report: Report) -> list[SigningKey] | None:
+    """The authorization server's signing keys, or None when it does not answer."""
     try:
         response = requests.get(
             settings.OIDC_OP_JWKS_ENDPOINT, timeout=settings.PROVISIONING_HTTP_TIMEOUT
         )
         response.raise_for_status()
-        keys = signing_keys_from_jwks(response.json())
+        return signing_keys_from_jwks(response.json())
     except (requests.RequestException, ValueError) as exc:
         report.errors.append(f"authorization server keys: {type(exc).__name__}")
-        keys = None
+        return None
+
+
+def _gateway(report: Report, gw: HAProxyGateway, keys: list[SigningKey] | None) -> None:
+    """Heal one gateway from the database alone: the authorization server's keys are checked
+    when it answered, and their absence does not stop the grants from being put right."""
+    wanted_resources = resource_map()
+    name = gw.config.name
     if keys is not None and gw.write_config(keys, scopes=scope_map()):
         # A reload loads the map files. A revocation that lands between this write and the
         # reload is in the revoked map's file too (the adapter appends it there before its
@@ -244,18 +273,18 @@ def _gateway(report: Report) -> None:
         _heal(
             report,
             "reconcile.gateway_keys",
-            {"reloaded": True},
+            {"gateway": name, "reloaded": True},
             object_type="gateway",
-            object_id="keys",
+            object_id=f"{name}/keys",
         )
     if gw.resources() != wanted_resources:
         gw.set_resources(wanted_resources)
         _heal(
             report,
             "reconcile.gateway_resources",
-            {"resources": len(wanted_resources)},
+            {"gateway": name, "resources": len(wanted_resources)},
             object_type="gateway",
-            object_id="resources.map",
+            object_id=f"{name}/resources.map",
         )
     desired = {entry.key: entry for entry in desired_entries()}
     actual_values = gw.values()
@@ -273,15 +302,16 @@ def _gateway(report: Report) -> None:
             _heal(
                 report,
                 "reconcile.gateway_reopened",
-                {"reopened": reopened},
+                {"gateway": name, "reopened": reopened},
                 object_type="gateway",
-                object_id="revoked.map",
+                object_id=f"{name}/revoked.map",
             )
     if drift:
         _heal(
             report,
             "reconcile.gateway_grants",
             {
+                "gateway": name,
                 "added": len(set(desired) - actual),
                 "removed": len(actual - set(desired)),
                 "changed": sum(
@@ -291,7 +321,7 @@ def _gateway(report: Report) -> None:
                 ),
             },
             object_type="gateway",
-            object_id="grants.map",
+            object_id=f"{name}/grants.map",
         )
     gw.write_map_files(desired_entries(), wanted_resources)
 

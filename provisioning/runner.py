@@ -49,9 +49,9 @@ from provisioning.authserver import (
     RegistrationGone,
     client_metadata,
 )
-from provisioning.gateway import Entry, GatewayError, GatewayUnavailable, HAProxyGateway
+from provisioning.gateway import Entry, GatewayError, Gateways, GatewayUnavailable, HAProxyGateway
 from provisioning.models import ClientRegistration
-from provisioning.settings import gateway_config
+from provisioning.settings import gateway_configs
 from tenants.models import OAuthClient, Role
 
 logger = logging.getLogger(__name__)
@@ -65,6 +65,10 @@ KEYS_EXPIRED = _(
 TRANSIENT = (AuthServerUnavailable, GatewayUnavailable)
 PERMANENT = (AuthServerRejected, GatewayError)
 PORTAL_API_SCOPE = "tilgang:api"
+GATEWAYS_BEHIND = _(
+    "Done, but these gateways did not answer: %(gateways)s. They get the change from their map "
+    "files when they start again, and from the reconciler within 30 s of answering."
+)
 # A task delivered a little before its retry time (clock skew, jitter) may still claim the job.
 EARLY_TOLERANCE = datetime.timedelta(seconds=1)
 
@@ -332,7 +336,7 @@ def job_run(*, job_id: Any) -> Outcome:
                 error,
                 status=ProvisioningJob.Status.DONE,
                 finished_at=timezone.now(),
-                last_error="",
+                last_error=behind_note(state.behind),
                 lease_expires_at=None,
             )
             record(state)
@@ -554,6 +558,8 @@ def gateway_close(*, grant_ids: list[Any]) -> int:
 
 
 def _close_at_gateway(grants: list[Grant]) -> int:
+    """Close each grant at every gateway; GatewayUnavailable, once all were tried, when one did
+    not answer (its files hold the removal): the closer asks again soon."""
     gw = gateway()
     closed = 0
     for grant in grants:
@@ -568,6 +574,10 @@ def _close_at_gateway(grants: list[Grant]) -> int:
             )
         )
         closed += 1
+    if gw.behind:
+        raise GatewayUnavailable(
+            "closed where the gateways answered; behind: " + ", ".join(sorted(gw.behind))
+        )
     return closed
 
 
@@ -672,6 +682,9 @@ class ClientState:
     reopen: list[Grant] = field(default_factory=list)  # active ones to open again (a retry)
     registration: ClientRegistration | None = None
     had_keys: bool = False
+    #: The gateways that did not answer this sync (by name, with the reason): per-gateway drift
+    #: the reconciler heals; the job is done all the same (``Gateways``).
+    behind: dict[str, str] = field(default_factory=dict)
 
     @property
     def wanted(self) -> bool:
@@ -778,8 +791,18 @@ def metadata_hash(metadata: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(metadata, sort_keys=True).encode()).hexdigest()
 
 
-def gateway() -> HAProxyGateway:
-    return HAProxyGateway(gateway_config())
+def gateway() -> Gateways:
+    """Every gateway of the settings, as one: a change goes to each (``Gateways``)."""
+    return Gateways(HAProxyGateway(config) for config in gateway_configs())
+
+
+def behind_note(behind: dict[str, str]) -> str:
+    """What a finished job says about the gateways that did not take its change at runtime:
+    the files and the reconciler bring them in line when they answer again."""
+    if not behind:
+        return ""
+    names = ", ".join(sorted(behind))
+    return str(GATEWAYS_BEHIND % {"gateways": names})[:1000]
 
 
 def _no_fence(*, strict: bool = False) -> None:
@@ -804,11 +827,27 @@ def client_sync(
     gateway. A grant revoked meanwhile is not activated, and one revoked between its
     activation and its opening is closed again right after (the re-check below), so a worker
     that read a grant before its revocation never leaves it open.
+
+    Several gateways: each change goes to every gateway that answers (``Gateways``). A grant is
+    active once the server accepted its scope, as with one gateway; the job is done once at
+    least one gateway opened it (none: it tries again, the grant closed everywhere). A gateway
+    that did not answer is behind (``state.behind``, noted on the job) and catches up from its
+    files and the reconciler. A revocation closes at every gateway that answers and in every
+    gateway's revoked map file, so it is done even while one is down: that one starts closed.
     """
     state = state or _state(client_id)
-    client = state.client
     server = authserver or AuthServerClient()
     gw = gateway()
+    try:
+        return _client_sync(state, server, gw, fence)
+    finally:
+        state.behind = dict(gw.behind)
+
+
+def _client_sync(
+    state: ClientState, server: AuthServerClient, gw: Gateways, fence: Fence
+) -> ClientState:
+    client = state.client
     server_client_id = state.registration.server_client_id if state.registration else ""
 
     # 1. Close what is being revoked (or everything, for a removed client) at the gateway.

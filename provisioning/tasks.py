@@ -7,6 +7,7 @@ from typing import Any
 
 from celery import Task, shared_task
 
+from portal.locks import OneAtATime
 from provisioning import data_access, reconcile, runner
 from provisioning.gateway import GatewayUnavailable
 
@@ -33,26 +34,33 @@ def gateway_close(self: Task[Any, Any], grant_ids: list[str]) -> int:
         raise self.retry(countdown=min(0.2 * 2**self.request.retries, 5.0)) from exc
 
 
-@shared_task(name="provisioning.sweep", ignore_result=True)
+@shared_task(name="provisioning.sweep", base=OneAtATime, ignore_result=True)
 def sweep() -> int:
     """Re-send jobs whose message was lost or whose worker died."""
     return runner.jobs_sweep()
 
 
-@shared_task(name="provisioning.reconcile", ignore_result=True)
+@shared_task(name="provisioning.reconcile", base=OneAtATime, ignore_result=True)
 def reconcile_all() -> dict[str, int]:
     """Compare the desired state with the authorization server and the gateway; heal drift."""
     return reconcile.reconcile().counts()
 
 
-@shared_task(name="provisioning.write_gateway_files", ignore_result=True)
+@shared_task(name="provisioning.reconcile_gateways", base=OneAtATime, ignore_result=True)
+def reconcile_gateways() -> dict[str, int]:
+    """Compare each gateway with the database and heal it: every 10 s, so a gateway that comes
+    back converges within 30 s."""
+    return reconcile.reconcile_gateways().counts()
+
+
+@shared_task(name="provisioning.write_gateway_files", base=OneAtATime, ignore_result=True)
 def write_gateway_files() -> bool:
     """Rewrite the gateway's map files (read on reload) when they differ from the desired state.
     Coalesced: one rewrite every few seconds however many changes came in between."""
     return reconcile.gateway_files_write()
 
 
-@shared_task(name="provisioning.data_access_purge", ignore_result=True)
+@shared_task(name="provisioning.data_access_purge", base=OneAtATime, ignore_result=True)
 def data_access_purge() -> int:
     """Delete the data-access log's entries older than DATA_ACCESS_RETENTION_DAYS."""
     return data_access.data_access_purge()

@@ -202,33 +202,53 @@ def rsa_signing_key() -> KeyPair:
     return rsa_key_pair("as-key-1", seed=2101)
 
 
-@pytest.fixture
-def gateway(tmp_path: Path, rsa_signing_key: KeyPair) -> Iterator[Gateway]:
-    """HAProxy on a free port in front of ``gateway/echo.py``, trusting ``rsa_signing_key``,
-    with the resources map Patient, Observation, CarePlan and Bundle in its map file."""
-    directory = tmp_path / "gw"
+def _gateway(
+    tmp_path: Path, key: KeyPair, stack: ExitStack, name: str = "gateway", echo_port: int = 0
+) -> Gateway:
+    """A configured and running HAProxy in ``tmp_path / name``; its echo upstream too unless
+    ``echo_port`` names one already running."""
+    directory = tmp_path / ("gw" if name == "gateway" else name)
     config = GatewayConfig(
         directory=directory,
         bind=f"127.0.0.1:{free_port()}",
-        upstream=f"127.0.0.1:{free_port()}",
+        upstream=f"127.0.0.1:{echo_port or free_port()}",
         issuer=ISSUER,
         audience=AUDIENCE,
+        name=name,
     )
     adapter = HAProxyGateway(config)
-    adapter.write_config([rsa_signing_key.signing_key], scopes=SCOPES)
+    adapter.write_config([key.signing_key], scopes=SCOPES)
     adapter.write_map_files([], RESOURCES)
-    with ExitStack() as stack:
+    if not echo_port:
         echo_port = int(config.upstream.rsplit(":", 1)[1])
         echo_log = tmp_path / "echo.log"
         echo = [sys.executable, str(PROJECT_DIR / "gateway" / "echo.py"), "--port", str(echo_port)]
         stack.enter_context(process(echo, log=echo_log))
         wait_until(lambda: port_open(echo_port), timeout=10, what="echo upstream", log=echo_log)
-        gw = Gateway(
-            config=config,
-            adapter=adapter,
-            key=rsa_signing_key,
-            log=tmp_path / "haproxy.log",
-            stack=stack,
-        )
-        gw.start()
-        yield gw
+    gw = Gateway(
+        config=config,
+        adapter=adapter,
+        key=key,
+        log=tmp_path / f"haproxy-{name}.log",
+        stack=stack,
+    )
+    gw.start()
+    return gw
+
+
+@pytest.fixture
+def gateway(tmp_path: Path, rsa_signing_key: KeyPair) -> Iterator[Gateway]:
+    """HAProxy on a free port in front of ``gateway/echo.py``, trusting ``rsa_signing_key``,
+    with the resources map Patient, Observation, CarePlan and Bundle in its map file."""
+    with ExitStack() as stack:
+        yield _gateway(tmp_path, rsa_signing_key, stack)
+
+
+@pytest.fixture
+def two_gateways(tmp_path: Path, rsa_signing_key: KeyPair) -> Iterator[tuple[Gateway, Gateway]]:
+    """Two such gateways, ``gw-a`` and ``gw-b``, each with its own directory (map files, keys,
+    sockets) and port, in front of the same upstream: what production runs, several HAProxy."""
+    with ExitStack() as stack:
+        first = _gateway(tmp_path, rsa_signing_key, stack, "gw-a")
+        echo_port = int(first.config.upstream.rsplit(":", 1)[1])
+        yield first, _gateway(tmp_path, rsa_signing_key, stack, "gw-b", echo_port)

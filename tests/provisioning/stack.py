@@ -1,9 +1,11 @@
 """The whole provisioning stack on loopback for integration tests: PostgreSQL (the test
 database), the broker the tests use, real Celery worker (and beat) processes, the project's
-oidc-provider, a real HAProxy rendered from the project's template, and the echo upstream."""
+oidc-provider, a real HAProxy rendered from the project's template (two of them, each with its
+own directory and port, in ``stack_two_gateways``: ``GATEWAYS``), and the echo upstream."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -27,7 +29,7 @@ from django.db import connection
 
 from provisioning.gateway import HAProxyGateway, signing_keys_from_jwks
 from provisioning.reconcile import resource_map, scope_map
-from provisioning.settings import gateway_config
+from provisioning.settings import gateway_configs
 from tests.components import PROJECT_DIR, VENV_BIN, free_port, port_open, process, stop, wait_until
 from tests.integration import Provider
 
@@ -56,11 +58,11 @@ def private_pem(key: PrivateKeyTypes) -> bytes:
 class Stack:
     provider: Provider
     tmp: Path
-    gateway: HAProxyGateway
-    gateway_url: str
+    #: Every gateway by name, in the settings' order; ``gateway`` is the first.
+    gateways: dict[str, HAProxyGateway]
     env: dict[str, str]
     stack: ExitStack
-    haproxy: subprocess.Popen[bytes] | None = None
+    haproxies: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     worker_logs: list[Path] = field(default_factory=list)
     nodenames: dict[int, str] = field(default_factory=dict)  # by process id
@@ -68,19 +70,35 @@ class Stack:
 
     # --- processes ---------------------------------------------------------------------------
 
-    def start_haproxy(self) -> None:
+    @property
+    def gateway(self) -> HAProxyGateway:
+        return next(iter(self.gateways.values()))
+
+    @property
+    def gateway_url(self) -> str:
+        return self.url_of(None)
+
+    def url_of(self, name: str | None) -> str:
+        gw = self.gateways[name] if name else self.gateway
+        return f"http://{gw.config.bind}"
+
+    def start_haproxy(self, name: str | None = None) -> None:
+        """Start the gateway ``name`` (default: the first) from its files."""
         self.starts += 1
-        cfg = self.gateway.config
-        log = self.tmp / f"haproxy-{self.starts}.log"
+        gw = self.gateways[name] if name else self.gateway
+        cfg = gw.config
+        log = self.tmp / f"haproxy-{cfg.name}-{self.starts}.log"
         args = [HAPROXY, "-W", "-db", "-f", str(cfg.config_file), "-S", str(cfg.master_socket)]
-        self.haproxy = self.stack.enter_context(process(args, log=log, stdout=cfg.access_log))
+        proc = self.stack.enter_context(process(args, log=log, stdout=cfg.access_log))
+        self.haproxies[cfg.name] = proc
         port = int(cfg.bind.rsplit(":", 1)[1])
         wait_until(lambda: port_open(port), timeout=15, what="haproxy", log=log)
-        wait_until(self.gateway.is_running, timeout=15, what="haproxy runtime API", log=log)
+        wait_until(gw.is_running, timeout=15, what="haproxy runtime API", log=log)
 
-    def stop_haproxy(self) -> None:
-        if self.haproxy is not None:
-            stop(self.haproxy)
+    def stop_haproxy(self, name: str | None = None) -> None:
+        proc = self.haproxies.get(name or self.gateway.config.name)
+        if proc is not None:
+            stop(proc)
 
     def start_worker(
         self, name: str = "worker", *, queue: str = "celery", concurrency: int = 2
@@ -182,9 +200,13 @@ class Stack:
         token: str = response.json()["access_token"]
         return token
 
-    def call(self, path: str, token: str | None, method: str = "GET") -> requests.Response:
+    def call(
+        self, path: str, token: str | None, method: str = "GET", *, via: str | None = None
+    ) -> requests.Response:
+        """A request through the gateway ``via`` (default: the first)."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return requests.request(method, f"{self.gateway_url}{path}", headers=headers, timeout=10)
+        url = f"{self.url_of(via)}{path}"
+        return requests.request(method, url, headers=headers, timeout=10)
 
 
 def wait_for(check: Callable[[], Any], *, timeout: float, what: str) -> Any:
@@ -208,13 +230,13 @@ def broker_purge() -> None:
             connection.default_channel.queue_purge(queue)
 
 
-@pytest.fixture
-def stack(settings: Any, oidc_settings: Provider, tmp_path: Path) -> Iterator[Stack]:
-    echo_port, gateway_port = free_port(), free_port()
-    settings.GATEWAY_DIR = tmp_path / "gateway"
-    settings.GATEWAY_BIND = f"127.0.0.1:{gateway_port}"
+def _stack(
+    settings: Any, oidc_settings: Provider, tmp_path: Path, names: list[str]
+) -> Iterator[Stack]:
+    """The stack with a gateway per name; one name: the single-gateway settings (``GATEWAY_DIR``,
+    ``GATEWAY_BIND``, ...), several: ``GATEWAYS``."""
+    echo_port = free_port()
     settings.GATEWAY_UPSTREAM = f"127.0.0.1:{echo_port}"
-    settings.GATEWAY_URL = f"http://127.0.0.1:{gateway_port}"
     env = {
         "DJANGO_DEBUG": "1",
         "DATABASE_URL": database_url(),
@@ -222,8 +244,6 @@ def stack(settings: Any, oidc_settings: Provider, tmp_path: Path) -> Iterator[St
         "TILGANG_VAR_DIR": str(settings.VAR_DIR),  # the same development secrets as this process
         "OIDC_OP_ISSUER": oidc_settings.issuer,
         "OIDC_INITIAL_ACCESS_TOKEN": settings.OIDC_INITIAL_ACCESS_TOKEN,
-        "GATEWAY_DIR": str(settings.GATEWAY_DIR),
-        "GATEWAY_BIND": settings.GATEWAY_BIND,
         "GATEWAY_UPSTREAM": settings.GATEWAY_UPSTREAM,
         "GATEWAY_AUDIENCE": settings.GATEWAY_AUDIENCE,
         "PORTAL_URL": settings.PORTAL_URL,
@@ -231,23 +251,46 @@ def stack(settings: Any, oidc_settings: Provider, tmp_path: Path) -> Iterator[St
         "PROVISIONING_LEASE_SECONDS": str(settings.PROVISIONING_LEASE_SECONDS),
         "PYTHONUNBUFFERED": "1",
     }
+    if len(names) == 1:
+        gateway_port = free_port()
+        settings.GATEWAY_DIR = tmp_path / "gateway"
+        settings.GATEWAY_BIND = f"127.0.0.1:{gateway_port}"
+        settings.GATEWAY_URL = f"http://127.0.0.1:{gateway_port}"
+        env["GATEWAY_DIR"] = str(settings.GATEWAY_DIR)
+        env["GATEWAY_BIND"] = settings.GATEWAY_BIND
+    else:
+        settings.GATEWAYS = [
+            {"name": name, "dir": str(tmp_path / name), "bind": f"127.0.0.1:{free_port()}"}
+            for name in names
+        ]
+        settings.GATEWAY_URL = f"http://{settings.GATEWAYS[0]['bind']}"
+        env["GATEWAYS"] = json.dumps(settings.GATEWAYS)
+    env["GATEWAY_URL"] = settings.GATEWAY_URL
     broker_purge()
     with ExitStack() as exits:
         log = tmp_path / "echo.log"
         echo = [str(VENV_BIN / "python"), str(PROJECT_DIR / "gateway" / "echo.py")]
         exits.enter_context(process([*echo, "--port", str(echo_port)], log=log))
         wait_until(lambda: port_open(echo_port), timeout=10, what="echo upstream", log=log)
-        gw = HAProxyGateway(gateway_config())
         jwks = requests.get(f"{oidc_settings.issuer}/jwks", timeout=5).json()
-        gw.write_config(signing_keys_from_jwks(jwks), scopes=scope_map())
-        gw.write_map_files([], resource_map())
+        gateways = {config.name: HAProxyGateway(config) for config in gateway_configs()}
+        for gw in gateways.values():
+            gw.write_config(signing_keys_from_jwks(jwks), scopes=scope_map())
+            gw.write_map_files([], resource_map())
         result = Stack(
-            provider=oidc_settings,
-            tmp=tmp_path,
-            gateway=gw,
-            gateway_url=settings.GATEWAY_URL,
-            env=env,
-            stack=exits,
+            provider=oidc_settings, tmp=tmp_path, gateways=gateways, env=env, stack=exits
         )
-        result.start_haproxy()
+        for name in gateways:
+            result.start_haproxy(name)
         yield result
+
+
+@pytest.fixture
+def stack(settings: Any, oidc_settings: Provider, tmp_path: Path) -> Iterator[Stack]:
+    yield from _stack(settings, oidc_settings, tmp_path, ["gateway"])
+
+
+@pytest.fixture
+def stack_two_gateways(settings: Any, oidc_settings: Provider, tmp_path: Path) -> Iterator[Stack]:
+    """The stack with two gateways, ``gw-a`` and ``gw-b`` (``GATEWAYS``), both running."""
+    yield from _stack(settings, oidc_settings, tmp_path, ["gw-a", "gw-b"])

@@ -211,7 +211,7 @@ def test_two_reconcilers_do_not_run_at_once(stack: Stack, monkeypatch: pytest.Mo
     inside = threading.Event()
     leave = threading.Event()
     runs: list[str] = []
-    real_gateway = reconcile_module._gateway
+    real_gateway = reconcile_module._gateways
 
     def gateway_step(report: Any) -> None:
         runs.append(threading.current_thread().name)
@@ -219,7 +219,7 @@ def test_two_reconcilers_do_not_run_at_once(stack: Stack, monkeypatch: pytest.Mo
         leave.wait(timeout=20)
         real_gateway(report)
 
-    monkeypatch.setattr(reconcile_module, "_gateway", gateway_step)
+    monkeypatch.setattr(reconcile_module, "_gateways", gateway_step)
     results: list[Any] = []
 
     def first() -> None:

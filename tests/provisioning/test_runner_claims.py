@@ -51,6 +51,7 @@ class FakeGateway:
     def __init__(self) -> None:
         self.upserted: list[Entry] = []
         self.removed: list[Entry] = []
+        self.behind: dict[str, str] = {}  # every gateway answered
 
     def upsert(self, entry: Entry) -> None:
         self.upserted.append(entry)

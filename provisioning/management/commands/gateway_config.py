@@ -1,4 +1,4 @@
-"""Write the gateway's configuration before HAProxy starts: the signing keys from the
+"""Write each gateway's configuration before HAProxy starts: the signing keys from the
 authorization server as PEM files, haproxy.cfg with the catalogue's scopes, and the map files
 from the database."""
 
@@ -14,15 +14,31 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from provisioning.gateway import signing_keys_from_jwks
 from provisioning.reconcile import desired_entries, resource_map, scope_map
 from provisioning.runner import gateway
+from provisioning.settings import gateway_config
 
 
 class Command(BaseCommand):
-    help = "Write haproxy.cfg, the signing keys and the map files of the gateway."
+    help = "Write haproxy.cfg, the signing keys and the map files of each gateway."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--wait", type=float, default=60, help="Seconds to wait for the AS.")
+        parser.add_argument(
+            "--gateway", help="Only this gateway of GATEWAYS (default: every gateway)."
+        )
+        parser.add_argument(
+            "--show-dir",
+            action="store_true",
+            help="Print the gateway's directory (--gateway, or the first) and write nothing.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["show_dir"]:
+            try:
+                config = gateway_config(options["gateway"])
+            except KeyError as exc:
+                raise CommandError(str(exc)) from None
+            self.stdout.write(str(config.root))
+            return
         deadline = time.monotonic() + options["wait"]
         while True:
             try:
@@ -33,10 +49,14 @@ class Command(BaseCommand):
                 if time.monotonic() > deadline:
                     raise CommandError(f"The authorization server's keys: {exc}") from None
                 time.sleep(0.5)
-        gw = gateway()
         keys = signing_keys_from_jwks(response.json())
-        gw.write_config(keys, scopes=scope_map())
-        gw.write_map_files(desired_entries(), resource_map())
-        self.stdout.write(
-            f"gateway configured with {len(keys)} signing keys in {gw.config.directory}"
-        )
+        entries, resources, scopes = desired_entries(), resource_map(), scope_map()
+        for gw in gateway():
+            if options["gateway"] not in (None, gw.config.name):
+                continue
+            gw.write_config(keys, scopes=scopes)
+            gw.write_map_files(entries, resources)
+            self.stdout.write(
+                f"gateway {gw.config.name} configured with {len(keys)} signing keys "
+                f"in {gw.config.directory}"
+            )

@@ -2,7 +2,8 @@
 
 ``make run`` runs it (the Procfile's ``collector``). Each batch of lines commits with the
 collector's position in the file, so stopping it anywhere (Ctrl-C, a kill, a crash) and starting
-it again loads every line once. Several gateways: one ``--log NAME=PATH`` each.
+it again loads every line once. Several gateways (``GATEWAYS``): each one's log by default, or
+one ``--log NAME=PATH`` each.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import close_old_connections
 
 from provisioning.access_log import BATCH_BYTES, log_collect
-from provisioning.settings import access_log_path
+from provisioning.settings import access_log_sources
 
 
 def _source(value: str) -> tuple[str, Path]:
@@ -38,7 +39,8 @@ class Command(BaseCommand):
             default=[],
             metavar="NAME=PATH",
             help="A gateway's access log and the name of its cursor (default: gateway=<the "
-            "GATEWAY_ACCESS_LOG file>). Repeat for several gateways.",
+            "GATEWAY_ACCESS_LOG file>, or with GATEWAYS each gateway's access.log under its "
+            "name). Repeat for several gateways.",
         )
         parser.add_argument(
             "--once", action="store_true", help="Load what is there, then stop (no following)."
@@ -57,7 +59,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        sources = [_source(value) for value in options["log"]] or [("gateway", access_log_path())]
+        sources = [_source(value) for value in options["log"]] or access_log_sources()
         interval = options["interval"] or settings.DATA_ACCESS_COLLECT_INTERVAL
         stopping = False
 
