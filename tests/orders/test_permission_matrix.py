@@ -378,7 +378,13 @@ def urlconf_routes() -> set[tuple[str, str]]:
         view_class = getattr(callback, "cls", None) or getattr(callback, "view_class", None)
         if actions:  # a viewset's route: the actions it maps and does not refuse
             allowed = set(view_class.http_method_names) if view_class else set(actions)
-            methods = {method.upper() for method in actions if method in allowed}
+            # DRF adds ``head`` to a route's actions on its first GET (the dict is the route's
+            # own): HEAD is GET without the body, like the other NOT_OPERATIONS.
+            methods = {
+                method.upper()
+                for method in actions
+                if method in allowed and method not in NOT_OPERATIONS
+            }
         elif view_class is not None:
             methods = {
                 method.upper()
