@@ -82,27 +82,32 @@ def fuzz(operation: Any, caller: Caller, path: dict[str, str], tally: Tally) -> 
     for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
         fixed = {k: v for k, v in path.items() if k in names} if mode.is_positive else None
         strategy = operation.as_strategy(generation_mode=mode, path_parameters=fixed or None)
+        examples(strategy, caller, tally, f"{operation.label} [{mode}]")
 
-        @settings(
-            max_examples=EXAMPLES,
-            derandomize=True,
-            database=None,
-            deadline=None,
-            phases=[Phase.explicit, Phase.generate],
-            suppress_health_check=list(HealthCheck),
-        )
-        @given(case=strategy)
-        def run(case: Any, label: str = str(mode)) -> None:
-            caller.dress(case)
-            response = case.call()
-            tally.cases += 1
-            tally.statuses[response.status_code] = tally.statuses.get(response.status_code, 0) + 1
-            try:
-                case.validate_response(response, checks=CHECKS)
-            except (AssertionError, BaseExceptionGroup) as exc:  # each failure is collected
-                tally.failures.append(f"{operation.label} [{label}]: {str(exc)[:1500]}")
 
-        run()
+def examples(strategy: Any, caller: Caller, tally: Tally, label: str) -> None:
+    """Send the cases of ``strategy`` as ``caller`` and collect every failed check."""
+
+    @settings(
+        max_examples=EXAMPLES,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(case=strategy)
+    def run(case: Any) -> None:
+        caller.dress(case)
+        response = case.call()
+        tally.cases += 1
+        tally.statuses[response.status_code] = tally.statuses.get(response.status_code, 0) + 1
+        try:
+            case.validate_response(response, checks=CHECKS)
+        except (AssertionError, BaseExceptionGroup) as exc:  # each failure is collected
+            tally.failures.append(f"{label}: {str(exc)[:1500]}")
+
+    run()
 
 
 @pytest.fixture
