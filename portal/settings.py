@@ -110,6 +110,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Before any view, form or query sees them: control characters in the path, the query string
+    # or a posted form are a 400 (PostgreSQL text cannot hold NUL). After authentication, so the
+    # page that says so is drawn for the person who asked.
+    "portal.input_guard.ControlCharacterMiddleware",
     # After authentication and messages: a session past its lifetime is logged out (with a
     # message) before the provider would be asked to renew it.
     "tenants.sessions.SessionLifetimeMiddleware",
@@ -353,6 +357,12 @@ REST_FRAMEWORK: dict[str, Any] = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # JSON bodies: control characters and deep nesting refused (portal/input_guard.py).
+    "DEFAULT_PARSER_CLASSES": [
+        "portal.input_guard.GuardedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "portal.api.Pagination",
     "PAGE_SIZE": 100,
     "EXCEPTION_HANDLER": "portal.api.exception_handler",

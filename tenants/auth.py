@@ -18,6 +18,7 @@ from django.core.exceptions import SuspiciousOperation
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils import translation
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
@@ -185,6 +186,25 @@ class LoginRequestView(OIDCAuthenticationRequestView):
     def get_extra_params(self, request: HttpRequest) -> dict[str, str]:
         params: dict[str, str] = super().get_extra_params(request)
         return {**params, "ui_locales": translation.get_language() or settings.LANGUAGE_CODE}
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        response: HttpResponse = super().get(request)
+        # mozilla-django-oidc keeps any ``next`` on this host, absolute URLs too; the portal goes
+        # back only to a path of its own, so nothing can bounce a person elsewhere after login.
+        if not same_site_path(request.session.get("oidc_login_next")):
+            request.session["oidc_login_next"] = None
+        return response
+
+
+def same_site_path(url: object) -> bool:
+    """Whether ``url`` is a path of this site: it starts with one "/" and names no host or scheme
+    (``//evil.example``, ``/\\evil.example``, ``https://…`` and ``javascript:`` are not)."""
+    return (
+        isinstance(url, str)
+        and url.startswith("/")
+        and not url.startswith(("//", "/\\"))
+        and url_has_allowed_host_and_scheme(url, allowed_hosts=None)
+    )
 
 
 class FreshLoginRequestView(LoginRequestView):

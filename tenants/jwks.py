@@ -21,6 +21,8 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from portal.input_guard import CONTROL_IN_URL
+
 MAX_KEYS = 5
 MAX_JWKS_BYTES = 32 * 1024  # size of the JSON-serialised JWKS
 ALLOWED_ALGS = {"RS256": "RSA", "RS384": "RSA", "ES256": "EC", "ES384": "EC"}
@@ -213,6 +215,9 @@ def _check_kid(
     kid = jwk["kid"]
     if not isinstance(kid, str) or not kid:
         problems.add(_("%(key)s: kid must be a non-empty string."), "jwk_kid_invalid")
+        return
+    if CONTROL_IN_URL.search(kid):  # it is shown on pages and sent to the authorization server
+        problems.add(_("%(key)s: kid contains a control character."), "jwk_kid_control")
         return
     if len(kid) > MAX_KID_LENGTH:
         problems.add(

@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from portal.request_memo import memoised
-from tenants.validators import validate_kommunenummer, validate_orgnr
+from tenants.validators import validate_kommunenummer, validate_name, validate_orgnr
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser, User
@@ -64,7 +64,7 @@ class Organisation(models.Model):
     orgnr = models.CharField(
         _("organisation number"), max_length=9, unique=True, validators=[validate_orgnr]
     )
-    name = models.CharField(_("name"), max_length=200)
+    name = models.CharField(_("name"), max_length=200, validators=[validate_name])
     kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices)
     kommune = models.OneToOneField(
         Kommune,
@@ -173,7 +173,7 @@ class Product(models.Model):
     vendor = models.ForeignKey(
         Organisation, models.PROTECT, related_name="products", verbose_name=_("vendor")
     )
-    name = models.CharField(_("name"), max_length=200)
+    name = models.CharField(_("name"), max_length=200, validators=[validate_name])
     system_type = models.CharField(_("system type"), max_length=3, choices=SystemType.choices)
     is_epic = models.BooleanField(
         _("Epic"), default=False, help_text=_("The EPJ is Epic (Helseplattformen).")
@@ -437,7 +437,7 @@ class OAuthClient(models.Model):
     product = models.ForeignKey(
         Product, models.PROTECT, null=True, blank=True, related_name="clients"
     )
-    name = models.CharField(_("name"), max_length=200)
+    name = models.CharField(_("name"), max_length=200, validators=[validate_name])
     environment = models.CharField(_("environment"), max_length=10, choices=Environment.choices)
     purpose = models.CharField(
         _("purpose"), max_length=12, choices=Purpose.choices, default=Purpose.FHIR

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
@@ -65,3 +67,44 @@ def orgnr_from(number: int) -> str:
         if check is not None:
             return f"{base:08d}{check}"
         base += 1
+
+
+#: Characters no name may hold. Bidi controls (U+202E RIGHT-TO-LEFT OVERRIDE before "moc.lve"
+#: makes it read "evl.com"), zero-width and other format characters (Cf) show a
+#: name other than the one stored; control (Cc), private-use (Co), surrogate (Cs) and unassigned
+#: (Cn) code points and line or paragraph separators (Zl, Zp) have no place in a name either.
+_REFUSED_IN_NAMES = frozenset({"Cc", "Cf", "Co", "Cs", "Cn", "Zl", "Zp"})
+#: Scripts whose letters pass for Latin ones: "Helse" with its "e" written as Cyrillic U+0435.
+_LOOKALIKE_SCRIPTS = ("LATIN", "CYRILLIC", "GREEK")
+
+
+def _script(character: str) -> str | None:
+    name = unicodedata.name(character, "")
+    return next((script for script in _LOOKALIKE_SCRIPTS if name.startswith(script)), None)
+
+
+def validate_name(value: str) -> None:
+    """A name as people read it: no invisible or direction-changing characters, and no mix of
+    Latin letters with Cyrillic or Greek look-alikes. Norwegian and Sámi letters (æøå, áčđŋšŧž)
+    are Latin; a name wholly in another script is allowed."""
+    for character in value:
+        if unicodedata.category(character) in _REFUSED_IN_NAMES:
+            raise ValidationError(
+                _(
+                    "The name contains an invisible or control character (U+%(code)04X); "
+                    "use letters, digits, spaces and punctuation only."
+                ),
+                code="name_invisible_character",
+                params={"code": ord(character)},
+            )
+    scripts = {script for character in value if (script := _script(character))}
+    if "LATIN" in scripts and len(scripts) > 1:
+        foreign = next(c for c in value if _script(c) not in (None, "LATIN"))
+        raise ValidationError(
+            _(
+                "The name mixes Latin letters with look-alike letters of another alphabet "
+                "(“%(character)s”, U+%(code)04X); write it in one alphabet."
+            ),
+            code="name_mixed_scripts",
+            params={"character": foreign, "code": ord(foreign)},
+        )

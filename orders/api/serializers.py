@@ -293,6 +293,14 @@ class ClientSerializer(serializers.ModelSerializer[OAuthClient]):
     keys = ClientKeySerializer(many=True)
     status = serializers.SerializerMethodField()
     provisioning = ProvisioningSerializer(source="*")
+    # Declared, not derived: DRF drops allow_blank from a read-only model field, so the schema
+    # said a FHIR client's "" could not occur (schemathesis found it).
+    api_role = serializers.ChoiceField(
+        choices=Role.choices,
+        allow_blank=True,
+        read_only=True,
+        help_text='An automation client\'s role; "" for a FHIR client.',
+    )
 
     class Meta:
         model = OAuthClient

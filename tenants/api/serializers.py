@@ -34,8 +34,9 @@ class EpjSwitchSerializer(serializers.Serializer[Any]):
 
 
 class OrganizationSerializer(serializers.ModelSerializer[Organisation]):
-    kommune = KommuneSerializer(read_only=True)
-    epj_product = ProductRefSerializer(read_only=True)
+    # Null for a vendor (no kommune) and before an EPJ is recorded: the schema says so.
+    kommune = KommuneSerializer(read_only=True, allow_null=True)
+    epj_product = ProductRefSerializer(read_only=True, allow_null=True)
     epj_switch = serializers.SerializerMethodField()
     my_roles = serializers.SerializerMethodField(
         help_text="The caller's roles in this organisation (empty for NHN staff looking in)."
