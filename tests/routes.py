@@ -86,3 +86,22 @@ def every_route() -> Iterator[Route]:
         if route.route not in seen:
             seen.add(route.route)
             yield route
+
+
+def argument_values(world: Any, organisation: Any) -> dict[str, str]:
+    """A real object of ``world`` (tests.conftest.World) for each kind of path argument, in
+    ``organisation``'s address, so a view gets as far as it can."""
+    return {
+        "orgnr": organisation.orgnr,
+        "vendor_orgnr": world.vendor.orgnr,
+        "target": world.vendor.orgnr,
+        "pk": str(world.client.pk),
+        "client_id": str(world.client.pk),
+        "key_id": str(world.client.keys.get().pk),
+        "product_id": str(world.product.pk),
+        "job_id": str(world.client.pk),
+        "code": "patient",
+        "environment": "production",
+        "version": "1",
+        "slug": "services",
+    }

@@ -13,7 +13,7 @@ from tenants.models import Role
 from tests.conftest import World
 from tests.factories import MembershipFactory
 from tests.integration import Provider
-from tests.routes import every_route
+from tests.routes import argument_values, every_route
 from tests.tenants.test_oidc_login import login_at_provider
 
 pytestmark = pytest.mark.django_db
@@ -26,23 +26,6 @@ def row_counts() -> dict[str, int]:
         model._meta.label: model._default_manager.count()
         for model in apps.get_models()
         if model._meta.label != "sessions.Session"
-    }
-
-
-def argument_values(world: World, organisation: Any) -> dict[str, str]:
-    return {
-        "orgnr": organisation.orgnr,
-        "vendor_orgnr": world.vendor.orgnr,
-        "target": world.vendor.orgnr,
-        "pk": str(world.client.pk),
-        "client_id": str(world.client.pk),
-        "key_id": str(world.client.keys.get().pk),
-        "product_id": str(world.product.pk),
-        "job_id": str(world.client.pk),
-        "code": "patient",
-        "environment": "production",
-        "version": "1",
-        "slug": "services",
     }
 
 

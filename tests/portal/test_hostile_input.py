@@ -13,6 +13,7 @@ from rest_framework.test import APIClient
 
 from orders.models import Instruction
 from tenants.models import ClientKey, OAuthClient
+from tests import routes
 from tests.conftest import World
 from tests.keys import rsa_public_jwk
 from tests.routes import every_route
@@ -69,20 +70,7 @@ def argument_values(world: World, acting_for: str) -> dict[str, str]:
         "vendor": world.vendor,
         "nhn": world.people["nhn_operator"].memberships.get().organisation,
     }[acting_for]
-    return {
-        "orgnr": organisation.orgnr,
-        "vendor_orgnr": world.vendor.orgnr,
-        "target": world.vendor.orgnr,
-        "pk": str(world.client.pk),
-        "client_id": str(world.client.pk),
-        "key_id": str(world.client.keys.get().pk),
-        "product_id": str(world.product.pk),
-        "job_id": str(world.client.pk),
-        "code": "patient",
-        "environment": "production",
-        "version": "1",
-        "slug": "services",
-    }
+    return routes.argument_values(world, organisation)
 
 
 def logged_in(user: Any) -> Client:

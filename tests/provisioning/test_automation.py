@@ -84,11 +84,9 @@ def test_the_readme_api_example_runs_with_an_automation_client(
     assert "1 grants" in result.stdout
 
 
-def test_an_automation_client_acts_with_its_role_and_no_more(
-    stack: Stack, live_server: Any
-) -> None:
-    stack.start_worker()
-    vendor = Vendor()
+def reader_token(stack: Stack, vendor: Vendor) -> str:
+    """An access token of a kommune-reader automation client of ``vendor``'s kommune, registered
+    through the API and then, by the worker, at the provider."""
     registered = register_automation_client(
         vendor.kommune_admin, vendor.kommune.orgnr, "kommune_reader"
     )
@@ -97,7 +95,15 @@ def test_an_automation_client_acts_with_its_role_and_no_more(
         timeout=30,
         what="registered",
     )
-    token = stack.access_token(client_id, rsa_private_key(2), kid="pipeline-1")
+    return stack.access_token(client_id, rsa_private_key(2), kid="pipeline-1")
+
+
+def test_an_automation_client_acts_with_its_role_and_no_more(
+    stack: Stack, live_server: Any
+) -> None:
+    stack.start_worker()
+    vendor = Vendor()
+    token = reader_token(stack, vendor)
     bearer = {"Authorization": f"Bearer {token}"}
 
     def api(method: str, path: str, **kw: Any) -> requests.Response:
@@ -167,15 +173,7 @@ def test_an_automation_client_past_its_rate_gets_429_and_people_do_not(
     }
     stack.start_worker()
     vendor = Vendor()
-    registered = register_automation_client(
-        vendor.kommune_admin, vendor.kommune.orgnr, "kommune_reader"
-    )
-    client_id = wait_for(
-        lambda: OAuthClient.objects.get(pk=registered["id"]).client_id,
-        timeout=30,
-        what="registered",
-    )
-    token = stack.access_token(client_id, rsa_private_key(2), kid="pipeline-1")
+    token = reader_token(stack, vendor)
     path = f"{live_server.url}/api/v1/grants/"
 
     def call() -> requests.Response:
