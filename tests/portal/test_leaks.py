@@ -17,7 +17,6 @@ def probe(kind: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     database = connection.settings_dict
     env = {
         **os.environ,
-        "TILGANG_LEAK_PROBE": kind,
         # A log directory and a database of its own: this session's stay untouched.
         "TILGANG_TEST_LOG_DIR": str(tmp_path / "logs"),
         "DATABASE_URL": (
