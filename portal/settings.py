@@ -470,6 +470,10 @@ CACHES: dict[str, Any] = {
     )
 }
 
+#: NHN's national overview is read at most this often (seconds) per period, and kept in the cache
+#: between (provisioning.overview.national_figures); the page and the API say "as of" when.
+TILGANG_OVERVIEW_SECONDS = int(os.getenv("TILGANG_OVERVIEW_SECONDS", "60"))
+
 # --- Notifications: e-mail through Django's mail framework, and the list in the portal --------
 # SMTP when EMAIL_HOST is set, and always in production; in development without it, each e-mail
 # is a file under var/mail/ (``EMAIL_BACKEND`` chooses any other Django backend, e.g. console).

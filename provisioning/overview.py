@@ -10,6 +10,8 @@ import datetime
 import math
 from dataclasses import dataclass
 
+from django.conf import settings
+from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import URLPattern, path
@@ -191,6 +193,21 @@ def traffic_of(overview: Overview) -> Traffic:
     )
 
 
+def national_figures(*, months: int, interval: str) -> tuple[Overview, Traffic]:
+    """The overview and its gateway traffic, as the page and the API show them: read at most once
+    a minute (``TILGANG_OVERVIEW_SECONDS``) per period, in Django's cache, which every web process
+    shares in production (Redis). Its figures are national aggregates over every grant, job and
+    gateway call, the dearest reads of any page at national scale (docs/benchmarks.md), and they
+    say "as of" the moment they were read (``Overview.at``)."""
+    key = f"national-overview:{months}:{interval}"
+    found: tuple[Overview, Traffic] | None = cache.get(key)
+    if found is None:
+        overview = national_overview(now=timezone.now(), months=months, interval=interval)
+        found = (overview, traffic_of(overview))
+        cache.set(key, found, settings.TILGANG_OVERVIEW_SECONDS)
+    return found
+
+
 def service_label(code: str, names: dict[str, str]) -> str:
     """A service's name; its code when the catalogue no longer has it."""
     if not code:
@@ -205,10 +222,9 @@ def national(request: HttpRequest, acting: Acting) -> HttpResponse:
     if form.is_bound:
         form.is_valid()  # a period that is not one of the choices says so, and the default shows
     months, interval = form.period()
-    overview = national_overview(now=timezone.now(), months=months, interval=interval)
+    overview, traffic = national_figures(months=months, interval=interval)
     labels = dict(Environment.choices)
     health = overview.health
-    traffic = traffic_of(overview)
     names = {row.service.code: row.service.name for row in overview.onboarding}
     return render(
         request,

@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.decorators import api_view, permission_classes
@@ -17,9 +16,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from orders.forms.oversight import OverviewForm, field_errors
-from orders.overview import Overview, national_overview
+from orders.overview import Overview
 from provisioning.data_access import Traffic
-from provisioning.overview import traffic_of
+from provisioning.overview import national_figures
 from tenants.models import Environment
 from tenants.permissions import IsNhnStaff
 
@@ -88,7 +87,7 @@ class GatewayTrafficSerializer(serializers.Serializer[Any]):
 
 
 class OverviewSerializer(serializers.Serializer[Any]):
-    at = serializers.DateTimeField()
+    at = serializers.DateTimeField(help_text="When the figures were read.")
     kommuner = serializers.IntegerField(help_text="Kommuner registered in Tilgang.")
     onboarding = ServiceOnboardingSerializer(many=True)
     grants_over_time = GrantsOverTimeSerializer()
@@ -160,7 +159,7 @@ def overview_data(overview: Overview, traffic: Traffic) -> dict[str, Any]:
     responses=OverviewSerializer,
     description="NHN's national overview: kommuner onboarded per service and environment, "
     "active grants over time, provisioning health, and the gateway's calls per service and per "
-    "day or week. NHN staff only.",
+    "day or week, as of `at`: read at most once a minute per period. NHN staff only.",
 )
 @api_view(["GET"])
 @permission_classes([IsAuthenticated, IsNhnStaff])
@@ -169,5 +168,6 @@ def overview(request: Request) -> Response:
     if not form.is_valid():
         raise ValidationError(field_errors(form))
     months, interval = form.period()
-    found = national_overview(now=timezone.now(), months=months, interval=interval)
-    return Response(OverviewSerializer(overview_data(found, traffic_of(found))).data)
+    return Response(
+        OverviewSerializer(overview_data(*national_figures(months=months, interval=interval))).data
+    )

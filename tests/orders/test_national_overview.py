@@ -7,6 +7,7 @@ import datetime
 from typing import Any
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
@@ -252,6 +253,37 @@ def test_the_overview_api_gives_the_numbers(people: dict[str, Any], kommune: Org
     assert set(provisioning["order_to_active"]) == {"grants", "p50_seconds", "p95_seconds"}
 
 
+def test_the_overview_is_read_once_a_minute_per_period_and_says_when(
+    people: dict[str, Any], kommune: Organisation, settings: Any
+) -> None:
+    """National aggregates are the dearest reads at national scale: a second look within the
+    minute gets the same figures, as of the same moment, without reading them again."""
+    settings.TILGANG_OVERVIEW_SECONDS = 60
+    client = as_(people["nhn_auditor"])
+    GrantFactory(kommune=kommune)
+    first = client.get("/api/v1/overview/").json()
+    GrantFactory(kommune=kommune, client=ClientFactory(environment=Environment.TEST))
+
+    with CaptureQueriesContext(connection) as captured:
+        again = client.get("/api/v1/overview/").json()
+    other_period = client.get("/api/v1/overview/?months=3&interval=day").json()
+
+    assert again == first
+    assert not any("orders_grant" in q["sql"] for q in captured.captured_queries)
+    patient = next(row for row in other_period["onboarding"] if row["service"] == "patient")
+    assert patient["kommuner"] == {"test": 1, "production": 1}
+    assert other_period["at"] > first["at"]
+
+    settings.TILGANG_OVERVIEW_SECONDS = 0  # kept no time: each look reads the figures
+    cache.clear()
+    client.get("/api/v1/overview/")
+    GrantFactory(kommune=kommune, client=ClientFactory(environment=Environment.TEST))
+    later = client.get("/api/v1/overview/").json()
+    patient = next(row for row in later["onboarding"] if row["service"] == "patient")
+    assert patient["kommuner"] == {"test": 1, "production": 1}
+    assert later["grants_over_time"]["points"][-1]["test"] == 2
+
+
 def test_a_bad_period_is_a_400_with_field_errors(people: dict[str, Any]) -> None:
     response = as_(people["nhn_auditor"]).get("/api/v1/overview/?months=7&interval=hour")
 
@@ -268,6 +300,7 @@ def test_the_overview_reads_the_same_number_of_queries_for_more_grants(
     client = as_(people["nhn_auditor"])
 
     def queries() -> int:
+        cache.clear()  # read the figures, not the minute's copy of them
         with CaptureQueriesContext(connection) as captured:
             assert client.get("/api/v1/overview/").status_code == 200
         return len(captured.captured_queries)
