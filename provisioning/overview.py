@@ -193,13 +193,17 @@ def traffic_of(overview: Overview) -> Traffic:
     )
 
 
+#: The cache's key of one period's figures.
+NATIONAL_FIGURES_KEY = "national-overview:{months}:{interval}"
+
+
 def national_figures(*, months: int, interval: str) -> tuple[Overview, Traffic]:
     """The overview and its gateway traffic, as the page and the API show them: read at most once
     a minute (``TILGANG_OVERVIEW_SECONDS``) per period, in Django's cache, which every web process
     shares in production (Redis). Its figures are national aggregates over every grant, job and
     gateway call, the dearest reads of any page at national scale (docs/benchmarks.md), and they
     say "as of" the moment they were read (``Overview.at``)."""
-    key = f"national-overview:{months}:{interval}"
+    key = NATIONAL_FIGURES_KEY.format(months=months, interval=interval)
     found: tuple[Overview, Traffic] | None = cache.get(key)
     if found is None:
         overview = national_overview(now=timezone.now(), months=months, interval=interval)
