@@ -110,6 +110,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # A person's pages spend the same budget as their API calls (tenants/throttles.py).
+    "tenants.throttles.PageThrottleMiddleware",
     # Before any view, form or query sees them: control characters in the path, the query string
     # or a posted form are a 400 (PostgreSQL text cannot hold NUL). After authentication, so the
     # page that says so is drawn for the person who asked.

@@ -15,11 +15,11 @@ import pytest
 from django.conf import settings
 from django.db import connection
 from django.test import Client
-from django.urls import URLPattern, URLResolver, get_resolver
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from rest_framework.test import APIClient
 
 from portal.security import provider_origins
-from tenants.models import Organisation
+from tenants.models import Organisation, Product
 from tests.browser.helpers import inline_code
 from tests.components import PROJECT_DIR, VENV_BIN
 from tests.portal.test_settings import PRODUCTION_LIKE
@@ -317,6 +317,48 @@ def test_the_429_speaks_english_too(low_rates: None, people: dict[str, Any]) -> 
     throttled = me.get("/api/v1/grants/", HTTP_ACCEPT_LANGUAGE="en")
     assert throttled.status_code == 429
     assert throttled.json()["detail"].startswith("Too many requests. Try again in")
+
+
+@pytest.mark.django_db
+def test_a_persons_pages_spend_the_same_budget_as_their_api_calls(
+    low_rates: None, people: dict[str, Any], kommune: Organisation
+) -> None:
+    me, other = Client(), Client()
+    me.force_login(people["kommune_admin"])
+    other.force_login(people["kommune_reader"])
+    page = reverse("tenants:people", args=[kommune.orgnr])
+
+    answers = [me.get(page).status_code, me.get("/api/v1/grants/").status_code]
+    answers.append(me.get(page).status_code)
+    throttled = me.get(page, HTTP_ACCEPT_LANGUAGE="nb")
+    api = me.get("/api/v1/grants/")
+
+    assert answers == [200, 200, 200]
+    assert throttled.status_code == 429
+    assert 1 <= int(throttled.headers["Retry-After"]) <= 60
+    html = throttled.content.decode()
+    assert '<h1 class="ds-heading" data-size="lg">For mange forespørsler</h1>' in html
+    assert f"Prøv igjen om {throttled.headers['Retry-After']} sekunder." in html
+    assert api.status_code == 429
+    assert other.get(page).status_code == 200  # another person is not affected
+
+
+@pytest.mark.django_db
+def test_a_page_form_past_the_write_budget_saves_nothing(
+    low_rates: None, people: dict[str, Any], vendor: Organisation
+) -> None:
+    me = Client()
+    me.force_login(people["vendor_admin"])
+    new = reverse("tenants:product_new", args=[vendor.orgnr])
+    before = Product.objects.filter(vendor=vendor).count()
+
+    posted = [me.post(new, {"name": f"Alarm {n}", "system_type": "VFT"}) for n in range(3)]
+
+    assert [r.status_code for r in posted] == [302, 302, 429]
+    assert "Try again in" in me.post(new, {}, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert Product.objects.filter(vendor=vendor).count() == before + 2
+    assert not Product.objects.filter(name="Alarm 2").exists()
+    assert me.get(reverse("tenants:products", args=[vendor.orgnr])).status_code == 200
 
 
 @pytest.mark.django_db
