@@ -11,10 +11,12 @@ Anonymous callers are refused by authentication before any throttle.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any, cast
 
 from django.core.cache import cache
+from redis.exceptions import RedisError
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.request import Request
 from rest_framework.settings import api_settings
@@ -23,6 +25,7 @@ from rest_framework.throttling import BaseThrottle
 from tenants.auth import AutomationTokenAuthentication
 
 PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+logger = logging.getLogger(__name__)
 
 
 def parse_rate(rate: str) -> tuple[int, int]:
@@ -49,17 +52,27 @@ class _WindowThrottle(BaseThrottle):
         now = time.time()
         window = int(now // period)
         key = f"throttle:{scope}:{identity}:{window}"
-        # add() starts the window's count; incr() is atomic in Redis and in locmem alike.
-        cache.add(key, 0, timeout=period + 1)
         try:
-            count = cache.incr(key)
-        except ValueError:  # the key expired between the two calls
-            cache.add(key, 1, timeout=period + 1)
-            count = 1
+            count = self._count(key, period)
+        except RedisError as exc:
+            # The counts' Redis (the broker's, by default) is down: the call is served uncounted
+            # rather than refused with a 500; orders still reach the outbox (make chaos).
+            logger.warning("API throttle %s not counted: %s", scope, exc)
+            return True
         if count <= allowed:
             return True
         self.retry_after = (window + 1) * period - now
         return False
+
+    @staticmethod
+    def _count(key: str, period: int) -> int:
+        # add() starts the window's count; incr() is atomic in Redis and in locmem alike.
+        cache.add(key, 0, timeout=period + 1)
+        try:
+            return int(cache.incr(key))
+        except ValueError:  # the key expired between the two calls
+            cache.add(key, 1, timeout=period + 1)
+            return 1
 
     def wait(self) -> float | None:
         return self.retry_after
