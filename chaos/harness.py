@@ -390,6 +390,11 @@ class World:
             problems += checks.map_problems(f"{name} map files", desired, files)
         return problems
 
+    def in_flight(self) -> int:
+        """The run's grants not yet where they will end: pending, provisioning or revoking."""
+        moving = (GrantStatus.PENDING, GrantStatus.PROVISIONING, GrantStatus.REVOKING)
+        return Grant.objects.filter(client__in=self.clients, status__in=moving).count()
+
     def backend_pid(self) -> int:
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_backend_pid()")

@@ -190,6 +190,10 @@ class Stack:
         return end
 
 
+def say(text: str) -> None:
+    print(f"{datetime.datetime.now(datetime.UTC):%H:%M:%S} {text}", flush=True)
+
+
 def mount_tmpfs(path: Path, size: str) -> None:
     path.mkdir(parents=True, exist_ok=True)
     subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], check=True)
@@ -276,7 +280,7 @@ def _run(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
     )
     probing = threading.Thread(target=prober.run, daemon=True)
     probing.start()
-    print(f"stack up and seeded in {time.monotonic() - started:.0f} s", flush=True)
+    say(f"stack up and seeded in {time.monotonic() - started:.0f} s")
 
     per_client = max(2, args.grants // args.clients)
     audit: dict[int, str] = {}
@@ -292,27 +296,36 @@ def _run(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
     rows = []
     faults = ["baseline", *(args.faults or FAULTS)]
     for wave, fault in enumerate(faults):
-        print(f"{fault}: ordering {per_client * args.clients} grants", flush=True)
+        say(f"{fault}: ordering {per_client * args.clients} grants")
         first = world.order(wave, per_client, 0)
         injected_at = datetime.datetime.now(datetime.UTC)
+        in_flight = world.in_flight()
         t_inject = time.monotonic()
         end = getattr(stack, fault)() if fault != "baseline" else (lambda: None)
         hold = HOLD.get(fault, max(HOLD.values()) if fault == "all" else 0.0)
-        t_end = None
-        if not hold:  # instantaneous: it is over, its damage in flight
+        ended: list[float] = []
+
+        def ending(end: Callable[[], None] = end, ended: list[float] = ended) -> None:
             end()
-            t_end = time.monotonic()
+            ended.append(time.monotonic())
+
+        # The fault ends after its hold while orders and revocations go on (their calls retried,
+        # as a vendor's system would); an instantaneous one is over at once, its damage in
+        # flight.
+        timer = threading.Timer(hold, ending)
+        timer.start()
         second = world.order(wave, per_client, 1)
         for order in (first, second):
             world.revoke(order, args.revoke_share, prober, earlier=5 if wave else 0)
-        if t_end is None:
-            time.sleep(max(0.0, t_inject + hold - time.monotonic()))
-            end()
-            t_end = time.monotonic()
+        timer.join()
+        t_end = ended[0]
         # Timed from when the final state is known: the fault over, every order and revocation
         # answered.
         t_from = max(t_end, time.monotonic())
-        print(f"  injected, ended after {t_end - t_inject:.1f} s; converging", flush=True)
+        say(
+            f"  {in_flight} grants in flight at the injection; fault ended after "
+            f"{t_end - t_inject:.1f} s, the last call answered {t_from - t_inject:.1f} s after it"
+        )
         converged, problems = harness.converge(check, since=t_from, limit=args.limit)
         errors = first.errors + second.errors
         row = {
@@ -320,6 +333,8 @@ def _run(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
             "injected_at": injected_at.isoformat(timespec="seconds"),
             "duration_s": round(t_end - t_inject, 1),
             "converged_after_s": None if converged is None else round(converged, 1),
+            "in_flight_at_injection": in_flight,
+            "last_answer_after_s": round(t_from - t_inject, 1),
             "grants_ordered": len(first.grants) + len(second.grants),
             "revoked": len(first.revoke_answered) + len(second.revoke_answered),
             "api_errors": errors,
@@ -328,10 +343,9 @@ def _run(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
             "ok": converged is not None and not errors,
         }
         rows.append(row)
-        print(
+        say(
             f"  converged after {row['converged_after_s']} s; api errors: {len(errors)}; "
-            f"problems: {len(problems)} {problems[:5]}",
-            flush=True,
+            f"problems: {len(problems)} {problems[:5]}"
         )
     prober.stopping.set()
     probing.join(timeout=10)
@@ -349,14 +363,15 @@ def _run(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
 
 def table(results: dict[str, Any]) -> str:
     lines = [
-        f"{'fault':16} {'injected at':26} {'duration (s)':>12} {'converged after (s)':>20}"
-        "  checks ok",
+        f"{'fault':16} {'injected at':26} {'in flight':>9} {'duration (s)':>12} "
+        f"{'converged after (s)':>20}  checks ok",
         "-" * 90,
     ]
     for row in results["faults"]:
         converged = "-" if row["converged_after_s"] is None else f"{row['converged_after_s']:.1f}"
         lines.append(
-            f"{row['fault']:16} {row['injected_at']:26} {row['duration_s']:12.1f} "
+            f"{row['fault']:16} {row['injected_at']:26} {row['in_flight_at_injection']:9} "
+            f"{row['duration_s']:12.1f} "
             f"{converged:>20}  {'yes' if row['ok'] else 'NO'}"
         )
     lines.append("")
