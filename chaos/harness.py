@@ -27,7 +27,7 @@ from bench.driver import Vendor, wait_registered
 from bench.scale import Scale
 from chaos import checks
 from orders import services
-from orders.models import Grant, GrantStatus
+from orders.models import Grant, GrantStatus, ProvisioningJob
 from provisioning.authserver import AuthServerClient
 from provisioning.reconcile import desired_entries, resource_map
 from provisioning.runner import gateway
@@ -192,19 +192,19 @@ class World:
             ).select_related("kommune", "service")
         )
 
-    def order(self, wave: int, per_client: int, half: int) -> Order:
-        """Order ``per_client`` grants for each client (this wave's service, its own kommuner);
-        ``half`` 0 or 1: the first or second half of them."""
+    def order(self, wave: int, block: int, start: int, stop: int) -> Order:
+        """Order for each client the grants of kommuner ``start`` to ``stop`` of this wave's
+        block of ``block`` kommuner, for this wave's service; ``start`` 0 fetches new tokens
+        (the later orders may be placed while the authorization server is down)."""
         code, access = PAIRS[wave % len(PAIRS)]
         all_kommuner = list(
             Organisation.objects.filter(kind=Organisation.Kind.KOMMUNE)
             .order_by("orgnr")
             .values_list("orgnr", flat=True)
         )
-        offset = (wave // len(PAIRS)) * per_client
-        kommuner = all_kommuner[offset : offset + per_client]
-        kommuner = kommuner[: per_client // 2] if half == 0 else kommuner[per_client // 2 :]
-        if half == 0:  # the second half is ordered while the authorization server may be down
+        offset = (wave // len(PAIRS)) * block
+        kommuner = all_kommuner[offset + start : offset + stop]
+        if start == 0:
             self.pipeline_token = self.vendor.token(self.pipeline_id)
             self.operations_token = self.vendor.token(self.operations_id)
         token = self.pipeline_token
@@ -394,6 +394,17 @@ class World:
         """The run's grants not yet where they will end: pending, provisioning or revoking."""
         moving = (GrantStatus.PENDING, GrantStatus.PROVISIONING, GrantStatus.REVOKING)
         return Grant.objects.filter(client__in=self.clients, status__in=moving).count()
+
+    def wait_running(self, timeout: float = 10) -> None:
+        """Until a worker runs a job of the run's clients (a moment; or ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        while (
+            time.monotonic() < deadline
+            and not ProvisioningJob.objects.filter(
+                client__in=self.clients, status=ProvisioningJob.Status.RUNNING
+            ).exists()
+        ):
+            time.sleep(0.02)
 
     def backend_pid(self) -> int:
         with connection.cursor() as cursor:

@@ -16,11 +16,13 @@ or a convergence took longer than the limit.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -63,6 +65,8 @@ FAULTS = (
 )
 #: How long each fault holds (s); the others are instantaneous.
 HOLD = {"redis_down": 10.0, "provider_down": 30.0, "disk_full": 10.0}
+#: The faults injected once the workers run the grants' jobs; the others hit the grants waiting.
+RESUME_FIRST = ("worker_kill", "gateway_restart", "db_terminate", "disk_full")
 
 
 @dataclass
@@ -79,6 +83,7 @@ class Stack:
     spared_pid: int = 0  # the harness's own database connection
     filler: Path | None = None
     timers: list[threading.Timer] = field(default_factory=list)
+    nodenames: dict[int, str] = field(default_factory=dict)  # a worker's by process id
 
     def gateway_dir(self, name: str) -> Path:
         return self.run_dir / "gateways" / name
@@ -91,7 +96,44 @@ class Stack:
         wait_port(port, "redis-server")
 
     def start_worker(self) -> None:
-        self.workers.append(start_worker(self.procs, self.env, f"chaos{len(self.workers)}"))
+        name = f"chaos{len(self.workers)}"
+        self.workers.append(start_worker(self.procs, self.env, name))
+        self.nodenames[self.workers[-1].pid] = f"{name}@{socket.gethostname()}"
+
+    def _live_nodes(self) -> list[str]:
+        return [self.nodenames[w.pid] for w in self.workers if w.poll() is None]
+
+    def pause(self) -> None:
+        """The workers stop taking jobs (Celery remote control): grants ordered now wait, in
+        flight, for the fault."""
+        from portal import celery_app
+
+        nodes = self._live_nodes()
+        replies = (
+            celery_app.control.cancel_consumer("celery", destination=nodes, reply=True, timeout=10)
+            or []
+        )
+        if len(replies) < len(nodes):
+            raise SystemExit(f"cancel_consumer: {len(replies)} of {nodes} answered")
+
+    def resume(self, timeout: float = 60) -> None:
+        """The workers take jobs again; tried until each answers (the broker may be down)."""
+        from portal import celery_app
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            nodes = self._live_nodes()
+            try:
+                replies = celery_app.control.add_consumer(
+                    "celery", destination=nodes, reply=True, timeout=2
+                )
+            except Exception:  # noqa: BLE001 - the broker is down: try again
+                time.sleep(0.5)
+                continue
+            if len(replies or []) >= len(nodes):
+                return
+            time.sleep(0.5)
+        say(f"  resume: not every worker answered add_consumer within {timeout} s")
 
     def start_gateway(self, name: str) -> None:
         self.haproxies[name] = start_haproxy(
@@ -145,22 +187,14 @@ class Stack:
     def disk_full(self) -> Callable[[], None]:
         """Fill the tmpfs the gateways' map files are on; the filler goes at the end."""
         self.filler = self.run_dir / "gateways" / "filler"
-        chunk = b"\0" * 65536
-        with self.filler.open("wb") as out:
-            try:
-                while True:
-                    out.write(chunk)
-                    out.flush()
-            except OSError:
-                pass
-        # Less than a chunk may be left: fill it byte by byte pieces.
-        with self.filler.open("ab") as out:
-            try:
-                while True:
-                    out.write(b"\0" * 512)
-                    out.flush()
-            except OSError:
-                pass
+        fd = os.open(self.filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            for size in (1 << 20, 1 << 16, 4096, 512):  # down to what is left
+                with contextlib.suppress(OSError):
+                    while os.write(fd, b"\0" * size):
+                        pass
+        finally:
+            os.close(fd)
         free = shutil.disk_usage(self.run_dir / "gateways").free
         print(f"  map files' disk full ({free} bytes free)", flush=True)
 
@@ -295,9 +329,14 @@ def _run(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
     # A first wave without a fault: the stack converges at all, and revoked grants to probe.
     rows = []
     faults = ["baseline", *(args.faults or FAULTS)]
+    extra = max(1, per_client // 10)
     for wave, fault in enumerate(faults):
-        say(f"{fault}: ordering {per_client * args.clients} grants")
-        first = world.order(wave, per_client, 0)
+        say(f"{fault}: ordering {per_client * args.clients} grants, the workers paused")
+        stack.pause()
+        first = world.order(wave, per_client + extra, 0, per_client)
+        if fault in RESUME_FIRST:  # the fault hits the workers' running jobs
+            stack.resume()
+            world.wait_running()
         injected_at = datetime.datetime.now(datetime.UTC)
         in_flight = world.in_flight()
         t_inject = time.monotonic()
@@ -311,19 +350,23 @@ def _run(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
 
         # The fault ends after its hold while orders and revocations go on (their calls retried,
         # as a vendor's system would); an instantaneous one is over at once, its damage in
-        # flight.
+        # flight. The workers take up the grants meanwhile (once the broker answers).
         timer = threading.Timer(hold, ending)
         timer.start()
-        second = world.order(wave, per_client, 1)
+        resuming = threading.Thread(target=stack.resume)
+        resuming.start()
+        second = world.order(wave, per_client + extra, per_client, per_client + extra)
         for order in (first, second):
             world.revoke(order, args.revoke_share, prober, earlier=5 if wave else 0)
         timer.join()
+        resuming.join()
         t_end = ended[0]
         # Timed from when the final state is known: the fault over, every order and revocation
         # answered.
         t_from = max(t_end, time.monotonic())
         say(
-            f"  {in_flight} grants in flight at the injection; fault ended after "
+            f"  {in_flight} grants in flight at the injection, {len(second.grants)} ordered "
+            f"during the fault; fault ended after "
             f"{t_end - t_inject:.1f} s, the last call answered {t_from - t_inject:.1f} s after it"
         )
         converged, problems = harness.converge(check, since=t_from, limit=args.limit)
@@ -336,6 +379,7 @@ def _run(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
             "in_flight_at_injection": in_flight,
             "last_answer_after_s": round(t_from - t_inject, 1),
             "grants_ordered": len(first.grants) + len(second.grants),
+            "ordered_during_fault": len(second.grants),
             "revoked": len(first.revoke_answered) + len(second.revoke_answered),
             "api_errors": errors,
             "problems": problems[:20],
