@@ -84,6 +84,10 @@ class Stack:
     filler: Path | None = None
     timers: list[threading.Timer] = field(default_factory=list)
     nodenames: dict[int, str] = field(default_factory=dict)  # a worker's by process id
+    #: Processes that ended by themselves (not by a fault), which the supervisor restarted.
+    crashes: list[str] = field(default_factory=list)
+    killed: set[int] = field(default_factory=set)  # workers a fault killed, by process id
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def gateway_dir(self, name: str) -> Path:
         return self.run_dir / "gateways" / name
@@ -140,15 +144,33 @@ class Stack:
             self.procs, self.env, self.gateway_dir(name), self.ports[name]
         )
 
+    def supervise(self, stopping: threading.Event) -> None:
+        """As systemd would: a gateway or worker that ended by itself is started again, and
+        the crash recorded (the faults stop and start theirs under the lock)."""
+        while not stopping.wait(0.5):
+            with self.lock:
+                for name, proc in list(self.haproxies.items()):
+                    if proc.poll() is not None:
+                        self.crashes.append(crash(f"gateway {name}", proc))
+                        self.start_gateway(name)
+                for worker in [w for w in self.workers if w.poll() is not None]:
+                    if worker.pid in self.killed:
+                        continue
+                    self.killed.add(worker.pid)
+                    self.crashes.append(crash(self.nodenames[worker.pid], worker))
+                    self.start_worker()
+
     # --- the faults: each returns how to end it -----------------------------------------------
 
     def worker_kill(self) -> Callable[[], None]:
         """SIGKILL the oldest live worker (its child too), as a crash; its replacement starts as
         a supervisor would start it."""
-        victim = next(w for w in self.workers if w.poll() is None)
-        os.killpg(victim.pid, signal.SIGKILL)
-        victim.wait(timeout=10)
-        self.start_worker()
+        with self.lock:
+            victim = next(w for w in self.workers if w.poll() is None)
+            self.killed.add(victim.pid)
+            os.killpg(victim.pid, signal.SIGKILL)
+            victim.wait(timeout=10)
+            self.start_worker()
         return lambda: None
 
     def redis_down(self) -> Callable[[], None]:
@@ -166,10 +188,11 @@ class Stack:
     def gateway_restart(self) -> Callable[[], None]:
         """Stop the second gateway and start it again from its files."""
         name = GATEWAYS[1]
-        self.procs.signal(self.haproxies[name], signal.SIGTERM)
-        while port_listens(self.ports[name]):
-            time.sleep(0.05)
-        self.start_gateway(name)
+        with self.lock:
+            self.procs.signal(self.haproxies[name], signal.SIGTERM)
+            while port_listens(self.ports[name]):
+                time.sleep(0.05)
+            self.start_gateway(name)
         return lambda: None
 
     def db_terminate(self) -> Callable[[], None]:
@@ -222,6 +245,12 @@ class Stack:
                 each()
 
         return end
+
+
+def crash(what: str, proc: subprocess.Popen[bytes]) -> str:
+    text = f"{datetime.datetime.now(datetime.UTC):%H:%M:%S} {what} exited with {proc.returncode}"
+    say(f"  CRASH: {text}; started again")
+    return text
 
 
 def say(text: str) -> None:
@@ -314,6 +343,8 @@ def _run(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
     )
     probing = threading.Thread(target=prober.run, daemon=True)
     probing.start()
+    supervising = threading.Thread(target=stack.supervise, args=(prober.stopping,), daemon=True)
+    supervising.start()
     say(f"stack up and seeded in {time.monotonic() - started:.0f} s")
 
     per_client = max(2, args.grants // args.clients)
@@ -398,6 +429,7 @@ def _run(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
         "faults": rows,
         "limit_s": args.limit,
         "grants": len(world.expected),
+        "crashes": stack.crashes,
         "probes_sent": prober.sent,
         "probe_passes": len(prober.passes),
         "revocation_lag_max_s": round(lag, 2),
@@ -419,6 +451,8 @@ def table(results: dict[str, Any]) -> str:
             f"{converged:>20}  {'yes' if row['ok'] else 'NO'}"
         )
     lines.append("")
+    for text in results["crashes"]:
+        lines.append(f"crashed (restarted by the run, as a supervisor would): {text}")
     lines.append(
         f"{results['grants']} grants; prober: {results['probes_sent']} requests for revoked "
         f"grants, {results['probe_passes']} passed before their close (longest "
