@@ -408,6 +408,14 @@ def _run(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
             "duration_s": round(t_end - t_inject, 1),
             "converged_after_s": None if converged is None else round(converged, 1),
             "in_flight_at_injection": in_flight,
+            # The longest a grant revoked in this wave still passed after the revoke answered,
+            # before its close (a 2xx after the close is a failed check).
+            "revocation_lag_s": round(
+                checks.revocation_lag(
+                    list(prober.passes), {**first.revoke_answered, **second.revoke_answered}
+                ),
+                2,
+            ),
             "last_answer_after_s": round(t_from - t_inject, 1),
             "grants_ordered": len(first.grants) + len(second.grants),
             "ordered_during_fault": len(second.grants),
@@ -440,15 +448,15 @@ def _run(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
 def table(results: dict[str, Any]) -> str:
     lines = [
         f"{'fault':16} {'injected at':26} {'in flight':>9} {'duration (s)':>12} "
-        f"{'converged after (s)':>20}  checks ok",
-        "-" * 90,
+        f"{'converged after (s)':>20} {'revoked passed (s)':>19}  checks ok",
+        "-" * 110,
     ]
     for row in results["faults"]:
         converged = "-" if row["converged_after_s"] is None else f"{row['converged_after_s']:.1f}"
         lines.append(
             f"{row['fault']:16} {row['injected_at']:26} {row['in_flight_at_injection']:9} "
-            f"{row['duration_s']:12.1f} "
-            f"{converged:>20}  {'yes' if row['ok'] else 'NO'}"
+            f"{row['duration_s']:12.1f} {converged:>20} {row['revocation_lag_s']:19.2f}  "
+            f"{'yes' if row['ok'] else 'NO'}"
         )
     lines.append("")
     for text in results["crashes"]:
