@@ -61,20 +61,6 @@ class Processes:
     def latest(self, role: str) -> subprocess.Popen[bytes]:
         return self.running[role][-1]
 
-    def signal(self, proc: subprocess.Popen[bytes], sig: int, timeout: float = 10) -> None:
-        """Send ``sig`` to the process's group and wait for it to end (SIGKILL after
-        ``timeout``)."""
-        if proc.poll() is not None:
-            return
-        try:
-            os.killpg(proc.pid, sig)
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
-        except ProcessLookupError:
-            pass
-
     def stop_all(self) -> None:
         for procs in self.running.values():
             for proc in procs:

@@ -52,6 +52,7 @@ from bench.stack import (
     start_worker,
     wait_port,
 )
+from tests.components import stop
 
 GATEWAYS = ("gw-a", "gw-b")
 FAULTS = (
@@ -175,21 +176,21 @@ class Stack:
 
     def redis_down(self) -> Callable[[], None]:
         """Stop the broker; it comes back empty (no persistence): every message it held is lost."""
-        self.procs.signal(self.procs.latest("redis"), signal.SIGTERM)
+        stop(self.procs.latest("redis"), signal.SIGTERM)
         return self.start_redis
 
     def _provider_start(self) -> None:
         start_provider(self.procs, self.env, self.ports["provider"])
 
     def provider_down(self) -> Callable[[], None]:
-        self.procs.signal(self.procs.latest("provider"), signal.SIGTERM)
+        stop(self.procs.latest("provider"), signal.SIGTERM)
         return self._provider_start
 
     def gateway_restart(self) -> Callable[[], None]:
         """Stop the second gateway and start it again from its files."""
         name = GATEWAYS[1]
         with self.lock:
-            self.procs.signal(self.haproxies[name], signal.SIGTERM)
+            stop(self.haproxies[name], signal.SIGTERM)
             while port_listens(self.ports[name]):
                 time.sleep(0.05)
             self.start_gateway(name)
