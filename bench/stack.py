@@ -116,13 +116,19 @@ def admin_url() -> str:
 
 
 @contextmanager
-def database(name: str) -> Iterator[str]:
-    """A fresh database ``name`` (dropped first if a run left it); its URL."""
+def database(name: str, *, drop_after: bool = False) -> Iterator[str]:
+    """A fresh database ``name`` (dropped first if a run left it); its URL. With
+    ``drop_after`` it is dropped again when the block ends."""
     with psycopg.connect(admin_url(), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
     base = admin_url().rsplit("/", 1)[0]
-    yield f"{base}/{name}"
+    try:
+        yield f"{base}/{name}"
+    finally:
+        if drop_after:
+            with psycopg.connect(admin_url(), autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def production_env(

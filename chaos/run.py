@@ -278,7 +278,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     name = os.environ.get("CHAOS_DATABASE", "tilgang_chaos_run")
     procs = Processes(run_dir / "logs")
     try:
-        with database(name) as database_url:
+        with database(name, drop_after=True) as database_url:
             issuer = f"http://127.0.0.1:{ports['provider']}"
             web = f"http://127.0.0.1:{ports['web']}"
             env = production_env(
@@ -305,7 +305,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 }
             )
             stack = Stack(procs, env, run_dir, ports, name)
-            return _run(stack, args)
+            try:
+                return _run(stack, args)
+            finally:  # before the database is dropped
+                procs.stop_all()
     finally:
         procs.stop_all()
         unmount(run_dir / "gateways")
