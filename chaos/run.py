@@ -164,10 +164,23 @@ class Stack:
     # --- the faults: each returns how to end it -----------------------------------------------
 
     def worker_kill(self) -> Callable[[], None]:
-        """SIGKILL the oldest live worker (its child too), as a crash; its replacement starts as
+        """SIGKILL a worker running a job (its child too), as a crash; its replacement starts as
         a supervisor would start it."""
+        from portal import celery_app
+
+        active = celery_app.control.inspect(destination=self._live_nodes(), timeout=1).active()
+        busy = {
+            node
+            for node, tasks in (active or {}).items()
+            if any(task.get("name") == "provisioning.run_job" for task in tasks)
+        }
         with self.lock:
-            victim = next(w for w in self.workers if w.poll() is None)
+            live = [w for w in self.workers if w.poll() is None]
+            victim = next((w for w in live if self.nodenames[w.pid] in busy), live[0])
+            say(
+                f"  SIGKILL {self.nodenames[victim.pid]} "
+                f"({'running a job' if self.nodenames[victim.pid] in busy else 'idle'})"
+            )
             self.killed.add(victim.pid)
             os.killpg(victim.pid, signal.SIGKILL)
             victim.wait(timeout=10)
