@@ -4,7 +4,7 @@ SHELL := /bin/bash
 VENV := .venv/bin
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV):$(PATH)
 
-.PHONY: run test bench bench-quick screenshots bootstrap services lint typecheck migrations-check pytest clean
+.PHONY: run test bench bench-quick chaos screenshots bootstrap services lint typecheck migrations-check pytest clean
 
 ## Run the portal with demo data: web on :8000, Celery worker and beat, the local OpenID provider.
 run: bootstrap
@@ -28,6 +28,11 @@ bench: bootstrap
 ## The same on smaller numbers, under two minutes, for everyday use.
 bench-quick: bootstrap
 	eval "$$(scripts/services.sh)"; $(VENV)/python -m bench.run --scale quick --output var/bench/results-quick.json
+
+## Fault injection with 500 grants in flight (README, "Fault injection"): var/chaos/results.json
+## and a table; fails if a check fails or the stack takes over 60 s to converge after a fault.
+chaos: bootstrap
+	eval "$$(scripts/services.sh)"; $(VENV)/python -m chaos.run
 
 ## PNGs of each role's main pages, bokmål and English, 1280 and 375 px: docs/screenshots/. Runs on
 ## a throwaway SQLite demo with its own portal and provider; Debian's Chromium logs each person in.

@@ -10,26 +10,30 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import redis
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
-NODE = ROOT / "node_modules" / ".bin" / "node"
+from bench.stack import (
+    BIN,
+    ROOT,
+    Processes,
+    database,
+    free_port,
+    manage,
+    production_env,
+    start_echo,
+    start_haproxy,
+    start_provider,
+    start_web,
+    start_worker,
+)
 
 #: The result keys, fixed (README), with their targets (None: reported, no target).
 TARGETS: dict[str, tuple[str, float | None]] = {
@@ -64,96 +68,6 @@ TARGETS: dict[str, tuple[str, float | None]] = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_port(port: int, what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            sock.settimeout(0.2)
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise SystemExit(f"{what} did not listen on {port} within {timeout} s")
-
-
-class Processes:
-    def __init__(self, logs: Path) -> None:
-        self.logs = logs
-        self.running: dict[str, list[subprocess.Popen[bytes]]] = {}
-
-    def start(self, role: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-        log = (self.logs / f"{role}-{len(self.running.get(role, []))}.log").open("wb")
-        proc = subprocess.Popen(
-            args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        self.running.setdefault(role, []).append(proc)
-        return proc
-
-    def stop_all(self) -> None:
-        for procs in self.running.values():
-            for proc in procs:
-                if proc.poll() is None:
-                    os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        for procs in self.running.values():
-            for proc in procs:
-                try:
-                    proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-
-    def peak_rss_mb(self, role: str) -> float:
-        """The largest peak resident set (VmHWM) of any process of the role, children included."""
-        peaks = [0]
-        for proc in self.running.get(role, []):
-            for pid in [proc.pid, *descendants(proc.pid)]:
-                peaks.append(vm_hwm_kb(pid))
-        return max(peaks) / 1024
-
-
-def descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def vm_hwm_kb(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-@contextmanager
-def database(name: str) -> Iterator[str]:
-    admin = os.environ.get(
-        "BENCH_DATABASE_ADMIN_URL", "postgresql://tilgang:tilgang@127.0.0.1:5432/postgres"
-    )
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base = admin.rsplit("/", 1)[0]
-    yield f"{base}/{name}"
-
-
 def run(scale: str, output: Path) -> dict[str, Any]:
     run_dir = ROOT / "var" / "bench" / f"run-{scale}"
     shutil.rmtree(run_dir, ignore_errors=True)
@@ -174,133 +88,34 @@ def run(scale: str, output: Path) -> dict[str, Any]:
     with database(os.environ.get("BENCH_DATABASE", f"tilgang_bench_{scale}")) as database_url:
         issuer = f"http://127.0.0.1:{ports['provider']}"
         web = f"http://127.0.0.1:{ports['web']}"
-        env = {
-            **os.environ,
-            # Production-like: no DEBUG (it keeps every query in memory), secrets given.
-            "DJANGO_DEBUG": "0",
-            "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
-            "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
-            "DJANGO_SECURE_SSL_REDIRECT": "0",
-            "DJANGO_SESSION_COOKIE_SECURE": "0",
-            "DJANGO_CSRF_COOKIE_SECURE": "0",
-            "DJANGO_SECURE_HSTS_SECONDS": "0",
-            "DJANGO_LOG_LEVEL": "WARNING",
-            # The benchmark measures speed, not the API's throttles: one person and one
-            # automation client make thousands of calls a minute here.
-            **{
-                f"TILGANG_THROTTLE_{who}_{what}": "1000000/min"
-                for who in ("PERSON", "CLIENT")
-                for what in ("READ", "WRITE")
-            },
-            "OIDC_RP_CLIENT_SECRET": secrets.token_urlsafe(32),
-            "OIDC_INITIAL_ACCESS_TOKEN": secrets.token_urlsafe(32),
-            "OIDC_COOKIE_KEY": secrets.token_urlsafe(32),
-            "TILGANG_ENCRYPTION_KEY": secrets.token_urlsafe(32),
-            "TILGANG_VAR_DIR": str(run_dir),
-            "DATABASE_URL": database_url,
-            "DATABASE_CONN_MAX_AGE": "600",
-            "CELERY_BROKER_URL": broker,
-            "OIDC_OP_ISSUER": issuer,
-            "OIDC_ISSUER": issuer,
-            "PORTAL_URL": web,
-            "GATEWAY_URL": f"http://127.0.0.1:{ports['gateway']}",
-            "GATEWAY_BIND": f"127.0.0.1:{ports['gateway']}",
-            "GATEWAY_UPSTREAM": f"127.0.0.1:{ports['echo']}",
-            "GATEWAY_DIR": str(run_dir / "gateway"),
-            "BENCH_WEB_URL": web,
-            "PYTHONUNBUFFERED": "1",
-        }
+        env = production_env(
+            run_dir=run_dir, database_url=database_url, broker=broker, issuer=issuer, web=web
+        )
+        env.update(
+            {
+                "GATEWAY_URL": f"http://127.0.0.1:{ports['gateway']}",
+                "GATEWAY_BIND": f"127.0.0.1:{ports['gateway']}",
+                "GATEWAY_UPSTREAM": f"127.0.0.1:{ports['echo']}",
+                "GATEWAY_DIR": str(run_dir / "gateway"),
+                "BENCH_WEB_URL": web,
+            }
+        )
         procs = Processes(run_dir / "logs")
         python = str(BIN / "python")
         try:
-            subprocess.run([python, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
-            subprocess.run(
-                [python, "manage.py", "write_provider_scopes"],
-                cwd=ROOT,
-                env=env,
-                check=True,
-                stdout=subprocess.DEVNULL,
-            )
-            provider = procs.start("provider", [str(NODE), "oidc/provider.mjs"], env)
+            manage(env, "migrate", "-v0")
+            manage(env, "write_provider_scopes")
+            provider = start_provider(procs, env, ports["provider"])
             # The driver freezes it (SIGSTOP) to measure revocation with the server stuck.
             env["BENCH_PROVIDER_PID"] = str(provider.pid)
-            wait_port(ports["provider"], "the authorization server")
-            procs.start("echo", [python, "gateway/echo.py", "--port", str(ports["echo"])], env)
-            subprocess.run(
-                [python, "manage.py", "gateway_config"],
-                cwd=ROOT,
-                env=env,
-                check=True,
-                stdout=subprocess.DEVNULL,
-            )
-            cfg = run_dir / "gateway"
-            procs.start(
-                "gateway",
-                [
-                    "haproxy",
-                    "-W",
-                    "-db",
-                    "-f",
-                    str(cfg / "haproxy.cfg"),
-                    "-S",
-                    str(cfg / "master.sock"),
-                ],
-                env,
-            )
-            wait_port(ports["gateway"], "HAProxy")
+            start_echo(procs, env, ports["echo"])
+            manage(env, "gateway_config")
+            start_haproxy(procs, env, run_dir / "gateway", ports["gateway"])
             for n in (1, 2):  # two worker processes
-                procs.start(
-                    "worker",
-                    [
-                        str(BIN / "celery"),
-                        "-A",
-                        "portal",
-                        "worker",
-                        "--concurrency=1",
-                        f"--hostname=bench{n}@%h",
-                        "--without-gossip",
-                        "--without-mingle",
-                        "--loglevel=INFO",
-                        "-Q",
-                        "celery",
-                    ],
-                    env,
-                )
+                start_worker(procs, env, f"bench{n}")
             # Revocations' gateway closes have a worker of their own, as in the Procfile.
-            procs.start(
-                "closer",
-                [
-                    str(BIN / "celery"),
-                    "-A",
-                    "portal",
-                    "worker",
-                    "--concurrency=1",
-                    "--hostname=benchcloser@%h",
-                    "--without-gossip",
-                    "--without-mingle",
-                    "--loglevel=INFO",
-                    "-Q",
-                    "gateway_close",
-                ],
-                env,
-            )
-            procs.start(
-                "web",
-                [
-                    str(BIN / "gunicorn"),
-                    "portal.wsgi",
-                    "--workers",
-                    "2",
-                    "--threads",
-                    "8",
-                    "--bind",
-                    f"127.0.0.1:{ports['web']}",
-                    "--log-level",
-                    "warning",
-                ],
-                env,
-            )
-            wait_port(ports["web"], "gunicorn")
+            start_worker(procs, env, "benchcloser", queue="gateway_close", role="closer")
+            start_web(procs, env, ports["web"])
             driver_out = run_dir / "driver.json"
             subprocess.run(
                 [

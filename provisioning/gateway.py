@@ -575,16 +575,26 @@ class HAProxyGateway:
 
         A gateway that does not answer still gets the line in its file (then
         :class:`GatewayUnavailable`): when it starts again, it loads the removal with its
-        grants file."""
+        grants file. A running gateway whose file cannot take the line (disk full) closes the
+        key all the same, then :class:`MapFileUnwritable`: the caller tries again until the
+        line is there too (a key already closed still gets its line)."""
         try:
             in_revoked, _ = self._lookup(entry)
         except GatewayUnavailable:
             self._revoked_file(self._revoked_file_append_once, entry.key)
             raise
         if in_revoked:
+            self._revoked_file(self._revoked_file_append_once, entry.key)
             return
-        self._revoked_file(self._revoked_file_append, entry.key)
-        _expect_empty(self._runtime(f"add map {self.config.revoked_map} {entry.key} 1\n"))
+        close = f"add map {self.config.revoked_map} {entry.key} 1\n"
+        try:
+            self._revoked_file(self._revoked_file_append, entry.key)
+        except MapFileUnwritable:
+            # Closed now rather than left open for as long as the disk is full: a reload
+            # before the retry would reopen it, as leaving it open would have (make chaos).
+            _expect_empty(self._runtime(close))
+            raise
+        _expect_empty(self._runtime(close))
 
     @_push("add_if_absent")
     def add_if_absent(self, entry: Entry) -> bool:

@@ -6,7 +6,9 @@ provisioning, the top layer, because it reads both orders' figures and the gatew
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import logging
 import math
 from dataclasses import dataclass
 
@@ -19,12 +21,15 @@ from django.utils import timezone
 from django.utils.formats import date_format, number_format
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
+from redis.exceptions import RedisError
 
 from orders.forms.oversight import OverviewForm
 from orders.overview import Overview, Point, national_overview
 from provisioning.data_access import Traffic, gateway_traffic_over
 from tenants.models import Environment, Organisation, Role
 from tenants.pages import Acting, organisation_page
+
+logger = logging.getLogger(__name__)
 
 #: The environments in the order the page shows them: production first.
 ENVIRONMENTS = [Environment.PRODUCTION, Environment.TEST]
@@ -204,11 +209,16 @@ def national_figures(*, months: int, interval: str) -> tuple[Overview, Traffic]:
     gateway call, the dearest reads of any page at national scale (docs/benchmarks.md), and they
     say "as of" the moment they were read (``Overview.at``)."""
     key = NATIONAL_FIGURES_KEY.format(months=months, interval=interval)
-    found: tuple[Overview, Traffic] | None = cache.get(key)
+    try:
+        found: tuple[Overview, Traffic] | None = cache.get(key)
+    except RedisError as exc:  # the cache's Redis is down: read the figures each time
+        logger.warning("national overview not cached: %s", exc)
+        found = None
     if found is None:
         overview = national_overview(now=timezone.now(), months=months, interval=interval)
         found = (overview, traffic_of(overview))
-        cache.set(key, found, settings.TILGANG_OVERVIEW_SECONDS)
+        with contextlib.suppress(RedisError):
+            cache.set(key, found, settings.TILGANG_OVERVIEW_SECONDS)
     return found
 
 

@@ -384,3 +384,31 @@ def test_the_counts_are_kept_in_redis_where_every_process_sees_them(
     [key] = other_process.keys("tilgang:*throttle:person_read:*")
     assert int(other_process.get(key) or 0) == 3
     assert me.get("/api/v1/grants/").status_code == 429
+
+
+@pytest.mark.django_db
+def test_with_the_counts_redis_down_the_api_still_answers(
+    low_rates: None, people: dict[str, Any], settings: Any
+) -> None:
+    """The counts' Redis (by default the broker's) does not answer: the API still serves, its
+    calls uncounted meanwhile, never a 500. Found by `make chaos` (redis_down): every order and
+    revocation through the API failed while the broker was down, though the outbox is there so
+    that they need not."""
+    from tests.components import free_port
+
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{free_port()}/0",  # nothing listens there
+            "KEY_PREFIX": "tilgang",
+        }
+    }
+    me = APIClient()
+    me.force_login(people["kommune_admin"])
+    assert [me.get("/api/v1/grants/").status_code for _ in range(4)] == [200, 200, 200, 200]
+    page = Client()
+    page.force_login(people["nhn_auditor"])
+    nhn = Organisation.objects.get(pk=people["nhn_auditor"].memberships.get().organisation_id)
+    # The pages spend the same budget, and NHN's overview is kept in the same cache.
+    assert page.get(reverse("provisioning:national", args=[nhn.orgnr])).status_code == 200
+    assert page.get("/api/v1/overview/").status_code == 200

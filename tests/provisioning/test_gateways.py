@@ -126,6 +126,32 @@ def test_a_revocation_a_down_gateways_file_cannot_hold_is_not_done(
     assert not passes(first)
 
 
+def test_a_running_gateway_whose_disk_is_full_closes_the_revoked_grant_all_the_same(
+    two_gateways: tuple[Gateway, Gateway], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The map files' disk full (`make chaos`, disk_full: revoked grants passed for as long as
+    it was): the running gateways close the grant at once, and the revocation is still tried
+    again (MapFileUnwritable) until the line is in their files too."""
+    first, second = two_gateways
+    both = Gateways([first.adapter, second.adapter])
+    granted = Entry("production", CLIENT, "123456789", "patient", "read")
+    both.upsert(granted)
+
+    def disk_full(self: HAProxyGateway, key: str) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(HAProxyGateway, "_revoked_file_append", disk_full)
+
+    with pytest.raises(MapFileUnwritable):
+        both.remove(granted)
+    assert not passes(first)
+    assert not passes(second)
+    monkeypatch.undo()  # the disk has room again: the retry writes the line, and is done
+    both.remove(granted)
+    assert granted.key in revoked_file(first)
+    assert not passes(first)
+
+
 # -- the whole stack: workers, closer, beat, the provider, two gateways ----------------------
 
 
