@@ -102,6 +102,8 @@ MIDDLEWARE = [
     "portal.security.PermissionsPolicyMiddleware",
     "portal.security.CSPMiddleware",
     "audit.context.RequestIdMiddleware",
+    # Pages take GET and POST only: a PUT, PATCH or DELETE is a 405 before anything reads it.
+    "portal.page_methods.PageMethodsMiddleware",
     "portal.request_memo.RequestMemoMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
