@@ -84,7 +84,7 @@ class ControlCharacterMiddleware:
             if request.path.startswith("/api/") or CONTROL_IN_BODY.search(name):
                 where = _("The field “%(name)s”") % {"name": _printable(name)}
                 return self._refuse(request, control_message(where, character), field=name)
-            request.POST = _without_control_characters(request.POST)  # type: ignore[misc]
+            request.POST = _without_control_characters(request.POST)  # type: ignore[assignment]
         return self.get_response(request)
 
     @staticmethod
@@ -139,7 +139,7 @@ def _full_clean(form: forms.BaseForm) -> None:
 
 # Every form, once: the middleware's module is imported when Django builds the middleware chain,
 # before any request.
-forms.BaseForm.full_clean = _full_clean  # type: ignore[method-assign]
+forms.BaseForm.full_clean = _full_clean  # type: ignore[assignment]
 
 
 def _printable(text: str) -> str:
