@@ -80,8 +80,9 @@ class ControlCharacterMiddleware:
         # Django parses a form body once and keeps it; the view and DRF read the same.
         posted = request.method == "POST" and request.content_type in _FORM_MEDIA_TYPES
         if posted and (found := _first_control(_multi_pairs(request.POST), CONTROL_IN_BODY)):
-            name, character = found
-            if request.path.startswith("/api/") or CONTROL_IN_BODY.search(name):
+            named = _first_control(((name, "") for name in request.POST), CONTROL_IN_BODY)
+            if request.path.startswith("/api/") or named:
+                name, character = named or found
                 where = _("The field “%(name)s”") % {"name": _printable(name)}
                 return self._refuse(request, control_message(where, character), field=name)
             request.POST = _without_control_characters(request.POST)  # type: ignore[assignment]

@@ -8,6 +8,8 @@ import unicodedata
 from typing import Any
 
 import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 from django.test import Client
 from rest_framework.test import APIClient
 
@@ -103,3 +105,45 @@ def test_the_product_page_says_so_beside_the_name(world: World) -> None:
     assert response.status_code == 200
     assert "name" in response.context["form"].errors
     assert Product.objects.count() == before
+
+
+BEFORE = [("tenants", "0011_names_refuse_invisible_and_lookalike_characters")]
+COMPOSED_BY_MIGRATION = [("tenants", "0012_names_stored_composed_nfc")]
+
+
+def stored_name(table: str, pk: Any) -> str:
+    """The name as the database holds it (no field in between to compose it)."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT name FROM {table} WHERE id = %s", [pk])  # noqa: S608 - ours
+        name: str = cursor.fetchone()[0]
+        return name
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_the_migration_composes_the_names_stored_before_and_leaves_a_clash_as_it_was(
+    world: World,
+) -> None:
+    twin = product_register(vendor=world.vendor, name=COMPOSED, system_type="VFT")
+    executor = MigrationExecutor(connection)
+    executor.migrate(BEFORE)
+    try:
+        with connection.cursor() as cursor:
+            for table, pk in (
+                ("tenants_organisation", world.vendor.pk),
+                ("tenants_product", world.product.pk),
+                ("tenants_oauthclient", world.client.pk),
+            ):
+                cursor.execute(f"UPDATE {table} SET name = %s WHERE id = %s", [DECOMPOSED, pk])  # noqa: S608
+        # The vendor's other product: the same name once composed, which the constraint refuses.
+        assert stored_name("tenants_product", twin.pk) == COMPOSED
+
+        executor = MigrationExecutor(connection)
+        executor.migrate(COMPOSED_BY_MIGRATION)
+
+        assert stored_name("tenants_organisation", world.vendor.pk) == COMPOSED
+        assert stored_name("tenants_oauthclient", world.client.pk) == COMPOSED
+        assert stored_name("tenants_product", world.product.pk) == DECOMPOSED
+        assert stored_name("tenants_product", twin.pk) == COMPOSED
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
