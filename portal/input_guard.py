@@ -10,6 +10,10 @@
   answers 100,000 levels of ``[[[...`` with RecursionError, which DRF's parser lets through.
 
 Each is a 400 that names the parameter or field; nothing reaches a view, a form or the database.
+A page's posted form is the exception, so that the error stands beside the field and what was typed
+stays: the view gets the form with the control characters taken out of the values that held them,
+and every form bound to it adds the error to those fields (``_full_clean``), so it is not valid and
+is drawn again. A control character in a field's name is still a 400 (no field to stand beside).
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django import forms
+from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import render
 from django.utils.translation import gettext as _
 from rest_framework import exceptions
@@ -75,9 +80,12 @@ class ControlCharacterMiddleware:
         # Django parses a form body once and keeps it; the view and DRF read the same.
         posted = request.method == "POST" and request.content_type in _FORM_MEDIA_TYPES
         if posted and (found := _first_control(_multi_pairs(request.POST), CONTROL_IN_BODY)):
-            name, character = found
-            where = _("The field “%(name)s”") % {"name": _printable(name)}
-            return self._refuse(request, control_message(where, character), field=name)
+            named = _first_control(((name, "") for name in request.POST), CONTROL_IN_BODY)
+            if request.path.startswith("/api/") or named:
+                name, character = named or found
+                where = _("The field “%(name)s”") % {"name": _printable(name)}
+                return self._refuse(request, control_message(where, character), field=name)
+            request.POST = _without_control_characters(request.POST)  # type: ignore[assignment]
         return self.get_response(request)
 
     @staticmethod
@@ -88,6 +96,51 @@ class ControlCharacterMiddleware:
             )
             return JsonResponse(body, status=400)
         return render(request, "portal/bad_input.html", {"message": message}, status=400)
+
+
+def _without_control_characters(posted: QueryDict) -> QueryDict:
+    """``posted`` with the control characters taken out of its values, and for each field that
+    held one the error its form adds beside it (``control_refusals``)."""
+    kept = posted.copy()
+    refusals: dict[str, str] = {}
+    for name, values in posted.lists():
+        for value in values:
+            if (match := CONTROL_IN_BODY.search(value)) and name not in refusals:
+                refusals[name] = field_control_message(match.group())
+        if name in refusals:
+            kept.setlist(name, [CONTROL_IN_BODY.sub("", value) for value in values])
+    kept._mutable = False
+    kept.control_refusals = refusals  # type: ignore[attr-defined]
+    return kept
+
+
+def field_control_message(found: str) -> str:
+    """The error beside a form's field that held a control character."""
+    return _(
+        "This held a control character (U+%(code)04X), which is not allowed; it has been taken "
+        "out. Check the text and send it again."
+    ) % {"code": ord(found)}
+
+
+_form_full_clean = forms.BaseForm.full_clean
+
+
+def _full_clean(form: forms.BaseForm) -> None:
+    """Django's cleaning, then the refusal beside each field of ``form`` whose posted value held a
+    control character (``_without_control_characters``): the form is not valid, and is drawn
+    again with the rest of what was typed."""
+    _form_full_clean(form)
+    refusals: dict[str, str] = getattr(form.data, "control_refusals", {})
+    if not refusals or not form.is_bound or not hasattr(form, "cleaned_data"):
+        return
+    for name in form.fields:
+        if (message := refusals.get(form.add_prefix(name))) is not None:
+            form.add_error(name, message)
+
+
+# Every form, once: the middleware's module is imported when Django builds the middleware chain,
+# before any request.
+forms.BaseForm.full_clean = _full_clean  # type: ignore[assignment]
 
 
 def _printable(text: str) -> str:

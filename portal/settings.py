@@ -102,6 +102,8 @@ MIDDLEWARE = [
     "portal.security.PermissionsPolicyMiddleware",
     "portal.security.CSPMiddleware",
     "audit.context.RequestIdMiddleware",
+    # Pages take GET and POST only: a PUT, PATCH or DELETE is a 405 before anything reads it.
+    "portal.page_methods.PageMethodsMiddleware",
     "portal.request_memo.RequestMemoMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -273,6 +275,9 @@ PROVISIONING_HTTP_TIMEOUT = (2.0, 5.0)  # connect, read
 # A killed worker's job is taken over when its lease ends; the sweeper runs every 2 s, so such a
 # job is done within lease + 2 s + the job itself, well inside 30 s.
 PROVISIONING_LEASE_SECONDS = int(os.getenv("PROVISIONING_LEASE_SECONDS", "15"))
+#: A kind of reconciler heal is told to NHN's operators once per this many seconds (it may recur
+#: every run while a gateway keeps drifting); a new kind at once.
+RECONCILER_HEAL_NOTIFY_SECONDS = int(os.getenv("RECONCILER_HEAL_NOTIFY_SECONDS", "3600"))
 PROVISIONING_MAX_ATTEMPTS = int(os.getenv("PROVISIONING_MAX_ATTEMPTS", "10"))
 PROVISIONING_BACKOFF_MAX_SECONDS = 60
 

@@ -20,6 +20,7 @@ done once and audited once however many runs start together."""
 from __future__ import annotations
 
 import contextlib
+import datetime
 import functools
 import logging
 import uuid
@@ -35,6 +36,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from audit.services import audit_event_record
+from notifications.models import Notice
 from notifications.services import notify
 from orders.models import Grant, GrantStatus, Service
 from orders.services import in_each_language
@@ -191,15 +193,28 @@ def _gateways_locked(report: Report) -> bool:
 
 def _heals_notify(report: Report) -> None:
     """Tell NHN's operators what one run healed: one notice per run, each kind of heal counted
-    (the audit trail has each heal)."""
-    counts = Counter(report.heals)
+    (the audit trail has each heal). A kind they were told of in the last
+    ``RECONCILER_HEAL_NOTIFY_SECONDS`` is left out (a gateway that keeps drifting is healed every
+    10 s), so a heal that recurs is told once per period and a new kind at once."""
+    since = timezone.now() - datetime.timedelta(seconds=settings.RECONCILER_HEAL_NOTIFY_SECONDS)
+    told = {
+        heal["action"]
+        for params in Notice.objects.filter(
+            kind="reconciler_healed", created_at__gte=since
+        ).values_list("params", flat=True)
+        for heal in params.get("heals", [])
+    }
+    counts = Counter(action for action in report.heals if action not in told)
+    if not counts:
+        logger.info("reconciler heals not told again: %s", ", ".join(sorted(set(report.heals))))
+        return
     with transaction.atomic():
         notify(
             kind="reconciler_healed",
             organisation=None,
             roles=[Role.NHN_OPERATOR],
             params={
-                "total": len(report.heals),
+                "total": sum(counts.values()),
                 "heals": [
                     {
                         "action": action,

@@ -15,7 +15,12 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from portal.request_memo import memoised
-from tenants.validators import validate_kommunenummer, validate_name, validate_orgnr
+from tenants.validators import (
+    name_normalise,
+    validate_kommunenummer,
+    validate_name,
+    validate_orgnr,
+)
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser, User
@@ -54,6 +59,27 @@ class OrganisationQuerySet(models.QuerySet["Organisation"]):
         return self.filter(pk__in=roles.organisation_ids)
 
 
+class NameField(models.CharField):  # type: ignore[type-arg]
+    """A name, kept in Unicode's composed form (NFC, ``name_normalise``): on the instance when it
+    is cleaned or saved, in the database, and in every lookup (a filter by either spelling of a
+    name finds it, and a uniqueness check sees both as one)."""
+
+    def to_python(self, value: Any) -> Any:
+        value = super().to_python(value)
+        return name_normalise(value) if isinstance(value, str) else value
+
+    def get_prep_value(self, value: Any) -> Any:
+        value = super().get_prep_value(value)
+        return name_normalise(value) if isinstance(value, str) else value
+
+    def pre_save(self, model_instance: models.Model, add: bool) -> Any:
+        value = getattr(model_instance, self.attname)
+        if isinstance(value, str):
+            value = name_normalise(value)
+            setattr(model_instance, self.attname, value)
+        return value
+
+
 class Organisation(models.Model):
     class Kind(models.TextChoices):
         KOMMUNE = "kommune", _("Kommune")
@@ -64,7 +90,7 @@ class Organisation(models.Model):
     orgnr = models.CharField(
         _("organisation number"), max_length=9, unique=True, validators=[validate_orgnr]
     )
-    name = models.CharField(_("name"), max_length=200, validators=[validate_name])
+    name = NameField(_("name"), max_length=200, validators=[validate_name])
     kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices)
     kommune = models.OneToOneField(
         Kommune,
@@ -173,7 +199,7 @@ class Product(models.Model):
     vendor = models.ForeignKey(
         Organisation, models.PROTECT, related_name="products", verbose_name=_("vendor")
     )
-    name = models.CharField(_("name"), max_length=200, validators=[validate_name])
+    name = NameField(_("name"), max_length=200, validators=[validate_name])
     system_type = models.CharField(_("system type"), max_length=3, choices=SystemType.choices)
     is_epic = models.BooleanField(
         _("Epic"), default=False, help_text=_("The EPJ is Epic (Helseplattformen).")
@@ -437,7 +463,7 @@ class OAuthClient(models.Model):
     product = models.ForeignKey(
         Product, models.PROTECT, null=True, blank=True, related_name="clients"
     )
-    name = models.CharField(_("name"), max_length=200, validators=[validate_name])
+    name = NameField(_("name"), max_length=200, validators=[validate_name])
     environment = models.CharField(_("environment"), max_length=10, choices=Environment.choices)
     purpose = models.CharField(
         _("purpose"), max_length=12, choices=Purpose.choices, default=Purpose.FHIR

@@ -83,6 +83,12 @@ def _script(character: str) -> str | None:
     return next((script for script in _LOOKALIKE_SCRIPTS if name.startswith(script)), None)
 
 
+def name_normalise(value: str) -> str:
+    """``value`` in Unicode's composed form (NFC): "Å" typed as "A" and a combining ring above
+    is the one character "Å", so both spellings of a name are one name, stored one way."""
+    return unicodedata.normalize("NFC", value)
+
+
 def validate_name(value: str) -> None:
     """A name as people read it: no invisible or direction-changing characters, and no mix of
     Latin letters with Cyrillic or Greek look-alikes. Norwegian and Sámi letters (æøå, áčđŋšŧž)

@@ -4,11 +4,14 @@ reconciler heals. One notice per order and decision, never one per item."""
 
 from __future__ import annotations
 
+import datetime
 import uuid
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.utils import timezone
 
 from notifications.models import Notice, Notification
 from orders import services
@@ -195,6 +198,32 @@ def test_a_reconciler_run_that_healed_is_told_to_nhns_operators_once(
     ]
     assert params["heals"][0]["label"]["en"] == "Gateway's grants repaired"
     assert notification.link == f"/o/{nhn.orgnr}/audit/"
+
+
+def test_a_heal_that_recurs_is_told_once_an_hour_and_a_new_kind_at_once(
+    people: dict[str, User], nhn: Organisation, settings: Any
+) -> None:
+    """A gateway that keeps drifting is healed every 10 s; its operators hear of each kind of
+    heal once per ``RECONCILER_HEAL_NOTIFY_SECONDS``, and of a kind they have not heard of at
+    once."""
+    settings.RECONCILER_HEAL_NOTIFY_SECONDS = 3600
+
+    _heals_notify(Report(heals=["reconcile.gateway_grants"] * 3))
+    _heals_notify(Report(heals=["reconcile.gateway_grants"]))
+    _heals_notify(Report(heals=["reconcile.gateway_grants", "reconcile.registration"]))
+
+    notices = [n.notice.params for n in told(people["nhn_operator"], "reconciler_healed")]
+    assert sorted((p["total"], [h["action"] for h in p["heals"]]) for p in notices) == [
+        (1, ["reconcile.registration"]),
+        (3, ["reconcile.gateway_grants"]),
+    ]
+
+    # An hour on, the recurring kind is told again.
+    Notice.objects.filter(kind="reconciler_healed").update(
+        created_at=timezone.now() - datetime.timedelta(seconds=3601)
+    )
+    _heals_notify(Report(heals=["reconcile.gateway_grants"]))
+    assert len(told(people["nhn_operator"], "reconciler_healed")) == 3
 
 
 def test_what_the_notice_says_is_written_in_the_causes_transaction(world: World) -> None:

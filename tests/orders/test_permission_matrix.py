@@ -71,24 +71,25 @@ ROLES = (
     "nhn_auditor",  # A   NHN's auditor
     "nhn_operator",  # O   NHN's operator
     "automation",  # B   the kommune's automation client (bearer token, kommune admin role)
+    "vendor_automation",  # C   this vendor's automation client (bearer token, vendor admin role)
     "anonymous",  # -   nobody logged in
 )
 
-# Recurring rows, by what they say. Columns:        K   R   K'  V   D   V'  A   O   B   -
-EVERYONE_LOGGED_IN = "            200 200 200 200 200 200 200 200 200 401"  # lists: scoped
-NHN_STAFF_ONLY = "                403 403 403 403 403 403 200 200 403 401"
-THE_KOMMUNE_AND_NHN = "           200 200 404 404 404 404 200 200 200 401"
-THE_KOMMUNE_ITS_VENDOR_AND_NHN = "200 200 404 200 200 404 200 200 200 401"
+# Recurring rows, by what they say. Columns:        K   R   K'  V   D   V'  A   O   B   C   -
+EVERYONE_LOGGED_IN = "            200 200 200 200 200 200 200 200 200 200 401"  # lists: scoped
+NHN_STAFF_ONLY = "                403 403 403 403 403 403 200 200 403 403 401"
+THE_KOMMUNE_AND_NHN = "           200 200 404 404 404 404 200 200 200 404 401"
+THE_KOMMUNE_ITS_VENDOR_AND_NHN = "200 200 404 200 200 404 200 200 200 200 401"
 # Pages: anyone without a session (the automation client too) is sent to log in.
-ANYONE_LOGGED_IN_PAGE = "         200 200 200 200 200 200 200 200 302 302"
-KOMMUNE_PAGE = "                  200 200 404 404 404 404 404 404 302 302"
-KOMMUNE_ADMIN_PAGE = "            200 403 404 404 404 404 404 404 302 302"
-VENDOR_PAGE = "                   404 404 404 200 200 404 404 404 302 302"
-VENDOR_ADMIN_PAGE = "             404 404 404 200 403 404 404 404 302 302"
-NHN_PAGE = "                      404 404 404 404 404 404 200 200 302 302"
-NHN_OPERATOR_PAGE = "             404 404 404 404 404 404 403 200 302 302"
+ANYONE_LOGGED_IN_PAGE = "         200 200 200 200 200 200 200 200 302 302 302"
+KOMMUNE_PAGE = "                  200 200 404 404 404 404 404 404 302 302 302"
+KOMMUNE_ADMIN_PAGE = "            200 403 404 404 404 404 404 404 302 302 302"
+VENDOR_PAGE = "                   404 404 404 200 200 404 404 404 302 302 302"
+VENDOR_ADMIN_PAGE = "             404 404 404 200 403 404 404 404 302 302 302"
+NHN_PAGE = "                      404 404 404 404 404 404 200 200 302 302 302"
+NHN_OPERATOR_PAGE = "             404 404 404 404 404 404 403 200 302 302 302"
 # A GET of a page that only takes POST: refused before anything else.
-POST_ONLY = "                     405 405 405 405 405 405 405 405 405 405"
+POST_ONLY = "                     405 405 405 405 405 405 405 405 405 405 405"
 
 # --- The API -------------------------------------------------------------------------------------
 
@@ -96,75 +97,75 @@ POST_ONLY = "                     405 405 405 405 405 405 405 405 405 405"
 # everywhere. A kommune reader reads its kommune's data and changes nothing (403 where it sees the
 # object, 404 where it does not); a vendor developer registers its vendor's clients and rotates
 # their keys, and leaves ordering, products and removing clients to the vendor admin.
-#                                                K   R   K'  V   D   V'  A   O   B   -
+#                                                K   R   K'  V   D   V'  A   O   B   C   -
 API: dict[tuple[str, str], str] = {
     ("GET", "access-history-list"): EVERYONE_LOGGED_IN,
-    ("POST", "access-request-approve"): "200 403 404 403 403 404 403 403 200 401",
+    ("POST", "access-request-approve"): "200 403 404 403 403 404 403 403 200 403 401",
     # A kommune-initiated order, which the client's vendor admin consents to.
-    ("POST", "access-request-consent"): "403 403 404 200 403 404 403 403 403 401",
+    ("POST", "access-request-consent"): "403 403 404 200 403 404 403 403 403 200 401",
     ("GET", "access-request-detail"): THE_KOMMUNE_ITS_VENDOR_AND_NHN,
     ("GET", "access-request-list"): EVERYONE_LOGGED_IN,
-    ("POST", "access-request-list"): "201 403 404 201 403 404 403 403 201 401",
-    ("POST", "access-request-reject"): "200 403 404 403 403 404 403 403 200 401",
+    ("POST", "access-request-list"): "201 403 404 201 403 404 403 403 201 201 401",
+    ("POST", "access-request-reject"): "200 403 404 403 403 404 403 403 200 403 401",
     # A vendor-initiated order: the requester's side withdraws.
-    ("POST", "access-request-withdraw"): "403 403 404 200 403 404 403 403 403 401",
+    ("POST", "access-request-withdraw"): "403 403 404 200 403 404 403 403 403 200 401",
     ("GET", "api-root"): EVERYONE_LOGGED_IN,
     # Audit events are read by the admins of the organisation they concern, and by NHN.
-    ("GET", "audit-event-detail"): "200 404 404 404 404 404 200 200 200 401",
+    ("GET", "audit-event-detail"): "200 404 404 404 404 404 200 200 200 404 401",
     ("GET", "audit-event-export"): NHN_STAFF_ONLY,
     ("GET", "audit-event-head"): NHN_STAFF_ONLY,
     ("GET", "audit-event-list"): EVERYONE_LOGGED_IN,
-    ("DELETE", "client-detail"): "403 403 404 204 403 404 403 204 403 401",
+    ("DELETE", "client-detail"): "403 403 404 204 403 404 403 204 403 204 401",
     ("GET", "client-detail"): THE_KOMMUNE_ITS_VENDOR_AND_NHN,
-    ("PUT", "client-jwks"): "403 403 404 200 200 404 403 403 403 401",
+    ("PUT", "client-jwks"): "403 403 404 200 200 404 403 403 403 200 401",
     ("GET", "client-list"): EVERYONE_LOGGED_IN,
-    ("POST", "client-list"): "404 404 404 201 201 404 403 403 404 401",
+    ("POST", "client-list"): "404 404 404 201 201 404 403 403 404 201 401",
     ("GET", "data-access"): EVERYONE_LOGGED_IN,
     ("GET", "delegation-detail"): THE_KOMMUNE_ITS_VENDOR_AND_NHN,
     ("GET", "delegation-list"): EVERYONE_LOGGED_IN,
-    ("POST", "delegation-list"): "201 403 404 404 404 404 403 403 201 401",
-    ("POST", "delegation-revoke"): "200 403 404 403 403 404 403 403 200 401",
+    ("POST", "delegation-list"): "201 403 404 404 404 404 403 403 201 404 401",
+    ("POST", "delegation-revoke"): "200 403 404 403 403 404 403 403 200 403 401",
     ("GET", "epj-register-detail"): THE_KOMMUNE_AND_NHN,
     ("GET", "epj-register-export"): EVERYONE_LOGGED_IN,
     ("GET", "epj-register-list"): EVERYONE_LOGGED_IN,
     ("GET", "grant-detail"): THE_KOMMUNE_ITS_VENDOR_AND_NHN,
     ("GET", "grant-list"): EVERYONE_LOGGED_IN,
-    ("POST", "grant-revoke"): "200 403 404 403 403 404 403 200 200 401",
+    ("POST", "grant-revoke"): "200 403 404 403 403 404 403 200 200 403 401",
     ("GET", "instruction-detail"): THE_KOMMUNE_AND_NHN,
-    ("PATCH", "instruction-detail"): "200 403 404 404 404 404 403 403 200 401",
+    ("PATCH", "instruction-detail"): "200 403 404 404 404 404 403 403 200 404 401",
     ("GET", "instruction-list"): EVERYONE_LOGGED_IN,
-    ("POST", "instruction-list"): "201 403 404 404 404 404 403 403 201 401",
+    ("POST", "instruction-list"): "201 403 404 404 404 404 403 403 201 404 401",
     # Signing needs a person's fresh login: an automation client never signs.
-    ("POST", "instruction-sign"): "200 403 404 404 404 404 403 403 403 401",
+    ("POST", "instruction-sign"): "200 403 404 404 404 404 403 403 403 404 401",
     # The kommune reader's membership: an operator may remove a member who is no administrator.
-    ("DELETE", "membership-detail"): "204 403 404 404 404 404 403 204 204 401",
+    ("DELETE", "membership-detail"): "204 403 404 404 404 404 403 204 204 404 401",
     ("GET", "membership-detail"): THE_KOMMUNE_AND_NHN,
-    ("PATCH", "membership-detail"): "200 403 404 404 404 404 403 403 200 401",
+    ("PATCH", "membership-detail"): "200 403 404 404 404 404 403 403 200 404 401",
     ("GET", "membership-list"): EVERYONE_LOGGED_IN,
-    ("POST", "membership-list"): "201 403 404 404 404 404 403 403 201 401",
+    ("POST", "membership-list"): "201 403 404 404 404 404 403 403 201 404 401",
     # One of the kommune admin's own notifications: nobody else's to read.
-    ("GET", "notification-detail"): "200 404 404 404 404 404 404 404 404 401",
+    ("GET", "notification-detail"): "200 404 404 404 404 404 404 404 404 404 401",
     ("GET", "notification-list"): EVERYONE_LOGGED_IN,
-    ("POST", "notification-read"): "200 404 404 404 404 404 404 404 404 401",
+    ("POST", "notification-read"): "200 404 404 404 404 404 404 404 404 404 401",
     ("POST", "notification-read-all"): EVERYONE_LOGGED_IN,
     ("GET", "organization-detail"): THE_KOMMUNE_AND_NHN,
-    ("PUT", "organization-epj"): "200 403 404 404 404 404 403 403 200 401",
+    ("PUT", "organization-epj"): "200 403 404 404 404 404 403 403 200 404 401",
     # The vendor: its own members see it (403), other organisations do not (404).
-    ("POST", "organization-lift-suspension"): "404 404 404 403 403 404 403 200 404 401",
+    ("POST", "organization-lift-suspension"): "404 404 404 403 403 404 403 200 404 403 401",
     ("GET", "organization-list"): EVERYONE_LOGGED_IN,
-    ("POST", "organization-list"): "403 403 403 403 403 403 403 201 403 401",
-    ("POST", "organization-suspend"): "404 404 404 403 403 404 403 200 404 401",
+    ("POST", "organization-list"): "403 403 403 403 403 403 403 201 403 403 401",
+    ("POST", "organization-suspend"): "404 404 404 403 403 404 403 200 404 403 401",
     ("GET", "overview"): NHN_STAFF_ONLY,
     ("GET", "product-detail"): EVERYONE_LOGGED_IN,
     # Products are visible to everyone logged in, so nobody is an outsider to them (403).
-    ("PATCH", "product-detail"): "403 403 403 200 403 403 403 403 403 401",
+    ("PATCH", "product-detail"): "403 403 403 200 403 403 403 403 403 200 401",
     ("GET", "product-list"): EVERYONE_LOGGED_IN,
-    ("POST", "product-list"): "404 404 404 201 403 404 403 403 404 401",
-    ("POST", "product-verify"): "403 403 403 403 403 403 403 200 403 401",
+    ("POST", "product-list"): "404 404 404 201 403 404 403 403 404 201 401",
+    ("POST", "product-verify"): "403 403 403 403 403 403 403 200 403 403 401",
     ("GET", "provisioning-job-detail"): NHN_STAFF_ONLY,
     ("GET", "provisioning-job-list"): NHN_STAFF_ONLY,
-    ("POST", "provisioning-job-retry"): "403 403 403 403 403 403 403 200 403 401",
-    ("POST", "recertification-confirm"): "200 403 404 404 404 404 403 403 200 401",
+    ("POST", "provisioning-job-retry"): "403 403 403 403 403 403 403 200 403 403 401",
+    ("POST", "recertification-confirm"): "200 403 404 404 404 404 403 403 200 404 401",
     ("GET", "recertification-list"): EVERYONE_LOGGED_IN,
     ("GET", "service-detail"): EVERYONE_LOGGED_IN,
     ("GET", "service-list"): EVERYONE_LOGGED_IN,
@@ -176,27 +177,27 @@ API: dict[tuple[str, str], str] = {
 # NHN's, PAGE_TARGETS): anyone not logged in is sent to log in (302), a non-member gets 404, a
 # member without the role 403, and an allowed caller the page (200), a form shown again with its
 # errors (200) or the redirect after a change (302). Pages take GET and POST only.
-#                                                K   R   K'  V   D   V'  A   O   B   -
+#                                                K   R   K'  V   D   V'  A   O   B   C   -
 PAGES: dict[tuple[str, str], str] = {
     ("GET", "notifications:list"): ANYONE_LOGGED_IN_PAGE,
     ("POST", "notifications:list"): ANYONE_LOGGED_IN_PAGE,
-    ("GET", "notifications:notification"): "200 404 404 404 404 404 404 404 302 302",
-    ("POST", "notifications:notification"): "200 404 404 404 404 404 404 404 302 302",
+    ("GET", "notifications:notification"): "200 404 404 404 404 404 404 404 302 302 302",
+    ("POST", "notifications:notification"): "200 404 404 404 404 404 404 404 302 302 302",
     # Notifications are the person's own, not an organisation's.
-    ("GET", "notifications:read_all"): "405 405 405 405 405 405 405 405 302 302",
-    ("POST", "notifications:read_all"): "302 302 302 302 302 302 302 302 302 302",
+    ("GET", "notifications:read_all"): "405 405 405 405 405 405 405 405 302 302 302",
+    ("POST", "notifications:read_all"): "302 302 302 302 302 302 302 302 302 302 302",
     ("GET", "orders:access"): KOMMUNE_PAGE,
     ("POST", "orders:access"): KOMMUNE_PAGE,
     ("GET", "orders:access_history"): KOMMUNE_PAGE,
     ("POST", "orders:access_history"): KOMMUNE_PAGE,
     ("GET", "orders:approval"): KOMMUNE_PAGE,
-    ("POST", "orders:approval"): "302 403 404 404 404 404 404 404 302 302",
+    ("POST", "orders:approval"): "302 403 404 404 404 404 404 404 302 302 302",
     ("GET", "orders:approvals"): KOMMUNE_PAGE,
     ("POST", "orders:approvals"): KOMMUNE_ADMIN_PAGE,
     ("GET", "orders:availability"): NHN_PAGE,
     ("POST", "orders:availability"): NHN_PAGE,
     ("GET", "orders:availability_edit"): NHN_OPERATOR_PAGE,
-    ("POST", "orders:availability_edit"): "404 404 404 404 404 404 403 302 302 302",
+    ("POST", "orders:availability_edit"): "404 404 404 404 404 404 403 302 302 302 302",
     ("GET", "orders:catalogue"): ANYONE_LOGGED_IN_PAGE,
     ("POST", "orders:catalogue"): ANYONE_LOGGED_IN_PAGE,
     ("GET", "orders:client"): VENDOR_PAGE,
@@ -205,11 +206,11 @@ PAGES: dict[tuple[str, str], str] = {
     ("POST", "orders:client_key_add"): VENDOR_PAGE,
     ("GET", "orders:client_key_remove"): POST_ONLY,
     # Developers rotate keys; removing the only key is refused on the page (302, nothing changed).
-    ("POST", "orders:client_key_remove"): "404 404 404 302 302 404 404 404 302 302",
+    ("POST", "orders:client_key_remove"): "404 404 404 302 302 404 404 404 302 302 302",
     ("GET", "orders:client_new"): VENDOR_PAGE,
     ("POST", "orders:client_new"): VENDOR_PAGE,
     ("GET", "orders:client_remove"): VENDOR_ADMIN_PAGE,
-    ("POST", "orders:client_remove"): "404 404 404 302 403 404 404 404 302 302",
+    ("POST", "orders:client_remove"): "404 404 404 302 403 404 404 404 302 302 302",
     ("GET", "orders:clients"): VENDOR_PAGE,
     ("POST", "orders:clients"): VENDOR_PAGE,
     ("GET", "orders:dashboard"): KOMMUNE_PAGE,
@@ -217,30 +218,30 @@ PAGES: dict[tuple[str, str], str] = {
     ("GET", "orders:delegation_new"): KOMMUNE_ADMIN_PAGE,
     ("POST", "orders:delegation_new"): KOMMUNE_ADMIN_PAGE,
     ("GET", "orders:delegation_revoke"): KOMMUNE_ADMIN_PAGE,
-    ("POST", "orders:delegation_revoke"): "302 403 404 404 404 404 404 404 302 302",
+    ("POST", "orders:delegation_revoke"): "302 403 404 404 404 404 404 404 302 302 302",
     ("GET", "orders:delegations"): KOMMUNE_PAGE,
     ("POST", "orders:delegations"): KOMMUNE_PAGE,
     ("GET", "orders:epj_register"): NHN_PAGE,
     ("POST", "orders:epj_register"): NHN_PAGE,
     ("GET", "orders:grant_revoke"): KOMMUNE_ADMIN_PAGE,
-    ("POST", "orders:grant_revoke"): "302 403 404 404 404 404 404 404 302 302",
+    ("POST", "orders:grant_revoke"): "302 403 404 404 404 404 404 404 302 302 302",
     ("GET", "orders:grant_try"): VENDOR_PAGE,
     ("POST", "orders:grant_try"): VENDOR_PAGE,
     ("GET", "orders:instruction"): KOMMUNE_PAGE,
     ("POST", "orders:instruction"): KOMMUNE_PAGE,
     ("GET", "orders:instruction_compare"): KOMMUNE_PAGE,
     ("POST", "orders:instruction_compare"): KOMMUNE_PAGE,
-    ("GET", "orders:instruction_confirm_login"): "302 403 404 404 404 404 404 404 302 302",
-    ("POST", "orders:instruction_confirm_login"): "302 403 404 404 404 404 404 404 302 302",
-    ("GET", "orders:instruction_new"): "302 403 404 404 404 404 404 404 302 302",
-    ("POST", "orders:instruction_new"): "302 403 404 404 404 404 404 404 302 302",
+    ("GET", "orders:instruction_confirm_login"): "302 403 404 404 404 404 404 404 302 302 302",
+    ("POST", "orders:instruction_confirm_login"): "302 403 404 404 404 404 404 404 302 302 302",
+    ("GET", "orders:instruction_new"): "302 403 404 404 404 404 404 404 302 302 302",
+    ("POST", "orders:instruction_new"): "302 403 404 404 404 404 404 404 302 302 302",
     ("GET", "orders:instruction_print"): KOMMUNE_PAGE,
     ("POST", "orders:instruction_print"): KOMMUNE_PAGE,
     ("GET", "orders:instruction_review"): KOMMUNE_ADMIN_PAGE,
     ("POST", "orders:instruction_review"): KOMMUNE_ADMIN_PAGE,
     # Signing is a POST; a GET is sent to the review page, which refuses readers.
-    ("GET", "orders:instruction_sign"): "302 302 404 404 404 404 404 404 302 302",
-    ("POST", "orders:instruction_sign"): "302 403 404 404 404 404 404 404 302 302",
+    ("GET", "orders:instruction_sign"): "302 302 404 404 404 404 404 404 302 302 302",
+    ("POST", "orders:instruction_sign"): "302 403 404 404 404 404 404 404 302 302 302",
     ("GET", "orders:instruction_step"): KOMMUNE_ADMIN_PAGE,
     ("POST", "orders:instruction_step"): KOMMUNE_ADMIN_PAGE,
     ("GET", "orders:matrix"): NHN_PAGE,
@@ -254,7 +255,7 @@ PAGES: dict[tuple[str, str], str] = {
     ("GET", "orders:order_new"): VENDOR_ADMIN_PAGE,
     ("POST", "orders:order_new"): VENDOR_ADMIN_PAGE,
     ("GET", "orders:order_send"): POST_ONLY,
-    ("POST", "orders:order_send"): "404 404 404 302 403 404 404 404 302 302",
+    ("POST", "orders:order_send"): "404 404 404 302 403 404 404 404 302 302 302",
     ("GET", "orders:order_withdraw"): POST_ONLY,
     ("POST", "orders:order_withdraw"): VENDOR_ADMIN_PAGE,
     ("GET", "orders:orders"): VENDOR_PAGE,
@@ -262,11 +263,11 @@ PAGES: dict[tuple[str, str], str] = {
     ("GET", "orders:vendor"): NHN_PAGE,
     ("POST", "orders:vendor"): NHN_PAGE,
     ("GET", "orders:vendor_lift"): POST_ONLY,
-    ("POST", "orders:vendor_lift"): "404 404 404 404 404 404 403 302 302 302",
+    ("POST", "orders:vendor_lift"): "404 404 404 404 404 404 403 302 302 302 302",
     ("GET", "orders:vendor_suggestions"): KOMMUNE_ADMIN_PAGE,
     ("POST", "orders:vendor_suggestions"): KOMMUNE_ADMIN_PAGE,
     ("GET", "orders:vendor_suspend"): POST_ONLY,
-    ("POST", "orders:vendor_suspend"): "404 404 404 404 404 404 403 302 302 302",
+    ("POST", "orders:vendor_suspend"): "404 404 404 404 404 404 403 302 302 302 302",
     ("GET", "orders:vendors"): NHN_PAGE,
     ("POST", "orders:vendors"): NHN_PAGE,
     ("GET", "provisioning:data_access"): KOMMUNE_PAGE,
@@ -274,7 +275,7 @@ PAGES: dict[tuple[str, str], str] = {
     ("GET", "provisioning:job"): NHN_PAGE,
     ("POST", "provisioning:job"): NHN_PAGE,
     ("GET", "provisioning:job_retry"): POST_ONLY,
-    ("POST", "provisioning:job_retry"): "404 404 404 404 404 404 403 302 302 302",
+    ("POST", "provisioning:job_retry"): "404 404 404 404 404 404 403 302 302 302 302",
     ("GET", "provisioning:jobs"): NHN_PAGE,
     ("POST", "provisioning:jobs"): NHN_PAGE,
     ("GET", "provisioning:national"): NHN_PAGE,
@@ -284,10 +285,10 @@ PAGES: dict[tuple[str, str], str] = {
     ("GET", "tenants:audit"): NHN_PAGE,
     ("POST", "tenants:audit"): NHN_PAGE,
     ("GET", "tenants:epj"): KOMMUNE_PAGE,
-    ("POST", "tenants:epj"): "302 403 404 404 404 404 404 404 302 302",
+    ("POST", "tenants:epj"): "302 403 404 404 404 404 404 404 302 302 302",
     # The front page: a login for anyone who has not.
-    ("GET", "tenants:home"): "200 200 200 200 200 200 200 200 200 200",
-    ("POST", "tenants:home"): "200 200 200 200 200 200 200 200 200 200",
+    ("GET", "tenants:home"): "200 200 200 200 200 200 200 200 200 200 200",
+    ("POST", "tenants:home"): "200 200 200 200 200 200 200 200 200 200 200",
     ("GET", "tenants:organisation"): NHN_PAGE,
     ("POST", "tenants:organisation"): NHN_OPERATOR_PAGE,
     ("GET", "tenants:organisation_new"): NHN_OPERATOR_PAGE,
@@ -299,19 +300,30 @@ PAGES: dict[tuple[str, str], str] = {
     ("GET", "tenants:person"): KOMMUNE_PAGE,
     ("POST", "tenants:person"): KOMMUNE_ADMIN_PAGE,
     ("GET", "tenants:person_invite"): KOMMUNE_ADMIN_PAGE,
-    ("POST", "tenants:person_invite"): "302 403 404 404 404 404 404 404 302 302",
+    ("POST", "tenants:person_invite"): "302 403 404 404 404 404 404 404 302 302 302",
     ("GET", "tenants:person_remove"): KOMMUNE_ADMIN_PAGE,
-    ("POST", "tenants:person_remove"): "302 403 404 404 404 404 404 404 302 302",
+    ("POST", "tenants:person_remove"): "302 403 404 404 404 404 404 404 302 302 302",
     ("GET", "tenants:product"): VENDOR_PAGE,
     ("POST", "tenants:product"): VENDOR_ADMIN_PAGE,
     ("GET", "tenants:product_new"): VENDOR_ADMIN_PAGE,
-    ("POST", "tenants:product_new"): "404 404 404 302 403 404 404 404 302 302",
+    ("POST", "tenants:product_new"): "404 404 404 302 403 404 404 404 302 302 302",
     ("GET", "tenants:product_verification"): NHN_PAGE,
     ("POST", "tenants:product_verification"): NHN_PAGE,
     ("GET", "tenants:product_verify"): NHN_PAGE,
-    ("POST", "tenants:product_verify"): "404 404 404 404 404 404 403 302 302 302",
+    ("POST", "tenants:product_verify"): "404 404 404 404 404 404 403 302 302 302 302",
     ("GET", "tenants:products"): VENDOR_PAGE,
     ("POST", "tenants:products"): VENDOR_PAGE,
+}
+
+#: Pages take GET and POST only (portal/page_methods.py): a PUT, PATCH or DELETE is a 405 for
+#: every caller, before the session or the organisation in the address is looked at.
+NOT_A_PAGE_METHOD = " ".join(["405"] * len(ROLES))
+OTHER_PAGE_METHODS = ("PUT", "PATCH", "DELETE")
+PAGES |= {
+    (method, route): NOT_A_PAGE_METHOD
+    for (get, route) in list(PAGES)
+    if get == "GET"
+    for method in OTHER_PAGE_METHODS
 }
 
 # --- What the matrix leaves out, and why ---------------------------------------------------------
@@ -352,7 +364,7 @@ def statuses(row: str) -> dict[str, int]:
 
 # --- Every route and operation has an entry ------------------------------------------------------
 
-PAGE_METHODS = ("GET", "POST")
+PAGE_METHODS = ("GET", "POST", *OTHER_PAGE_METHODS)
 #: What an HTTP method of a class-based view is not: the view answers these itself.
 NOT_OPERATIONS = {"options", "head", "trace"}
 
@@ -368,7 +380,7 @@ def _walk(patterns: list[Any], namespace: str = "") -> Iterator[tuple[str, URLPa
 
 def urlconf_routes() -> set[tuple[str, str]]:
     """(method, route name) of every route: a viewset's actions by method, an API view's
-    handlers, and GET and POST for each page."""
+    handlers, and GET, POST, PUT, PATCH and DELETE for each page."""
     routes = set()
     for name, pattern in _walk(get_resolver().url_patterns):
         if name in EXCLUDED or "format" in pattern.pattern.regex.groupindex:
@@ -443,6 +455,8 @@ class State:
     draft: Instruction  # a draft instruction of world.kommune
     automation: OAuthClient  # the kommune's automation client
     token: str  # its bearer token
+    vendor_automation: OAuthClient  # the vendor's automation client
+    vendor_token: str  # its bearer token
     reader: Membership  # the kommune reader's membership
     key: ClientKey  # the world's client's key
     job: ProvisioningJob  # the grant's provisioning job
@@ -523,6 +537,29 @@ def state(django_db_setup: None, django_db_blocker: Any, token_keys: str) -> Ite
         transaction.set_rollback(True)
 
 
+def automation_client_register(
+    admin: Any, organisation: Organisation, role: str, client_id: str
+) -> OAuthClient:
+    """An automation client of ``organisation`` holding ``role``, registered by its admin through
+    the API, with the client_id provisioning sets once the authorization server registered it."""
+    registrar = APIClient()
+    registrar.force_authenticate(admin)
+    registered = registrar.post(
+        "/api/v1/clients/",
+        {
+            "name": "Pipeline",
+            "purpose": "portal_api",
+            "organisation": organisation.orgnr,
+            "role": role,
+            "jwks": jwks(rsa_public_jwk(AUTOMATION_KID, seed=3)),
+        },
+        format="json",
+    )
+    assert registered.status_code == 201, registered.json()
+    OAuthClient.objects.filter(pk=registered.json()["id"]).update(client_id=client_id)
+    return OAuthClient.objects.get(pk=registered.json()["id"])
+
+
 def state_make() -> State:
     kommune, other_kommune = KommuneOrganisationFactory(), KommuneOrganisationFactory()
     vendor, other_vendor = (OrganisationFactory(kind=Organisation.Kind.VENDOR) for _ in "12")
@@ -576,23 +613,12 @@ def state_make() -> State:
         data=dict(INSTRUCTION_DATA),
     )
 
-    registrar = APIClient()
-    registrar.force_authenticate(people["kommune_admin"])
-    registered = registrar.post(
-        "/api/v1/clients/",
-        {
-            "name": "Pipeline",
-            "purpose": "portal_api",
-            "organisation": world.kommune.orgnr,
-            "role": Role.KOMMUNE_ADMIN,
-            "jwks": jwks(rsa_public_jwk(AUTOMATION_KID, seed=3)),
-        },
-        format="json",
+    automation = automation_client_register(
+        people["kommune_admin"], world.kommune, Role.KOMMUNE_ADMIN, "matrix-automation"
     )
-    assert registered.status_code == 201, registered.json()
-    # What provisioning sets once the authorization server has registered it.
-    OAuthClient.objects.filter(pk=registered.json()["id"]).update(client_id="matrix-automation")
-    automation = OAuthClient.objects.get(pk=registered.json()["id"])
+    vendor_automation = automation_client_register(
+        people["vendor_admin"], world.vendor, Role.VENDOR_ADMIN, "matrix-vendor-automation"
+    )
     # The grant's job failed, so that an operator may retry it.
     job = ProvisioningJob.objects.filter(grant=grant).earliest("created_at")
     ProvisioningJob.objects.filter(pk=job.pk).update(
@@ -613,6 +639,8 @@ def state_make() -> State:
         draft=draft,
         automation=automation,
         token=automation_token(automation.client_id),
+        vendor_automation=vendor_automation,
+        vendor_token=automation_token(vendor_automation.client_id),
         reader=Membership.objects.get(user=people["kommune_reader"]),
         key=world.client.keys.get(),
         job=job,
@@ -854,7 +882,7 @@ def fingerprint() -> Fingerprint:
 
 REFUSED = {400, 401, 403, 404, 405, 409}
 #: Callers without a session, whom a page sends to log in.
-NO_SESSION = {"automation", "anonymous"}
+NO_SESSION = {"automation", "vendor_automation", "anonymous"}
 
 
 def logins_refresh(state: State) -> None:
@@ -869,6 +897,8 @@ def logins_refresh(state: State) -> None:
 def caller_for(role: str, state: State) -> APIClient:
     if role == "automation":
         api = APIClient(HTTP_AUTHORIZATION=f"Bearer {state.token}")
+    elif role == "vendor_automation":
+        api = APIClient(HTTP_AUTHORIZATION=f"Bearer {state.vendor_token}")
     else:
         api = APIClient()
         if role != "anonymous":

@@ -1,7 +1,8 @@
 """API fuzzing: schemathesis reads the served OpenAPI schema (/api/v1/schema/) and sends every
 operation generated requests, valid and invalid, in-process through the WSGI application, as each
-kind of person (a browser session with its CSRF token). No answer may be a 5xx, and every
-documented answer must match the schema (content type and body).
+kind of person (a browser session with its CSRF token) and as automation clients (a kommune's and a
+vendor's, with a bearer token the real oidc-provider issued them). No answer may be a 5xx, and
+every documented answer must match the schema (content type and body).
 
 Bounded for ``make test``: a few examples per operation and mode, derandomized (the same cases
 every run), no example database."""
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,8 +28,14 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from portal.wsgi import application
+from provisioning.authserver import AuthServerClient, client_metadata
+from provisioning.runner import PORTAL_API_SCOPE
+from tenants.models import OAuthClient, Role
 from tests.conftest import World
 from tests.factories import api_session
+from tests.integration import Provider
+from tests.keys import jwks, rsa_private_key, rsa_public_jwk
+from tests.provisioning.stack import client_credentials
 
 pytestmark = pytest.mark.django_db(transaction=False)
 
@@ -72,6 +80,43 @@ def browser_of(user: Any) -> Caller:
     )
 
 
+def automation_client_of(
+    admin: Any, organisation: Any, role: str, provider: Provider, *, seed: int
+) -> Caller:
+    """An automation client of ``organisation`` holding ``role``, registered through the API by
+    its admin and then at the real oidc-provider (what the worker's job does, done here in the
+    test's transaction), calling with the access token the provider issues it."""
+    registrar = api_session(admin)
+    kid = f"fuzz-{seed}"
+    registered = registrar.post(
+        "/api/v1/clients/",
+        {
+            "name": "Pipeline",
+            "purpose": "portal_api",
+            "organisation": organisation.orgnr,
+            "role": role,
+            "jwks": jwks(rsa_public_jwk(kid, seed=seed)),
+        },
+        format="json",
+    )
+    assert registered.status_code == 201, registered.json()
+    client = OAuthClient.objects.get(pk=registered.json()["id"])
+    registration = AuthServerClient().register(
+        client_metadata(
+            software_id=str(client.pk),
+            name=client.name,
+            jwks=jwks(rsa_public_jwk(kid, seed=seed)),
+            scopes=[PORTAL_API_SCOPE],
+        )
+    )
+    OAuthClient.objects.filter(pk=client.pk).update(client_id=registration.client_id)
+    answer = client_credentials(
+        provider.issuer, registration.client_id, rsa_private_key(seed), kid=kid
+    )
+    assert answer.status_code == 200, answer.text
+    return Caller(cookies={}, headers={"Authorization": f"Bearer {answer.json()['access_token']}"})
+
+
 def known_objects(world: World) -> dict[str, str]:
     """Real objects for path parameters, so valid cases get past the 404 to the view's work."""
     return {"orgnr": world.kommune.orgnr, "code": "patient", "id": str(world.client.pk)}
@@ -110,10 +155,11 @@ def examples(strategy: Any, caller: Caller, tally: Tally, label: str) -> None:
     run()
 
 
-@pytest.fixture
+@contextmanager
 def wsgi_in_the_test_transaction() -> Iterator[None]:
     """The real WSGI handler closes the database connection after each request, which would end
-    the test's transaction; Django's test client keeps it open the same way."""
+    the test's transaction; Django's test client keeps it open the same way (and connects the
+    handlers again after each of its requests: so no test client call inside this)."""
     request_started.disconnect(close_old_connections)
     request_finished.disconnect(close_old_connections)
     try:
@@ -123,20 +169,48 @@ def wsgi_in_the_test_transaction() -> Iterator[None]:
         request_finished.connect(close_old_connections)
 
 
-@pytest.mark.usefixtures("wsgi_in_the_test_transaction")
-def test_schemathesis_finds_no_5xx_and_no_answer_off_the_schema_for_any_role(
-    world: World,
-) -> None:
+def fuzz_as(world: World, callers: list[Caller]) -> Tally:
     world.order("patient.read")  # an access request and grants to list and look at
-    schema = schemathesis.openapi.from_wsgi("/api/v1/schema/?format=json", application)
-    operations = [result.ok() for result in schema.get_all_operations()]
     tally = Tally()
 
-    for role in ROLES:
-        caller = browser_of(world.people[role])
-        for operation in operations:
-            fuzz(operation, caller, known_objects(world), tally)
+    with wsgi_in_the_test_transaction():
+        schema = schemathesis.openapi.from_wsgi("/api/v1/schema/?format=json", application)
+        operations = [result.ok() for result in schema.get_all_operations()]
+        for caller in callers:
+            for operation in operations:
+                fuzz(operation, caller, known_objects(world), tally)
 
     print(f"schemathesis: {len(operations)} operations, {tally.cases} cases, {tally.statuses}")
     assert len(operations) > 50
     assert tally.failures == [], "\n\n".join(tally.failures)
+    return tally
+
+
+def test_schemathesis_finds_no_5xx_and_no_answer_off_the_schema_for_any_role(
+    world: World,
+) -> None:
+    fuzz_as(world, [browser_of(world.people[role]) for role in ROLES])
+
+
+@pytest.mark.integration
+def test_schemathesis_finds_no_5xx_and_no_answer_off_the_schema_for_automation_clients(
+    world: World, oidc_settings: Provider
+) -> None:
+    """A kommune's automation client holding the kommune admin role and a vendor's holding the
+    vendor admin role, each with its real bearer token: every call goes through
+    ``AutomationTokenAuthentication`` (the provider's signature, issuer, audience, expiry)."""
+    callers = [
+        automation_client_of(
+            world.people["kommune_admin"],
+            world.kommune,
+            Role.KOMMUNE_ADMIN,
+            oidc_settings,
+            seed=21,
+        ),
+        automation_client_of(
+            world.people["vendor_admin"], world.vendor, Role.VENDOR_ADMIN, oidc_settings, seed=22
+        ),
+    ]
+    tally = fuzz_as(world, callers)
+
+    assert 401 not in tally.statuses, "a token was refused: the calls tested only the refusal"

@@ -1,5 +1,6 @@
 """Hostile input at the door: control characters anywhere in a request, bodies too large or
-nested too deep. Each is a 400 that says what was wrong, never a 500, and nothing is stored."""
+nested too deep. Each is a 400 that says what was wrong, never a 500, and nothing is stored; in a
+page's posted form, the error stands beside the field instead, with the rest of what was typed."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ from typing import Any
 import pytest
 from django.apps import apps
 from django.test import Client
+from django.urls import reverse
 from rest_framework.test import APIClient
 
+from audit.models import AuditEvent
+from orders import services
 from orders.models import Instruction
 from tenants.models import ClientKey, OAuthClient
 from tests import routes
@@ -234,14 +238,78 @@ def test_a_nul_byte_anywhere_in_a_json_body_is_a_field_error_and_stores_nothing(
     assert row_counts() == before
 
 
-def test_a_nul_byte_in_a_posted_form_field_is_a_400_that_names_the_field(world: World) -> None:
+def test_a_nul_byte_in_a_free_text_field_of_a_page_is_an_error_beside_it_and_what_was_typed_stays(
+    world: World,
+) -> None:
+    """The page's form is drawn again: the error beside the field that held the character, the
+    rest of what was typed in the fields, and nothing stored."""
+    data = {name: getattr(world.instruction, name) for name in services.INSTRUCTION_FIELDS}
+    draft = services.instruction_create(
+        kommune=world.kommune,
+        actor=world.people["kommune_admin"],
+        services=list(world.instruction.services.all()),
+        data=data,
+    )
+    before, events = row_counts(), AuditEvent.objects.count()
+    stored = Instruction.objects.filter(pk=draft.pk).values().get()
+
+    response = logged_in(world.people["kommune_admin"]).post(
+        reverse("orders:instruction_step", args=[world.kommune.orgnr, draft.version, "purpose"]),
+        {
+            "subject_matter": "Velferds\x00teknologi",
+            "nature_and_purpose": "Hjemmeoppfølging av kommunens pasienter",
+            "personal_data_categories": "helseopplysninger",
+            "data_subject_categories": "pasienter",
+        },
+    )
+
+    assert response.status_code == 200
+    errors = response.context["form"].errors
+    assert list(errors) == ["subject_matter"], errors
+    assert "kontrolltegn (U+0000)" in errors["subject_matter"][0]
+    page = response.content.decode()
+    assert 'id="id_subject_matter_error"' in page
+    assert "Velferdsteknologi" in page  # what was typed, less the character
+    assert "Hjemmeoppfølging av kommunens pasienter" in page
+    assert "helseopplysninger" in page
+    assert "\x00" not in page
+    assert row_counts() == before
+    assert AuditEvent.objects.count() == events
+    assert Instruction.objects.filter(pk=draft.pk).values().get() == stored
+
+
+def test_a_nul_byte_in_a_page_form_field_looked_up_in_the_database_is_an_error_not_a_500(
+    world: World,
+) -> None:
+    """The value reaches the form without its NUL, so the lookup never gives PostgreSQL one."""
     before = row_counts()
     response = logged_in(world.people["kommune_admin"]).post(
         f"/o/{world.kommune.orgnr}/delegations/new/",
         {"vendor": world.vendor.orgnr + "\x00", "items": ["patient.read"]},
     )
-    assert response.status_code == 400
-    assert "Feltet «vendor» inneholder et kontrolltegn (U+0000)" in response.content.decode()
+    assert response.status_code == 200
+    assert "vendor" in response.context["form"].errors
+    assert "kontrolltegn (U+0000)" in response.content.decode()
+    assert row_counts() == before
+
+
+def test_a_control_character_in_a_form_field_s_name_or_in_a_form_sent_to_the_api_is_a_400(
+    world: World,
+) -> None:
+    before = row_counts()
+    page = logged_in(world.people["vendor_admin"]).post(
+        f"/o/{world.vendor.orgnr}/products/new/",
+        {"name": "Trygg\x01", "note\x00": "a", "system_type": "VFT"},
+    )
+    form_to_the_api = api(world, "vendor_admin").post(
+        "/api/v1/products/",
+        {"vendor": world.vendor.orgnr, "name": "Trygg\x00", "system_type": "VFT"},
+        format="multipart",
+    )
+    assert page.status_code == 400
+    assert "Feltet «noteU+0000» inneholder et kontrolltegn (U+0000)" in page.content.decode()
+    assert form_to_the_api.status_code == 400
+    assert "U+0000" in " ".join(form_to_the_api.json()["name"])
     assert row_counts() == before
 
 

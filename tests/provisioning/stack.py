@@ -54,6 +54,42 @@ def private_pem(key: PrivateKeyTypes) -> bytes:
     )
 
 
+def client_credentials(
+    issuer: str,
+    client_id: str,
+    key: PrivateKeyTypes,
+    *,
+    kid: str = "key-1",
+    scope: str | None = None,
+    algorithm: str = "RS256",
+) -> requests.Response:
+    """Client credentials at ``issuer`` with a private_key_jwt assertion, as a vendor's system
+    does it."""
+    now = int(time.time())
+    token_endpoint = f"{issuer}/token"
+    assertion = jwt.encode(
+        {
+            "iss": client_id,
+            "sub": client_id,
+            "aud": token_endpoint,
+            "jti": str(uuid.uuid4()),
+            "iat": now,
+            "exp": now + 60,
+        },
+        private_pem(key),
+        algorithm=algorithm,
+        headers={"kid": kid},
+    )
+    data = {
+        "grant_type": "client_credentials",
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": assertion,
+    }
+    if scope:
+        data["scope"] = scope
+    return requests.post(token_endpoint, data=data, timeout=10)
+
+
 @dataclass
 class Stack:
     provider: Provider
@@ -170,29 +206,9 @@ class Stack:
         algorithm: str = "RS256",
     ) -> requests.Response:
         """Client credentials with a private_key_jwt assertion, as a vendor's system does it."""
-        now = int(time.time())
-        token_endpoint = f"{self.provider.issuer}/token"
-        assertion = jwt.encode(
-            {
-                "iss": client_id,
-                "sub": client_id,
-                "aud": token_endpoint,
-                "jti": str(uuid.uuid4()),
-                "iat": now,
-                "exp": now + 60,
-            },
-            private_pem(key),
-            algorithm=algorithm,
-            headers={"kid": kid},
+        return client_credentials(
+            self.provider.issuer, client_id, key, kid=kid, scope=scope, algorithm=algorithm
         )
-        data = {
-            "grant_type": "client_credentials",
-            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            "client_assertion": assertion,
-        }
-        if scope:
-            data["scope"] = scope
-        return requests.post(token_endpoint, data=data, timeout=10)
 
     def access_token(self, client_id: str, key: PrivateKeyTypes, **kw: Any) -> str:
         response = self.token(client_id, key, **kw)

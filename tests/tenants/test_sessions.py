@@ -215,7 +215,7 @@ def test_htmx_and_xhr_writes_due_for_renewal_get_403_with_the_refresh_url(
     )
     # After the renewal the person is back on the page they were on, not on the write's URL.
     assert client.session["oidc_login_next"] == "/services/"
-    xhr = client.delete("/services/", HTTP_X_REQUESTED_WITH="XMLHttpRequest")
+    xhr = client.post("/services/", HTTP_X_REQUESTED_WITH="XMLHttpRequest")
 
     for response in (htmx, xhr):
         assert response.status_code == 403, response.content
