@@ -11,9 +11,26 @@ from django.forms.renderers import TemplatesSetting
 from django.utils.translation import gettext_lazy as _
 
 from portal.exceptions import Conflict
+from portal.input_guard import CONTROL_REFUSALS
 
 #: Widgets drawn by Designsystemet as choices (a box or a dot before each label), not as a field.
 _CHOICE_WIDGETS = (forms.CheckboxInput, forms.RadioSelect, forms.CheckboxSelectMultiple)
+
+
+class PageForm(forms.Form):
+    """Every form of the portal's pages derives from this (``tests/portal/test_hostile_input.py``
+    checks it). Django's cleaning, then the error beside each field whose posted value held a
+    control character (``portal.input_guard`` took it out and named the field): the form is not
+    valid, and is drawn again with the rest of what was typed."""
+
+    def full_clean(self) -> None:
+        super().full_clean()
+        refusals: dict[str, str] = getattr(self.data, CONTROL_REFUSALS, {})
+        if not refusals or not self.is_bound or not hasattr(self, "cleaned_data"):
+            return
+        for name in self.fields:
+            if (message := refusals.get(self.add_prefix(name))) is not None:
+                self.add_error(name, message)
 
 
 class BoundField(forms.BoundField):

@@ -12,8 +12,9 @@
 Each is a 400 that names the parameter or field; nothing reaches a view, a form or the database.
 A page's posted form is the exception, so that the error stands beside the field and what was typed
 stays: the view gets the form with the control characters taken out of the values that held them,
-and every form bound to it adds the error to those fields (``_full_clean``), so it is not valid and
-is drawn again. A control character in a field's name is still a 400 (no field to stand beside).
+and every page form bound to it (``portal.forms.PageForm``, which every form of the portal derives
+from) adds the error to those fields, so it is not valid and is drawn again. A control character in
+a field's name is still a 400 (no field to stand beside).
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from django import forms
 from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import render
 from django.utils.translation import gettext as _
@@ -98,6 +98,11 @@ class ControlCharacterMiddleware:
         return render(request, "portal/bad_input.html", {"message": message}, status=400)
 
 
+#: The attribute of a cleaned ``request.POST`` that maps each field that held a control character
+#: to the error beside it.
+CONTROL_REFUSALS = "control_refusals"
+
+
 def _without_control_characters(posted: QueryDict) -> QueryDict:
     """``posted`` with the control characters taken out of its values, and for each field that
     held one the error its form adds beside it (``control_refusals``)."""
@@ -110,7 +115,7 @@ def _without_control_characters(posted: QueryDict) -> QueryDict:
         if name in refusals:
             kept.setlist(name, [CONTROL_IN_BODY.sub("", value) for value in values])
     kept._mutable = False
-    kept.control_refusals = refusals  # type: ignore[attr-defined]
+    setattr(kept, CONTROL_REFUSALS, refusals)
     return kept
 
 
@@ -120,27 +125,6 @@ def field_control_message(found: str) -> str:
         "This held a control character (U+%(code)04X), which is not allowed; it has been taken "
         "out. Check the text and send it again."
     ) % {"code": ord(found)}
-
-
-_form_full_clean = forms.BaseForm.full_clean
-
-
-def _full_clean(form: forms.BaseForm) -> None:
-    """Django's cleaning, then the refusal beside each field of ``form`` whose posted value held a
-    control character (``_without_control_characters``): the form is not valid, and is drawn
-    again with the rest of what was typed."""
-    _form_full_clean(form)
-    refusals: dict[str, str] = getattr(form.data, "control_refusals", {})
-    if not refusals or not form.is_bound or not hasattr(form, "cleaned_data"):
-        return
-    for name in form.fields:
-        if (message := refusals.get(form.add_prefix(name))) is not None:
-            form.add_error(name, message)
-
-
-# Every form, once: the middleware's module is imported when Django builds the middleware chain,
-# before any request.
-forms.BaseForm.full_clean = _full_clean  # type: ignore[assignment]
 
 
 def _printable(text: str) -> str:

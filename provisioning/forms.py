@@ -8,11 +8,12 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from orders.models import ProvisioningJob, Service
+from portal.forms import PageForm
 from tenants.forms.fields import OrganisationChoiceField, client_filter, vendor_filter
 from tenants.models import Organisation
 
 
-class JobFilterForm(forms.Form):
+class JobFilterForm(PageForm):
     """Which jobs to list: by status, by client (name or client_id) and by vendor."""
 
     status = forms.ChoiceField(
@@ -34,7 +35,7 @@ DAYS = {
 }
 
 
-class DataAccessFilterForm(forms.Form):
+class DataAccessFilterForm(PageForm):
     """Which calls to count and list: by municipality (NHN's page), client, service, period
     and answer."""
 

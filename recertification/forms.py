@@ -7,8 +7,10 @@ from typing import Any
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from portal.forms import PageForm
 
-class ConfirmForm(forms.Form):
+
+class ConfirmForm(PageForm):
     vendor = forms.CharField(widget=forms.HiddenInput, max_length=9)
     not_confirmed = forms.MultipleChoiceField(
         label=_("Accesses to end instead"),

@@ -13,6 +13,7 @@ from django.utils.translation import gettext_lazy as _
 
 from orders.history import HistoryQuery
 from orders.models import Access, Service
+from portal.forms import PageForm
 from tenants.models import Organisation
 
 #: A client_id at the authorization server (the local provider's are ``tilgang-<hex>``).
@@ -42,7 +43,7 @@ def _orgnr(value: str) -> str:
     return re.sub(r"\s", "", value)
 
 
-class AccessHistoryForm(forms.Form):
+class AccessHistoryForm(PageForm):
     """``kommune`` and ``vendor`` by organisation number (with or without spaces), ``client`` by
     its id or client_id, ``service`` by code, ``access``, and ``at`` or ``from``/``to``.
 

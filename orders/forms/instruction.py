@@ -17,6 +17,7 @@ from django.db.models import QuerySet
 from django.utils.translation import gettext_lazy as _
 
 from orders.models import Instruction, Service
+from portal.forms import PageForm
 from tenants.validators import validate_orgnr
 
 #: The longest entry of a list field (as the API's ``StringListField``).
@@ -69,7 +70,7 @@ class LinesField(forms.CharField):
             raise ValidationError(errors)
 
 
-class StepForm(forms.Form):
+class StepForm(PageForm):
     """One step of the guided form: the instruction's fields it edits, read from a draft."""
 
     #: The fields of this step, in the model's names.
@@ -217,7 +218,7 @@ class RetentionForm(StepForm):
     contact_phone = forms.CharField(label=_("Contact phone"), max_length=40, required=False)
 
 
-class CompareForm(forms.Form):
+class CompareForm(PageForm):
     """Two versions of the kommune's instruction, by number."""
 
     a = forms.TypedChoiceField(label=_("Compare version"), coerce=int)
@@ -235,7 +236,7 @@ class CompareForm(forms.Form):
         return cleaned
 
 
-class HistoryFilterForm(forms.Form):
+class HistoryFilterForm(PageForm):
     """The history's filter: versions by status."""
 
     status = forms.ChoiceField(

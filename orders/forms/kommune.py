@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 
 from orders.api.serializers import SERVICE_CODES
 from orders.models import Access, AccessRequestItem, GrantStatus, Service
+from portal.forms import PageForm
 from tenants.models import Environment, Organisation
 
 SERVICE_CODE_CHOICES = [(code, code) for code in SERVICE_CODES]
@@ -75,7 +76,7 @@ class VendorField(forms.CharField):
         )
 
 
-class DelegationForm(forms.Form):
+class DelegationForm(PageForm):
     """A delegation: the vendor, the services and access, the service codes, the dates. Field
     names are the service's (``delegation_create``), so its errors land beside them."""
 
@@ -139,7 +140,7 @@ class DelegationForm(forms.Form):
         return chosen
 
 
-class DelegationFilterForm(forms.Form):
+class DelegationFilterForm(PageForm):
     STATUSES = (
         ("", _("Any status")),
         ("active", _("In force")),
@@ -154,7 +155,7 @@ class DelegationFilterForm(forms.Form):
     status = forms.ChoiceField(label=_("Status"), required=False, choices=STATUSES)
 
 
-class DecisionForm(forms.Form):
+class DecisionForm(PageForm):
     """Approve or reject: the button pressed names the decision; a rejection needs a reason."""
 
     DECISIONS = (("approve", _("Approve")), ("reject", _("Reject")))
@@ -247,7 +248,7 @@ GRANT_STATUS_FILTERS: dict[str, tuple[Any, tuple[str, ...] | None]] = {
 }
 
 
-class GrantFilterForm(forms.Form):
+class GrantFilterForm(PageForm):
     vendor = forms.ChoiceField(label=_("Vendor"), required=False)
     service = forms.ChoiceField(label=_("Service"), required=False)
     status = forms.ChoiceField(
@@ -279,7 +280,7 @@ class GrantFilterForm(forms.Form):
         ]
 
 
-class GrantRevokeForm(forms.Form):
+class GrantRevokeForm(PageForm):
     reason = forms.CharField(
         label=_("Reason"),
         required=False,

@@ -9,6 +9,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from orders.models import Service
+from portal.forms import PageForm
 from tenants.models import Environment, Organisation
 
 #: The matrix's statuses: each a colour (a Designsystemet tag) and words, never colour alone.
@@ -22,7 +23,7 @@ MATRIX_STATUSES: dict[str, tuple[Any, str]] = {
 }
 
 
-class FilterForm(forms.Form):
+class FilterForm(PageForm):
     """The GET filters of the national matrix and its grants list. Every field is optional; a
     value that is not one of the choices is left out (the field says so)."""
 
@@ -86,7 +87,7 @@ class GrantsFilterForm(FilterForm):
         }
 
 
-class AvailabilityForm(forms.Form):
+class AvailabilityForm(PageForm):
     """The day a service opens in an environment. The form's second button (``action=clear``)
     removes the day instead: the service is then not planned there."""
 

@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from orders import services
 from orders.api.serializers import SERVICE_CODES
 from orders.models import Access, AccessRequestItem, Service
+from portal.forms import PageForm
 from tenants.models import OAuthClient, Organisation
 
 #: How long a checked order may wait before it is sent (the send decides again all the same).
@@ -43,7 +44,7 @@ class KommuneChoiceField(_KommunerField):
         return f"{obj.name} ({number})" if number else obj.name
 
 
-class OrderForm(forms.Form):
+class OrderForm(PageForm):
     """A vendor's order: a client, services with read or write, service codes, and kommuner
     (chosen, or every kommune that has delegated all of it to the vendor)."""
 
@@ -211,7 +212,7 @@ def order_data(token: str, *, acting_orgnr: str, user_id: Any) -> dict[str, Any]
     }
 
 
-class ItemsForm(forms.Form):
+class ItemsForm(PageForm):
     """Items of an order to act on (withdraw, or consent to)."""
 
     items = forms.ModelMultipleChoiceField(
@@ -242,7 +243,7 @@ class ItemsForm(forms.Form):
         return queryset.exists()
 
 
-class OrderFilterForm(forms.Form):
+class OrderFilterForm(PageForm):
     """The filters of the list of orders (a GET form)."""
 
     client = ClientChoiceField(

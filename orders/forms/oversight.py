@@ -11,6 +11,7 @@ from django.utils.translation import gettext_lazy as _
 
 from orders.overview import DAY_MONTHS_MAX
 from orders.transition import NO_EPJ, RegisterFilters
+from portal.forms import PageForm
 from tenants.models import Kommune, Product
 from tenants.transition import EpjPath
 
@@ -20,7 +21,7 @@ def field_errors(form: forms.Form) -> dict[str, list[str]]:
     return {field: [str(message) for message in errors] for field, errors in form.errors.items()}
 
 
-class RegisterFilterForm(forms.Form):
+class RegisterFilterForm(PageForm):
     q = forms.CharField(
         label=_("Kommune"),
         help_text=_("Name, kommune number or organisation number."),
@@ -86,7 +87,7 @@ class RegisterFilterForm(forms.Form):
         )
 
 
-class OverviewForm(forms.Form):
+class OverviewForm(PageForm):
     """The period of the national overview's chart of grants over time."""
 
     INTERVALS = [("week", _("Per week")), ("day", _("Per day"))]

@@ -6,9 +6,10 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from orders.models import Suspension
+from portal.forms import PageForm
 
 
-class VendorFilterForm(forms.Form):
+class VendorFilterForm(PageForm):
     """The list of vendors: by name or organisation number, and by whether they are suspended."""
 
     STATES = [
@@ -23,7 +24,7 @@ class VendorFilterForm(forms.Form):
     state = forms.ChoiceField(label=_("Suspension"), choices=STATES, required=False)
 
 
-class SuspendForm(forms.Form):
+class SuspendForm(PageForm):
     reason = forms.CharField(
         label=_("Reason"),
         help_text=_(

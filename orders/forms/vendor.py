@@ -17,7 +17,7 @@ from django.db.models import QuerySet
 from django.http import QueryDict
 from django.utils.translation import gettext_lazy as _
 
-from portal.forms import service_errors_add
+from portal.forms import PageForm, service_errors_add
 from tenants.jwks import PRIVATE_MEMBERS
 from tenants.models import Environment, Product
 
@@ -80,7 +80,7 @@ class _JwksFileField(_OneOfField, forms.FileField):
     pass
 
 
-class KeySetForm(forms.Form):
+class KeySetForm(PageForm):
     """Public keys given one way: pasted (or made in the browser, which fills the same field)
     or uploaded as a ``.json`` file. ``cleaned_data["keys"]`` is the parsed key set."""
 
@@ -204,7 +204,7 @@ class ClientForm(KeySetForm):
         return name
 
 
-class ClientFilterForm(forms.Form):
+class ClientFilterForm(PageForm):
     """The clients list's filters (GET; a value that is not a choice is ignored)."""
 
     product = forms.ModelChoiceField(

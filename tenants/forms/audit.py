@@ -9,6 +9,7 @@ from django import forms
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
+from portal.forms import PageForm
 from tenants.forms.fields import OrganisationChoiceField, client_filter, vendor_filter
 from tenants.models import Organisation
 
@@ -96,7 +97,7 @@ class DateInput(forms.DateInput):
         super().__init__(attrs, format="%Y-%m-%d")
 
 
-class AuditFilterForm(forms.Form):
+class AuditFilterForm(PageForm):
     kommune = OrganisationChoiceField(
         label=_("Municipality"),
         queryset=Organisation.objects.kommuner().order_by("name"),

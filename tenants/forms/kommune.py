@@ -8,6 +8,7 @@ from typing import Any
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from portal.forms import PageForm
 from tenants.models import Organisation, Product
 from tenants.transition import EpjPath, epj_path
 
@@ -37,7 +38,7 @@ def vkp_answer(uses_vkp: bool | None) -> str:
     return "" if uses_vkp is None else ("yes" if uses_vkp else "no")
 
 
-class EpjForm(forms.Form):
+class EpjForm(PageForm):
     """Field names are the service's (``kommune_epj_set``), so its errors land beside them."""
 
     epj_product = EpjProductField(

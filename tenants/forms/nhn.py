@@ -5,11 +5,12 @@ from __future__ import annotations
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from portal.forms import PageForm
 from tenants.models import Organisation, Product
 from tenants.validators import validate_kommunenummer, validate_orgnr
 
 
-class OrganisationFilterForm(forms.Form):
+class OrganisationFilterForm(PageForm):
     q = forms.CharField(label=_("Name or organisation number"), required=False, max_length=200)
     kind = forms.ChoiceField(
         label=_("Kind"),
@@ -22,7 +23,7 @@ class OrganisationFilterForm(forms.Form):
         return str(self.cleaned_data.get(name) or "")
 
 
-class OrganisationRegisterForm(forms.Form):
+class OrganisationRegisterForm(PageForm):
     """Register an organisation by its orgnr and, at once, invite its first administrator."""
 
     orgnr = forms.CharField(
@@ -62,14 +63,14 @@ class OrganisationRegisterForm(forms.Form):
         return orgnr
 
 
-class AdminBootstrapForm(forms.Form):
+class AdminBootstrapForm(PageForm):
     email = forms.EmailField(
         label=_("E-mail address of the first administrator"),
         help_text=_("They become administrator when they first log in with this address."),
     )
 
 
-class ProductFilterForm(forms.Form):
+class ProductFilterForm(PageForm):
     AWAITING, VERIFIED = "awaiting", "verified"
 
     state = forms.ChoiceField(
@@ -88,7 +89,7 @@ class ProductFilterForm(forms.Form):
         return str(self.cleaned_data.get(name) or default)
 
 
-class ProductVerifyForm(forms.Form):
+class ProductVerifyForm(PageForm):
     system_type = forms.ChoiceField(
         label=_("Verified system type"),
         choices=Product.SystemType.choices,

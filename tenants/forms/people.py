@@ -7,6 +7,7 @@ from typing import Any
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from portal.forms import PageForm
 from tenants.models import ROLES_BY_KIND, Organisation
 
 
@@ -15,7 +16,7 @@ def role_choices(organisation: Organisation) -> list[tuple[str, str]]:
     return [(role.value, str(role.label)) for role in ROLES_BY_KIND[organisation.kind]]
 
 
-class InviteForm(forms.Form):
+class InviteForm(PageForm):
     email = forms.EmailField(
         label=_("E-mail address"),
         max_length=254,
@@ -28,7 +29,7 @@ class InviteForm(forms.Form):
         self.fields["role"].choices = role_choices(organisation)  # type: ignore[attr-defined]
 
 
-class RoleForm(forms.Form):
+class RoleForm(PageForm):
     role = forms.ChoiceField(label=_("Role"), widget=forms.RadioSelect)
 
     def __init__(self, *args: Any, organisation: Organisation, **kwargs: Any) -> None:
@@ -36,7 +37,7 @@ class RoleForm(forms.Form):
         self.fields["role"].choices = role_choices(organisation)  # type: ignore[attr-defined]
 
 
-class PeopleFilterForm(forms.Form):
+class PeopleFilterForm(PageForm):
     """The list's filters (a GET form): by role and by whether the person has logged in."""
 
     STATUSES = (

@@ -8,10 +8,11 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
+from portal.forms import PageForm
 from tenants.models import Product
 
 
-class ProductForm(forms.Form):
+class ProductForm(PageForm):
     """Register a product, or declare a change of it (the same three things)."""
 
     name = forms.CharField(label=_("Name of the product"), max_length=200)
@@ -37,7 +38,7 @@ class ProductForm(forms.Form):
         return name
 
 
-class ProductFilterForm(forms.Form):
+class ProductFilterForm(PageForm):
     """The products list's filters (a GET form; anything unknown is ignored)."""
 
     STATUS_CHOICES = [

@@ -293,6 +293,42 @@ def test_a_nul_byte_in_a_page_form_field_looked_up_in_the_database_is_an_error_n
     assert row_counts() == before
 
 
+def test_every_form_of_the_portal_is_a_page_form_so_a_control_character_is_refused_beside_it() -> (
+    None
+):
+    """The refusal beside the field is ``PageForm``'s: a form that bypassed it would take the
+    value with its control character silently taken out."""
+    import importlib
+
+    from django import forms
+
+    from portal.forms import PageForm
+    from tests.components import PROJECT_DIR
+    from tests.test_layers import LAYERS
+
+    modules = [
+        path.relative_to(PROJECT_DIR).with_suffix("").as_posix().replace("/", ".")
+        for app in LAYERS
+        for path in [
+            *PROJECT_DIR.joinpath(app).glob("forms.py"),
+            *PROJECT_DIR.glob(f"{app}/forms/*.py"),
+        ]
+    ]
+    for module in modules:
+        importlib.import_module(module)
+
+    def subclasses(cls: type) -> list[type]:
+        return [cls, *itertools.chain.from_iterable(subclasses(s) for s in cls.__subclasses__())]
+
+    ours = [
+        cls
+        for cls in subclasses(forms.BaseForm)
+        if cls.__module__.split(".")[0] in LAYERS and cls.__module__ in modules
+    ]
+    assert len(ours) >= 30
+    assert [cls.__qualname__ for cls in ours if not issubclass(cls, PageForm)] == []
+
+
 def test_a_control_character_in_a_form_field_s_name_or_in_a_form_sent_to_the_api_is_a_400(
     world: World,
 ) -> None:
