@@ -62,6 +62,12 @@ TARGETS: dict[str, tuple[str, float | None]] = {
     # No target was set: the figures are reported (docs/benchmarks.md).
     "data_access_ingest_1m_s": ("<=", None),
     "data_access_lines_per_s": (">=", None),
+    # Load (issue 14): simulated users mixing pages, API reads and orders. Zero errors, or
+    # `make bench` fails; the timings are reported.
+    "load_errors": ("<=", 0),
+    "load_p50_ms": ("<=", None),
+    "load_p95_ms": ("<=", None),
+    "load_rps": (">=", None),
 }
 
 
@@ -400,6 +406,10 @@ def table(results: dict[str, Any]) -> str:
         "one grant removed at the gateway (ms, median): "
         f"{results['push_remove_1k_ms']:.3f} at 1k, {results['push_remove_30k_ms']:.3f} at 30k"
     )
+    lines.append(
+        f"load: {results['load_users']} users for {results['load_seconds']} s, "
+        f"{results['load_requests']} requests; errors: {results['load_error_samples']}"
+    )
     lines.append(f"seeding (s): {results['seeding_s']}")
     lines.append(f"counts: {results['counts']}; machine: {results['machine']}")
     return "\n".join(lines)
@@ -415,6 +425,8 @@ def main() -> None:
     print(table(results))
     elapsed = time.perf_counter() - started
     print(f"\n{args.scale} benchmark in {elapsed:.0f} s; figures in {args.output}")
+    if results["load_errors"]:  # the one figure that fails the run (issue 14: zero errors)
+        raise SystemExit(f"load: {results['load_errors']} requests failed")
 
 
 if __name__ == "__main__":
