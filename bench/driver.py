@@ -327,10 +327,11 @@ AT_ONCE_ROUNDS = 3
 
 def orders_at_once(
     vendor: Vendor, api_token: str, client: OAuthClient, kommuner: list[str], at_once: int
-) -> list[float]:
+) -> tuple[list[float], dict[str, int]]:
     """Seconds of each order API call when ``at_once`` orders of one client, each for another
     kommune, are sent at the same moment (a barrier), ``AT_ONCE_ROUNDS`` times: the orders
-    alone, without the onboarding's polling of the gateway beside them (issue 14's figure)."""
+    alone, without the onboarding's polling of the gateway beside them (issue 14's figure); and
+    what the database's sessions waited for meanwhile (``WaitSampler``)."""
     times: list[float] = []
     barrier = threading.Barrier(at_once)
 
@@ -352,11 +353,47 @@ def orders_at_once(
             raise SystemExit(f"order at once: {response.status_code} {response.text[:300]}")
         return elapsed
 
-    with ThreadPoolExecutor(at_once) as pool:
+    sampler = WaitSampler()
+    with ThreadPoolExecutor(at_once) as pool, sampler:
         for round_ in range(AT_ONCE_ROUNDS):
             chosen = [kommuner[(round_ * at_once + i) % len(kommuner)] for i in range(at_once)]
             times += list(pool.map(one, chosen))
-    return times
+    return times, sampler.waits
+
+
+class WaitSampler:
+    """What the database's sessions wait for while the block runs: every 20 ms, each active
+    session of this database counted by its wait (a lock's kind, or I/O, or none: on the
+    processor) and the table its statement reads first. Where 20 orders' time goes."""
+
+    def __init__(self) -> None:
+        self.waits: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> WaitSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        try:
+            with connection.cursor() as cursor:
+                while not self._stop.wait(0.02):
+                    cursor.execute(
+                        "SELECT coalesce(wait_event_type || '/' || wait_event, 'running'),"
+                        " substring(query from 'FROM \"?([a-z_]+)') FROM pg_stat_activity"
+                        " WHERE datname = current_database() AND state = 'active'"
+                        " AND pid <> pg_backend_pid()"
+                    )
+                    for wait, table in cursor.fetchall():
+                        key = f"{wait} {table or '-'}"
+                        self.waits[key] = self.waits.get(key, 0) + 1
+        finally:
+            connection.close()
 
 
 def push_cost(samples: int) -> tuple[list[float], list[float]]:
@@ -628,7 +665,9 @@ def run(scale: Scale, key: rsa.RSAPrivateKey) -> dict[str, Any]:
 
     with ThreadPoolExecutor(scale.at_once) as pool:
         concurrent_times = list(pool.map(concurrent, range(scale.concurrent)))
-    at_once = orders_at_once(vendor, api_token, at_once_client, kommuner, scale.at_once)
+    at_once, at_once_waits = orders_at_once(
+        vendor, api_token, at_once_client, kommuner, scale.at_once
+    )
 
     grants = list(
         Grant.objects.filter(
@@ -743,6 +782,7 @@ def run(scale: Scale, key: rsa.RSAPrivateKey) -> dict[str, Any]:
         "orders_20_at_once_p50_s": summary(at_once)["p50"],
         "orders_20_at_once_p95_s": summary(at_once)["p95"],
         "orders_20_at_once_samples": len(at_once),
+        "orders_20_at_once_waits": dict(sorted(at_once_waits.items(), key=lambda kv: -kv[1])),
         "onboarding_concurrent_parts_p50_ms": {
             k: percentile(v, 0.5) for k, v in concurrent_parts.items()
         },

@@ -401,6 +401,10 @@ def table(results: dict[str, Any]) -> str:
         f"20 at once for one client, p50 ms by part: "
         f"{results['onboarding_concurrent_parts_p50_ms']}"
     )
+    lines.append(
+        "20 orders at once, the database's sessions by wait (20 ms samples): "
+        f"{results['orders_20_at_once_waits']}"
+    )
     lines.append(f"revocation, p50 ms by part: {results['revocation_parts_p50_ms']}")
     lines.append(
         "one grant removed at the gateway (ms, median): "
