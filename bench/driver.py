@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import statistics
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -31,7 +32,7 @@ from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext, setup_test_environment  # noqa: E402
 
-from bench import access_history, audit_export, seed  # noqa: E402
+from bench import access_history, audit_export, load, seed  # noqa: E402
 from bench import data_access as bench_data_access  # noqa: E402
 from bench.scale import SCALES, Scale  # noqa: E402
 from orders import services  # noqa: E402
@@ -322,6 +323,81 @@ def bulk(
     return time.perf_counter() - started
 
 
+#: Rounds of `at_once` orders fired together by `orders_at_once`.
+AT_ONCE_ROUNDS = 3
+
+
+def orders_at_once(
+    vendor: Vendor, api_token: str, client: OAuthClient, kommuner: list[str], at_once: int
+) -> tuple[list[float], dict[str, int]]:
+    """Seconds of each order API call when ``at_once`` orders of one client, each for another
+    kommune, are sent at the same moment (a barrier), ``AT_ONCE_ROUNDS`` times: the orders
+    alone, without the onboarding's polling of the gateway beside them (issue 14's figure); and
+    what the database's sessions waited for meanwhile (``WaitSampler``)."""
+    times: list[float] = []
+    barrier = threading.Barrier(at_once)
+
+    def one(kommune: str) -> float:
+        barrier.wait()
+        started = time.perf_counter()
+        response = vendor.api(
+            api_token,
+            "POST",
+            "/api/v1/access-requests/",
+            {
+                "client": str(client.pk),
+                "kommune": kommune,
+                "items": [{"service": "patient", "access": "read"}],
+            },
+        )
+        elapsed = time.perf_counter() - started
+        if response.status_code != 201:
+            raise SystemExit(f"order at once: {response.status_code} {response.text[:300]}")
+        return elapsed
+
+    sampler = WaitSampler()
+    with ThreadPoolExecutor(at_once) as pool, sampler:
+        for round_ in range(AT_ONCE_ROUNDS):
+            chosen = [kommuner[(round_ * at_once + i) % len(kommuner)] for i in range(at_once)]
+            times += list(pool.map(one, chosen))
+    return times, sampler.waits
+
+
+class WaitSampler:
+    """What the database's sessions wait for while the block runs: every 20 ms, each active
+    session of this database counted by its wait (a lock's kind, or I/O, or none: on the
+    processor) and the table its statement reads first. Where 20 orders' time goes."""
+
+    def __init__(self) -> None:
+        self.waits: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> WaitSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        try:
+            with connection.cursor() as cursor:
+                while not self._stop.wait(0.02):
+                    cursor.execute(
+                        "SELECT coalesce(wait_event_type || '/' || wait_event, 'running'),"
+                        " substring(query from 'FROM \"?([a-z_]+)') FROM pg_stat_activity"
+                        " WHERE datname = current_database() AND state = 'active'"
+                        " AND pid <> pg_backend_pid()"
+                    )
+                    for wait, table in cursor.fetchall():
+                        key = f"{wait} {table or '-'}"
+                        self.waits[key] = self.waits.get(key, 0) + 1
+        finally:
+            connection.close()
+
+
 def push_cost(samples: int) -> tuple[list[float], list[float]]:
     """Seconds of each of ``samples`` grants pushed to the gateway (``upsert``), and of each
     removed.
@@ -532,7 +608,7 @@ def run(scale: Scale, key: rsa.RSAPrivateKey) -> dict[str, Any]:
     print(f"seeded in {seeding['total']} s: {seeding}", flush=True)
 
     jwks = {"keys": [public_jwk]}
-    onboarding_client, bulk_client = (
+    onboarding_client, bulk_client, load_client, at_once_client = (
         services.client_register(
             vendor=world.bench_vendor,
             product=world.bench_product,
@@ -541,7 +617,7 @@ def run(scale: Scale, key: rsa.RSAPrivateKey) -> dict[str, Any]:
             jwks=jwks,
             actor=world.vendor_admin,
         )
-        for name in ("Bench onboarding", "Bench bulk")
+        for name in ("Bench onboarding", "Bench bulk", "Bench load", "Bench at once")
     )
     pipeline, operations = (
         services.automation_client_register(
@@ -552,8 +628,8 @@ def run(scale: Scale, key: rsa.RSAPrivateKey) -> dict[str, Any]:
             (world.nhn, "Bench operations", Role.NHN_OPERATOR, world.operator),
         )
     )
-    onboarding_id, _, pipeline_id, operations_id = wait_registered(
-        onboarding_client, bulk_client, pipeline, operations
+    onboarding_id, _, _, _, pipeline_id, operations_id = wait_registered(
+        onboarding_client, bulk_client, load_client, at_once_client, pipeline, operations
     )
     vendor = Vendor(key, "bench-1")
     api_token, operator_token = vendor.token(pipeline_id), vendor.token(operations_id)
@@ -577,10 +653,13 @@ def run(scale: Scale, key: rsa.RSAPrivateKey) -> dict[str, Any]:
         )
         floors.append(floor.once(i, kommune))
 
+    #: The onboarding 20 at once: its order API call and the wait until the gateway let it in.
+    concurrent_parts: dict[str, list[float]] = {}
+
     def concurrent(i: int) -> float:
         kommune = kommuner[i % len(kommuner)]
         return onboard(
-            None,
+            concurrent_parts,
             vendor,
             api_token,
             onboarding_client,
@@ -601,6 +680,9 @@ def run(scale: Scale, key: rsa.RSAPrivateKey) -> dict[str, Any]:
 
     with ThreadPoolExecutor(scale.at_once) as pool:
         concurrent_times = list(pool.map(concurrent, range(scale.concurrent)))
+    at_once, at_once_waits = orders_at_once(
+        vendor, api_token, at_once_client, kommuner, scale.at_once
+    )
 
     grants = list(
         Grant.objects.filter(
@@ -641,6 +723,43 @@ def run(scale: Scale, key: rsa.RSAPrivateKey) -> dict[str, Any]:
 
     onboarding_s = summary(onboarding)
     floor_s = summary(floors)
+    # Load, before the data-access rows below: people's pages, systems' API reads and orders.
+    menu: dict[Any, list[str]] = {}
+    for user, path in _menu_pages(world):
+        menu.setdefault(user, []).append(path)
+    load_token = vendor.token(pipeline_id)  # fresh: the tokens above may be near their end
+    load_figures = load.run(
+        users=scale.load_users,
+        seconds=scale.load_seconds,
+        web=vendor.web,
+        people=list(menu.items()),
+        systems=[
+            (
+                load_token,
+                [
+                    "/api/v1/grants/",
+                    "/api/v1/clients/",
+                    "/api/v1/access-requests/",
+                    f"/api/v1/grants/?client={load_client.pk}",
+                ],
+            ),
+            (
+                vendor.token(operations_id),
+                [
+                    "/api/v1/grants/",
+                    f"/api/v1/grants/?kommune={kommuner[1]}",
+                    "/api/v1/audit-events/",
+                    "/api/v1/provisioning-jobs/",
+                    "/api/v1/organizations/",
+                ],
+            ),
+        ],
+        order_token=load_token,
+        order_client=str(load_client.pk),
+        kommuner=kommuner,
+        items=[("patient", "read"), ("observation", "write")],
+        workdir=Path(settings.VAR_DIR) / "load",
+    )
     # Last: the million rows it loads (and then removes) must not weigh on the figures above.
     kommune_page = f"/o/{world.kommuner[0].orgnr}/data-access/"
     nhn_page = f"/o/{world.nhn.orgnr}/data-access/"
@@ -675,6 +794,14 @@ def run(scale: Scale, key: rsa.RSAPrivateKey) -> dict[str, Any]:
         "onboarding_max_s": onboarding_s["max"],
         "onboarding_concurrent_p50_s": summary(concurrent_times)["p50"],
         "onboarding_concurrent_p95_s": summary(concurrent_times)["p95"],
+        # The order API call alone, `at_once` of them at a time for one client (issue 14).
+        "orders_20_at_once_p50_s": summary(at_once)["p50"],
+        "orders_20_at_once_p95_s": summary(at_once)["p95"],
+        "orders_20_at_once_samples": len(at_once),
+        "orders_20_at_once_waits": dict(sorted(at_once_waits.items(), key=lambda kv: -kv[1])),
+        "onboarding_concurrent_parts_p50_ms": {
+            k: percentile(v, 0.5) for k, v in concurrent_parts.items()
+        },
         "floor_p50_s": floor_s["p50"],
         "floor_p95_s": floor_s["p95"],
         "floor_parts_p50_ms": {k: percentile(v, 0.5) for k, v in floor.parts.items()},
@@ -706,6 +833,7 @@ def run(scale: Scale, key: rsa.RSAPrivateKey) -> dict[str, Any]:
         **push,
         **audit,
         **data_access,
+        **load_figures,
     }
 
 

@@ -144,7 +144,7 @@ class World:
     def __init__(self, key: rsa.RSAPrivateKey, clients: int, web: str) -> None:
         self.key = key
         jwk = public_jwk(key)
-        scale = Scale("chaos", 357, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0)
+        scale = Scale("chaos", 357, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0)
         self.world = seed.organisations(scale, jwk)
         jwks = {"keys": [jwk]}
         self.clients = [

@@ -128,10 +128,11 @@ def job_claim(*, job_id: Any) -> tuple[ProvisioningJob, ClientState] | None:
     database's (``database_now_plus``)."""
     with transaction.atomic():
         # The client's row lock first, then the job's: the client's lock serialises claims of
-        # its jobs, and every transaction that locks both takes them in this order (an order
-        # locks the client, then finds its pending job), so none waits for the other in a
-        # cycle: a claim that held its job while waiting for the client deadlocked with one
-        # coalescing that job. NO KEY UPDATE, not UPDATE: a transaction that writes a new job
+        # its jobs, and every transaction that locks both takes them in this order (an
+        # approval locks the client, then finds its pending job; an order takes only KEY SHARE
+        # on the client and skips a locked job), so none waits for the other in a cycle: a
+        # claim that held its job while waiting for the client deadlocked with one coalescing
+        # that job. NO KEY UPDATE, not UPDATE: a transaction that writes a new job
         # (or anything else referring to the client) takes KEY SHARE on the client and need not
         # wait. Its registration comes along (not locked: only workers holding the lease write
         # it).

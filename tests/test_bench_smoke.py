@@ -16,6 +16,7 @@ KEYS = [
     "onboarding_p50_s",
     "onboarding_p95_s",
     "onboarding_concurrent_p95_s",
+    "orders_20_at_once_p95_s",
     "floor_p50_s",
     "overhead_ratio",
     "revocation_p50_s",
@@ -38,6 +39,9 @@ KEYS = [
     "access_history_p95_ms",
     "data_access_ingest_1m_s",
     "data_access_lines_per_s",
+    "load_p50_ms",
+    "load_p95_ms",
+    "load_rps",
 ]
 
 
@@ -61,4 +65,6 @@ def test_the_benchmark_runs_on_tiny_numbers_and_reports_every_figure(tmp_path: P
     assert figures["audit_verify_events"] >= 200  # the chain held every seeded event
     assert figures["audit_export_rows"][1] >= 200
     assert figures["data_access_lines"] == 2_000  # every line written was loaded
+    assert figures["load_errors"] == 0, figures["load_error_samples"]  # locust's users
+    assert figures["load_requests"] > 0
     assert "onboarding_p95_s" in result.stdout  # the table
