@@ -129,6 +129,21 @@ class Vendor:
             timeout=120,
         )
 
+    def order(
+        self, token: str, client: OAuthClient, kommune: str, code: str, access: str
+    ) -> requests.Response:
+        """One item for one kommune, through the API as the vendor's system orders it."""
+        return self.api(
+            token,
+            "POST",
+            "/api/v1/access-requests/",
+            {
+                "client": str(client.pk),
+                "kommune": kommune,
+                "items": [{"service": code, "access": access}],
+            },
+        )
+
 
 def wait_registered(*clients: OAuthClient) -> list[str]:
     ids = []
@@ -160,16 +175,7 @@ def onboard(
 ) -> float:
     """Seconds from submitting the order to the first 200 from the gateway with a fresh token."""
     started = time.perf_counter()
-    response = vendor.api(
-        api_token,
-        "POST",
-        "/api/v1/access-requests/",
-        {
-            "client": str(client.pk),
-            "kommune": kommune,
-            "items": [{"service": code, "access": access}],
-        },
-    )
+    response = vendor.order(api_token, client, kommune, code, access)
     if response.status_code != 201 or response.json()["items"][0]["status"] != "approved":
         raise SystemExit(f"order refused: {response.status_code} {response.text[:300]}")
     submitted = time.perf_counter()
@@ -340,16 +346,7 @@ def orders_at_once(
     def one(kommune: str) -> float:
         barrier.wait()
         started = time.perf_counter()
-        response = vendor.api(
-            api_token,
-            "POST",
-            "/api/v1/access-requests/",
-            {
-                "client": str(client.pk),
-                "kommune": kommune,
-                "items": [{"service": "patient", "access": "read"}],
-            },
-        )
+        response = vendor.order(api_token, client, kommune, "patient", "read")
         elapsed = time.perf_counter() - started
         if response.status_code != 201:
             raise SystemExit(f"order at once: {response.status_code} {response.text[:300]}")

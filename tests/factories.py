@@ -284,3 +284,30 @@ def api_session(user: Any, *, logged_in_ago: float | None = 0.0) -> Any:
         session["oidc_id_token"] = fresh_id_token(auth_time=time.time() - logged_in_ago)
         session.save()
     return api
+
+
+def automation_client_post(
+    admin: Any, orgnr: str, role: str, *, kid: str = "pipeline-1", seed: int = 2
+) -> dict[str, Any]:
+    """An automation client of the organisation ``orgnr`` holding ``role``, registered by its
+    admin through the API (its public key: ``rsa_public_jwk(kid, seed=seed)``); the API's
+    answer."""
+    from rest_framework.test import APIClient
+
+    from tests.keys import jwks
+
+    api = APIClient()
+    api.force_authenticate(admin)
+    response = api.post(
+        "/api/v1/clients/",
+        {
+            "name": "Pipeline",
+            "purpose": "portal_api",
+            "organisation": orgnr,
+            "role": role,
+            "jwks": jwks(rsa_public_jwk(kid, seed=seed)),
+        },
+        format="json",
+    )
+    assert response.status_code == 201, response.json()
+    return dict(response.json())

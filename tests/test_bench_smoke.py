@@ -31,6 +31,7 @@ KEYS = [
     "web_peak_rss_mb",
     "worker_peak_rss_mb",
     "pages_p95_ms",
+    "national_overview_read_p95_ms",
     "audit_export_100k_s",
     "audit_export_1m_s",
     "audit_export_100k_peak_mb",

@@ -50,6 +50,7 @@ from tests.factories import (
     KommuneOrganisationFactory,
     OrganisationFactory,
     api_session,
+    automation_client_post,
     fresh_id_token,
 )
 from tests.keys import jwks, rsa_private_key, rsa_public_jwk
@@ -542,22 +543,9 @@ def automation_client_register(
 ) -> OAuthClient:
     """An automation client of ``organisation`` holding ``role``, registered by its admin through
     the API, with the client_id provisioning sets once the authorization server registered it."""
-    registrar = APIClient()
-    registrar.force_authenticate(admin)
-    registered = registrar.post(
-        "/api/v1/clients/",
-        {
-            "name": "Pipeline",
-            "purpose": "portal_api",
-            "organisation": organisation.orgnr,
-            "role": role,
-            "jwks": jwks(rsa_public_jwk(AUTOMATION_KID, seed=3)),
-        },
-        format="json",
-    )
-    assert registered.status_code == 201, registered.json()
-    OAuthClient.objects.filter(pk=registered.json()["id"]).update(client_id=client_id)
-    return OAuthClient.objects.get(pk=registered.json()["id"])
+    registered = automation_client_post(admin, organisation.orgnr, role, kid=AUTOMATION_KID, seed=3)
+    OAuthClient.objects.filter(pk=registered["id"]).update(client_id=client_id)
+    return OAuthClient.objects.get(pk=registered["id"])
 
 
 def state_make() -> State:

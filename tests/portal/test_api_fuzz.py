@@ -32,7 +32,7 @@ from provisioning.authserver import AuthServerClient, client_metadata
 from provisioning.runner import PORTAL_API_SCOPE
 from tenants.models import OAuthClient, Role
 from tests.conftest import World
-from tests.factories import api_session
+from tests.factories import api_session, automation_client_post
 from tests.integration import Provider
 from tests.keys import jwks, rsa_private_key, rsa_public_jwk
 from tests.provisioning.stack import client_credentials
@@ -86,21 +86,9 @@ def automation_client_of(
     """An automation client of ``organisation`` holding ``role``, registered through the API by
     its admin and then at the real oidc-provider (what the worker's job does, done here in the
     test's transaction), calling with the access token the provider issues it."""
-    registrar = api_session(admin)
     kid = f"fuzz-{seed}"
-    registered = registrar.post(
-        "/api/v1/clients/",
-        {
-            "name": "Pipeline",
-            "purpose": "portal_api",
-            "organisation": organisation.orgnr,
-            "role": role,
-            "jwks": jwks(rsa_public_jwk(kid, seed=seed)),
-        },
-        format="json",
-    )
-    assert registered.status_code == 201, registered.json()
-    client = OAuthClient.objects.get(pk=registered.json()["id"])
+    registered = automation_client_post(admin, organisation.orgnr, role, kid=kid, seed=seed)
+    client = OAuthClient.objects.get(pk=registered["id"])
     registration = AuthServerClient().register(
         client_metadata(
             software_id=str(client.pk),

@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 from orders.models import GrantStatus
 from tenants.models import OAuthClient, Role
 from tests.components import PROJECT_DIR, VENV_BIN
-from tests.factories import MembershipFactory
+from tests.factories import MembershipFactory, automation_client_post
 from tests.keys import jwks, rsa_private_key, rsa_public_jwk
 from tests.provisioning.stack import Stack, private_pem, wait_for
 from tests.provisioning.test_provisioning import Vendor, active
@@ -24,24 +24,6 @@ pytestmark = [
 ]
 
 
-def register_automation_client(admin: Any, orgnr: str, role: str) -> dict[str, Any]:
-    api = APIClient()
-    api.force_authenticate(admin)
-    response = api.post(
-        "/api/v1/clients/",
-        {
-            "name": "Pipeline",
-            "purpose": "portal_api",
-            "organisation": orgnr,
-            "role": role,
-            "jwks": jwks(rsa_public_jwk("pipeline-1", seed=2)),
-        },
-        format="json",
-    )
-    assert response.status_code == 201, response.json()
-    return dict(response.json())
-
-
 def test_the_readme_api_example_runs_with_an_automation_client(
     stack: Stack, live_server: Any, tmp_path: Path
 ) -> None:
@@ -49,7 +31,7 @@ def test_the_readme_api_example_runs_with_an_automation_client(
     vendor = Vendor()
     [grant] = vendor.order("patient.read")
     wait_for(lambda: active(grant), timeout=30, what="grant active")
-    registered = register_automation_client(
+    registered = automation_client_post(
         vendor.kommune_admin, vendor.kommune.orgnr, "kommune_reader"
     )
     client = OAuthClient.objects.get(pk=registered["id"])
@@ -87,7 +69,7 @@ def test_the_readme_api_example_runs_with_an_automation_client(
 def reader_token(stack: Stack, vendor: Vendor) -> str:
     """An access token of a kommune-reader automation client of ``vendor``'s kommune, registered
     through the API and then, by the worker, at the provider."""
-    registered = register_automation_client(
+    registered = automation_client_post(
         vendor.kommune_admin, vendor.kommune.orgnr, "kommune_reader"
     )
     client_id = wait_for(
