@@ -18,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from portal.exceptions import Conflict
+from portal.http import is_api_path
 
 M = TypeVar("M", bound=Model)
 
@@ -61,7 +62,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 
 def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
     """Django's own 400s (a body over DATA_UPLOAD_MAX_MEMORY_SIZE, a bad Host) as JSON."""
-    if request.path.startswith("/api/"):
+    if is_api_path(request.path):
         message = (
             _("The request body is too large.")
             if isinstance(exception, RequestDataTooBig)

@@ -1,10 +1,18 @@
-"""Typing helpers for requests whose user is known to be logged in."""
+"""Request helpers: the API's paths, and the logged-in user of an API request."""
 
 from __future__ import annotations
 
 from django.contrib.auth.models import User
 from rest_framework.exceptions import NotAuthenticated
 from rest_framework.request import Request
+
+#: Where the API's views live; everything else is a page (or a file).
+API_PREFIX = "/api/"
+
+
+def is_api_path(path: str) -> bool:
+    """Whether ``path`` is the API's (its views answer in JSON and name their own methods)."""
+    return path.startswith(API_PREFIX)
 
 
 def authenticated_user(request: Request) -> User:

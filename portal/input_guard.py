@@ -29,6 +29,8 @@ from django.utils.translation import gettext as _
 from rest_framework import exceptions
 from rest_framework.parsers import JSONParser
 
+from portal.http import is_api_path
+
 #: Path segments and query parameters: every C0 and C1 control character and DEL.
 CONTROL_IN_URL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 #: Body fields: the same, less tab, line feed and carriage return (free text has lines).
@@ -81,7 +83,7 @@ class ControlCharacterMiddleware:
         posted = request.method == "POST" and request.content_type in _FORM_MEDIA_TYPES
         if posted and (found := _first_control(_multi_pairs(request.POST), CONTROL_IN_BODY)):
             named = _first_control(((name, "") for name in request.POST), CONTROL_IN_BODY)
-            if request.path.startswith("/api/") or named:
+            if is_api_path(request.path) or named:
                 name, character = named or found
                 where = _("The field “%(name)s”") % {"name": _printable(name)}
                 return self._refuse(request, control_message(where, character), field=name)
@@ -90,7 +92,7 @@ class ControlCharacterMiddleware:
 
     @staticmethod
     def _refuse(request: HttpRequest, message: str, field: str | None = None) -> HttpResponse:
-        if request.path.startswith("/api/"):
+        if is_api_path(request.path):
             body: dict[str, Any] = (
                 {"detail": message} if field is None else {_printable(field): [message]}
             )

@@ -11,10 +11,10 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 
+from portal.http import is_api_path
+
 #: What a page answers; everything else is a 405.
 PAGE_METHODS = ("GET", "HEAD", "POST")
-#: Where the API's views, which name their own methods, live.
-API_PREFIX = "/api/"
 
 
 class PageMethodsMiddleware:
@@ -24,6 +24,6 @@ class PageMethodsMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.method not in PAGE_METHODS and not request.path.startswith(API_PREFIX):
+        if request.method not in PAGE_METHODS and not is_api_path(request.path):
             return HttpResponseNotAllowed(PAGE_METHODS)
         return self.get_response(request)

@@ -26,6 +26,8 @@ from django.utils.translation import gettext as _
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from mozilla_django_oidc.middleware import SessionRefresh
 
+from portal.http import is_api_path
+
 logger = logging.getLogger(__name__)
 
 LOGIN_AT = "tilgang_login_at"
@@ -151,9 +153,7 @@ class ProviderSessionRefresh(SessionRefresh):
         htmx = bool(request.headers.get("HX-Request"))
         if write or htmx:
             request.session["oidc_login_next"] = _return_to(request)
-        api = request.path.startswith("/api/") and "text/html" not in request.headers.get(
-            "Accept", ""
-        )
+        api = is_api_path(request.path) and "text/html" not in request.headers.get("Accept", "")
         if response.status_code == 403 or htmx or api:
             answer: HttpResponse = JsonResponse(
                 {"detail": _("Your login must be renewed. Open refresh_url."), "refresh_url": url},

@@ -29,6 +29,7 @@ from rest_framework.request import Request
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
 
+from portal.http import is_api_path
 from tenants.auth import AutomationTokenAuthentication
 
 PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -129,7 +130,7 @@ class PageThrottleMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         user = request.user
-        if user.is_authenticated and not request.path.startswith("/api/"):
+        if user.is_authenticated and not is_api_path(request.path):
             retry_after = budget_spend("person", request.method, str(user.pk))
             if retry_after is not None:
                 seconds = math.ceil(retry_after)
