@@ -334,6 +334,17 @@ def instruction_uncovered_grants(instruction: Instruction) -> QuerySet[Grant]:
     )
 
 
+def _kommune_inputs_lock(kommune: Organisation) -> None:
+    """Lock the kommune's row before changing one of the policy's inputs that belong to it (its
+    instruction in force, its delegations), as its EPJ change does. Orders and approvals in the
+    kommune share-lock that row first (``_policy_rows_share``): either they wait for this change
+    and decide on it, or it waits for them and its re-decision sees their items. Without it, an
+    order placed while the kommune delegated the item was decided without the delegation, and the
+    delegation's re-decision missed the order's item. NO KEY: rows that refer to the kommune may
+    still be added meanwhile."""
+    Organisation.objects.select_for_update(no_key=True).filter(pk=kommune.pk).first()
+
+
 @transaction.atomic
 def instruction_create(
     *, kommune: Organisation, actor: User, services: Sequence[Service], data: dict[str, Any]
@@ -403,6 +414,7 @@ def instruction_sign(*, instruction: Instruction, actor: User) -> Instruction:
     The version it supersedes stays as history. Production grants of services this version no
     longer covers are revoked; items that waited for an instruction go on.
     """
+    _kommune_inputs_lock(instruction.kommune)
     instruction = (
         Instruction.objects.select_for_update().select_related("kommune").get(pk=instruction.pk)
     )
@@ -514,6 +526,7 @@ def delegation_create(
     start = valid_from or today
     if valid_until is not None and valid_until < max(start, today):
         raise ValidationError({"valid_until": _("The delegation would end before it is in force.")})
+    _kommune_inputs_lock(kommune)
     delegation = Delegation(
         kommune=kommune, vendor=vendor, valid_from=start, valid_until=valid_until, created_by=actor
     )
@@ -1259,16 +1272,26 @@ def _items_reevaluate(items: QuerySet[AccessRequestItem], *, actor: User | None)
     were granted."""
     inputs = _PolicyInputs()
     granted = 0
+    waiting = items.filter(status__in=WAITING_STATUSES)
+    # A decider like any other: an order of the same item waits for these decisions and then
+    # reuses their grants (without the lock both inserted one, and the second failed).
+    pairs = set(waiting.values_list("request__client_id", "request__kommune_id").distinct())
+    _grant_decisions_lock(pairs)
     waiting = (
-        items.filter(status__in=WAITING_STATUSES)
-        .select_for_update(of=("self",))
+        waiting.select_for_update(of=("self",))
         .select_related("service", *ITEM_PREFETCH)
         .order_by("request__created_at", "pk")
     )
     decided: dict[Any, list[AccessRequestItem]] = {}  # by vendor
     now_waiting: dict[Any, list[AccessRequestItem]] = {}  # by request
     with audit_events_batched(), notifications_batched():
-        for item in waiting:
+        waiting_items = list(waiting)
+        # An item whose order committed between the two reads: its order has ended, so its
+        # pair is free unless another decider holds it now.
+        _grant_decisions_lock(
+            {(i.request.client_id, i.request.kommune_id) for i in waiting_items} - pairs
+        )
+        for item in waiting_items:
             decision = policy.decide(inputs.context(item, item.request))
             if (decision.status, decision.reason_code, decision.reason_params) == (
                 item.status,
@@ -1580,6 +1603,10 @@ def _grant_decisions_lock(pairs: Iterable[tuple[Any, Any]]) -> None:
     cycle. Every decider takes it after the policy's share locks and the client's row lock, and
     before it locks any item, grant or job (``_decider_locks``).
 
+    Re-deciding waiting items after one of the policy's inputs changed takes it too
+    (``_items_reevaluate``), before any audit event of its transaction is written: the audit
+    chain's lock, which an order takes last, must not be held while waiting for this one.
+
     It used to be the client's row (FOR NO KEY UPDATE) for the whole order: 20 orders of one
     client for 20 kommuner then took turns, the last waiting about 1.5 s (issue 14)."""
     if connection.vendor != "postgresql":
@@ -1818,7 +1845,7 @@ def service_availability_set(
         )
     # The service row serialises two changes of its availability (and the re-decisions they
     # make): the second reads the first's day, so the audit trail's before and after chain up.
-    service = Service.objects.select_for_update().get(pk=service.pk)
+    service = Service.objects.select_for_update(no_key=True).get(pk=service.pk)
     current = ServiceAvailability.objects.filter(service=service, environment=environment).first()
     before = current.available_from if current is not None else None
     if available_from is None:
@@ -1830,29 +1857,33 @@ def service_availability_set(
     elif current.available_from != available_from:
         current.available_from = available_from
         current.save(update_fields=["available_from"])
-    if before != available_from:
-        audit_event_record(
-            actor=actor,
-            action="service.availability_set",
-            target=service,
-            before={
-                "service": service.code,
-                "environment": environment,
-                "available_from": before.isoformat() if before else None,
-            },
-            after={
-                "service": service.code,
-                "environment": environment,
-                "available_from": available_from.isoformat() if available_from else None,
-            },
+    # The events are written when the re-decisions are done, after their decisions' locks: the
+    # audit chain's lock is the last a transaction takes (an order in flight holds its
+    # decisions' lock and then waits for the chain's; the other way round the two deadlocked).
+    with audit_events_batched():
+        if before != available_from:
+            audit_event_record(
+                actor=actor,
+                action="service.availability_set",
+                target=service,
+                before={
+                    "service": service.code,
+                    "environment": environment,
+                    "available_from": before.isoformat() if before else None,
+                },
+                after={
+                    "service": service.code,
+                    "environment": environment,
+                    "available_from": available_from.isoformat() if available_from else None,
+                },
+            )
+        waiting = AccessRequestItem.objects.filter(
+            status=ItemStatus.AWAITING_AVAILABILITY,
+            service=service,
+            request__client__environment=environment,
         )
-    waiting = AccessRequestItem.objects.filter(
-        status=ItemStatus.AWAITING_AVAILABILITY,
-        service=service,
-        request__client__environment=environment,
-    )
-    # The policy decides (as the periodic release does), not the operator: actor None.
-    released = _items_reevaluate(waiting, actor=None)
+        # The policy decides (as the periodic release does), not the operator: actor None.
+        released = _items_reevaluate(waiting, actor=None)
     return AvailabilityChange(
         service=service,
         environment=environment,
