@@ -833,6 +833,20 @@ class Gateways:
         """Close ``entry`` at every gateway that answers, and in every gateway's files."""
         self._each(lambda gw: gw.remove(entry), durable_when_down=True)
 
+    def remove_all(self, entries: Iterable[Entry]) -> None:
+        """:meth:`remove` each of ``entries``, every one of them: a gateway whose disk is full
+        closes an entry all the same (then :class:`MapFileUnwritable`), and that must not leave
+        the next entries open (a revocation of several grants once stopped at the first).
+        Raises the first MapFileUnwritable after the last entry."""
+        unwritable: MapFileUnwritable | None = None
+        for entry in entries:
+            try:
+                self.remove(entry)
+            except MapFileUnwritable as exc:
+                unwritable = unwritable or exc
+        if unwritable is not None:
+            raise unwritable
+
     def _each(
         self, change: Callable[[HAProxyGateway], None], *, durable_when_down: bool = False
     ) -> int:

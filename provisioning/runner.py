@@ -49,7 +49,13 @@ from provisioning.authserver import (
     RegistrationGone,
     client_metadata,
 )
-from provisioning.gateway import Entry, GatewayError, Gateways, GatewayUnavailable, HAProxyGateway
+from provisioning.gateway import (
+    Entry,
+    GatewayError,
+    Gateways,
+    GatewayUnavailable,
+    HAProxyGateway,
+)
 from provisioning.models import ClientRegistration
 from provisioning.settings import gateway_configs
 from tenants.models import OAuthClient, Role
@@ -560,26 +566,24 @@ def gateway_close(*, grant_ids: list[Any]) -> int:
 
 def _close_at_gateway(grants: list[Grant]) -> int:
     """Close each grant at every gateway; GatewayUnavailable, once all were tried, when one did
-    not answer (its files hold the removal): the closer asks again soon."""
+    not answer (its files hold the removal) or could not write a removal into its files
+    (MapFileUnwritable, once every grant was closed where the gateways run): the closer asks
+    again soon."""
     gw = gateway()
-    closed = 0
-    for grant in grants:
-        registration = _registration_of(grant.client)
-        if registration is None:
-            continue  # never registered: never opened
-        gw.remove(
-            entry_for(
-                grant,
-                environment=grant.client.environment,
-                client_id=registration.server_client_id,
-            )
+    entries = [
+        entry_for(
+            grant, environment=grant.client.environment, client_id=registration.server_client_id
         )
-        closed += 1
+        for grant in grants
+        # One never registered was never opened.
+        if (registration := _registration_of(grant.client)) is not None
+    ]
+    gw.remove_all(entries)
     if gw.behind:
         raise GatewayUnavailable(
             "closed where the gateways answered; behind: " + ", ".join(sorted(gw.behind))
         )
-    return closed
+    return len(entries)
 
 
 @transaction.atomic
@@ -854,8 +858,10 @@ def _client_sync(
     # 1. Close what is being revoked (or everything, for a removed client) at the gateway.
     if server_client_id and state.closing:
         fence()
-        for grant in state.closing:
-            gw.remove(entry_for(grant, environment=client.environment, client_id=server_client_id))
+        gw.remove_all(
+            entry_for(grant, environment=client.environment, client_id=server_client_id)
+            for grant in state.closing
+        )
 
     # 2. The registration at the authorization server.
     if not state.wanted:
@@ -891,9 +897,8 @@ def _client_sync(
     still_passing = set(
         Grant.objects.passing().filter(pk__in=[g.pk for g in opening]).values_list("pk", flat=True)
     )
-    for grant in opening:
-        if grant.pk not in still_passing:  # revoked while it was being opened
-            gw.remove(entries[grant.pk])
+    # Revoked while it was being opened.
+    gw.remove_all(entries[grant.pk] for grant in opening if grant.pk not in still_passing)
     return state
 
 

@@ -152,6 +152,28 @@ def test_a_running_gateway_whose_disk_is_full_closes_the_revoked_grant_all_the_s
     assert not passes(first)
 
 
+def test_closing_several_grants_on_a_full_disk_closes_every_one_of_them(
+    two_gateways: tuple[Gateway, Gateway], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``remove_all`` goes on after an entry whose line the disk could not take (it used to
+    stop there, and the grants after it kept passing for as long as the disk was full)."""
+    first, second = two_gateways
+    both = Gateways([first.adapter, second.adapter])
+    other = "other-client"
+    entries = [Entry("production", c, "123456789", "patient", "read") for c in (CLIENT, other)]
+    for entry in entries:
+        both.upsert(entry)
+
+    def disk_full(self: HAProxyGateway, key: str) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(HAProxyGateway, "_revoked_file_append", disk_full)
+
+    with pytest.raises(MapFileUnwritable):
+        both.remove_all(entries)
+    assert [passes(gw, c) for gw in (first, second) for c in (CLIENT, other)] == [False] * 4
+
+
 # -- the whole stack: workers, closer, beat, the provider, two gateways ----------------------
 
 

@@ -9,6 +9,7 @@ import pytest
 from orders import services
 from orders.models import Grant, GrantStatus
 from provisioning import runner
+from provisioning.gateway import HAProxyGateway, MapFileUnwritable
 from provisioning.reconcile import reconcile
 from tests.provisioning.stack import Stack, wait_for
 from tests.provisioning.test_provisioning import DEADLINE, Vendor, fhir, status_of
@@ -62,3 +63,34 @@ def test_the_reconciler_reopens_a_key_the_database_wants_that_a_close_shut(stack
     assert "reconcile.gateway_reopened" in report.heals
     assert stack.call(path, token).status_code == 200
     assert reconcile().heals == []  # healed once, not on every run
+
+
+def test_a_close_of_several_grants_while_the_map_disk_is_full_closes_each_of_them(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A revocation of several grants at once (a suspension, a kommune's bulk revoke) while the
+    gateway's map files cannot be written (`make chaos`, disk_full): each grant is closed in the
+    running gateway at once, and the close is tried again for the files' lines. It used to stop
+    at the first grant, whose line could not be written, and leave the others passing for as
+    long as the disk was full."""
+    worker = stack.start_worker()
+    vendor = Vendor()
+    grants = vendor.order("patient.read", "care-plan.read")
+    token = vendor.token_once_active(stack, *grants)
+    paths = [fhir(vendor.kommune, "Patient/1"), fhir(vendor.kommune, "CarePlan/1")]
+    assert [stack.call(path, token).status_code for path in paths] == [200, 200]
+    stack.kill_worker(worker)  # the client's job would close them too: only the closer here
+    for grant in grants:
+        services.grant_revoke(grant=grant, actor=vendor.kommune_admin)
+
+    def disk_full(self: HAProxyGateway, key: str) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(HAProxyGateway, "_revoked_file_append", disk_full)
+    with pytest.raises(MapFileUnwritable):
+        runner.gateway_close(grant_ids=[grant.pk for grant in grants])
+
+    assert [stack.call(path, token).status_code for path in paths] == [403, 403]
+    monkeypatch.undo()  # the disk has room again: the retry writes the lines
+    assert runner.gateway_close(grant_ids=[grant.pk for grant in grants]) == 2
+    assert [stack.call(path, token).status_code for path in paths] == [403, 403]

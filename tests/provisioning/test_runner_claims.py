@@ -8,6 +8,7 @@ oidc-provider cannot serve the scope case: it refuses a scope outside its list w
 from __future__ import annotations
 
 import datetime
+from collections.abc import Iterable
 from typing import Any
 
 import pytest
@@ -58,6 +59,9 @@ class FakeGateway:
 
     def remove(self, entry: Entry) -> None:
         self.removed.append(entry)
+
+    def remove_all(self, entries: Iterable[Entry]) -> None:
+        self.removed += entries
 
 
 class FakeServer:
