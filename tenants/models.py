@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Q, lookups
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -78,6 +78,32 @@ class NameField(models.CharField):  # type: ignore[type-arg]
             value = name_normalise(value)
             setattr(model_instance, self.attname, value)
         return value
+
+
+def _composed(lookup: type[lookups.Lookup[Any]]) -> type[lookups.Lookup[Any]]:
+    """``lookup`` on a name with its value composed first: Django's pattern lookups and
+    ``iexact`` take their value as given, not through ``get_prep_value``, so a search typed
+    with a combining ring would miss the name stored with "Å"."""
+
+    class Composed(lookup):  # type: ignore[valid-type,misc]
+        def get_prep_lookup(self) -> Any:
+            value = super().get_prep_lookup()
+            return name_normalise(value) if isinstance(value, str) else value
+
+    Composed.__name__ = Composed.__qualname__ = f"Composed{lookup.__name__}"
+    return Composed
+
+
+for _pattern in (
+    lookups.IExact,
+    lookups.Contains,
+    lookups.IContains,
+    lookups.StartsWith,
+    lookups.IStartsWith,
+    lookups.EndsWith,
+    lookups.IEndsWith,
+):
+    NameField.register_lookup(_composed(_pattern))
 
 
 class Organisation(models.Model):

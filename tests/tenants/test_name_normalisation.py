@@ -147,3 +147,22 @@ def test_the_migration_composes_the_names_stored_before_and_leaves_a_clash_as_it
     finally:
         executor = MigrationExecutor(connection)
         executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+def test_a_search_by_either_spelling_finds_the_name(world: World) -> None:
+    """What people search by part of a name (``icontains``, ``istartswith``, ...) is composed
+    as the names are: "Åsen" typed with a combining ring finds "Åsen" stored composed."""
+    world.vendor.name = COMPOSED
+    world.vendor.save()
+
+    for lookup in ("icontains", "contains", "istartswith", "startswith", "iexact"):
+        part = DECOMPOSED if lookup.endswith("exact") else DECOMPOSED[:5]
+        found = Organisation.objects.filter(**{f"name__{lookup}": part})
+        assert list(found) == [world.vendor], lookup
+
+    browser = Client()
+    browser.force_login(world.people["nhn_operator"])
+    nhn = world.people["nhn_operator"].memberships.get().organisation
+    page = browser.get(f"/o/{nhn.orgnr}/organisations/", {"q": DECOMPOSED[:5]})
+    assert page.status_code == 200
+    assert COMPOSED in page.content.decode()
