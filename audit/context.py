@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextvars
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from django.http import HttpRequest, HttpResponse
 
@@ -18,6 +19,17 @@ REQUEST_META_KEY = "tilgang.request_id"
 
 def current_request_id() -> str:
     return request_id.get()
+
+
+@contextmanager
+def request_id_bound(rid: str) -> Iterator[None]:
+    """What the block does is done for the request ``rid`` ("" for none): a job sent again by
+    the sweeper is sent for the order that made it, not for the sweeper."""
+    token = request_id.set(rid)
+    try:
+        yield
+    finally:
+        request_id.reset(token)
 
 
 def request_id_of(request: HttpRequest) -> str:

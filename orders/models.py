@@ -831,6 +831,9 @@ class ProvisioningJob(models.Model):
         "self", models.SET_NULL, null=True, blank=True, related_name="coalesced"
     )
     last_error = models.TextField(blank=True)
+    #: The request that made the job (or sent it again): every sending of its task carries it,
+    #: so the worker's lines and audit events name that request however late the job runs.
+    request_id = models.CharField(_("request id"), max_length=64, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -35,6 +35,7 @@ from django.db.models.functions import Greatest
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from audit.context import current_request_id, request_id_bound
 from audit.services import audit_event_record, audit_events_batched
 from notifications.services import notifications_batched, notify
 from orders import policy
@@ -208,9 +209,13 @@ def provisioning_job_enqueue(
     if pending is not None:
         return pending
     job = ProvisioningJob.objects.create(
-        client=client, grant=grant, reason=reason, sent_at=timezone.now()
+        client=client,
+        grant=grant,
+        reason=reason,
+        sent_at=timezone.now(),
+        request_id=current_request_id(),
     )
-    provisioning_job_send_on_commit(job_id=job.pk)
+    provisioning_job_send_on_commit(job_id=job.pk, request_id=job.request_id)
     return job
 
 
@@ -224,11 +229,15 @@ GATEWAY_CLOSE_TASK = "provisioning.gateway_close"
 PUBLISH_RETRY = {"max_retries": 1, "interval_start": 0, "interval_step": 0, "interval_max": 0}
 
 
-def _job_send(job_id: Any) -> None:
+def _job_send(job_id: Any, request_id: str) -> None:
     try:
-        current_app.send_task(
-            PROVISIONING_TASK, args=[str(job_id)], ignore_result=True, retry_policy=PUBLISH_RETRY
-        )
+        with request_id_bound(request_id):
+            current_app.send_task(
+                PROVISIONING_TASK,
+                args=[str(job_id)],
+                ignore_result=True,
+                retry_policy=PUBLISH_RETRY,
+            )
     except Exception:  # the broker is down: the write stands, the sweeper sends the job
         logger.warning("provisioning job %s not sent (broker unreachable)", job_id, exc_info=True)
         ProvisioningJob.objects.filter(pk=job_id, status=ProvisioningJob.Status.PENDING).update(
@@ -236,13 +245,14 @@ def _job_send(job_id: Any) -> None:
         )
 
 
-def provisioning_job_send_on_commit(*, job_id: Any) -> None:
-    """Publish the job's task after COMMIT, by name: this layer never imports the workers.
+def provisioning_job_send_on_commit(*, job_id: Any, request_id: str) -> None:
+    """Publish the job's task after COMMIT, by name: this layer never imports the workers. It
+    carries ``request_id``, the job's (``ProvisioningJob.request_id``), whoever sends it.
     Nobody waits for its result (the job row is the outcome): without ``ignore_result`` Celery's
     Redis result backend would subscribe this process to a result channel on every send. With
     the broker down the write that committed still answers: the job is marked unsent and the
     sweeper sends it at its next round (``robust``: no failure here reaches the caller)."""
-    transaction.on_commit(lambda: _job_send(job_id), robust=True)
+    transaction.on_commit(lambda: _job_send(job_id, request_id), robust=True)
 
 
 def gateway_close_send_on_commit(*, grant_ids: list[Any]) -> None:

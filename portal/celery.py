@@ -92,7 +92,8 @@ def _logging_configure(loglevel: int | str | None = None, **kwargs: Any) -> None
 def _request_id_send(headers: dict[str, Any] | None = None, **kwargs: Any) -> None:
     """Each task sent while a request (or a task) is under way carries its request id, so the
     worker's log lines and audit events name the request that set it off. Sent by the web on
-    commit, by a task, or again by the sweeper (which has none: its re-sends carry none)."""
+    commit or by a task; a provisioning job is sent, the first time or again, under the
+    request id it keeps (``ProvisioningJob.request_id``)."""
     rid = current_request_id()
     if rid and headers is not None:
         headers.setdefault(REQUEST_ID_HEADER, rid)

@@ -27,6 +27,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from audit.context import current_request_id
 from audit.services import audit_event_record, audit_events_batched
 from notifications.services import notify
 from orders.models import (
@@ -523,8 +524,8 @@ def _kick_pending(client_id: Any) -> None:
         status=ProvisioningJob.Status.PENDING,
         next_attempt_at__lte=Now(),
     )
-    for job_id in pending.values_list("pk", flat=True):
-        provisioning_job_send_on_commit(job_id=job_id)
+    for job_id, request_id in pending.values_list("pk", "request_id"):
+        provisioning_job_send_on_commit(job_id=job_id, request_id=request_id)
 
 
 def job_run_now(*, client: OAuthClient, reason: str) -> Outcome:
@@ -535,11 +536,11 @@ def job_run_now(*, client: OAuthClient, reason: str) -> Outcome:
         job = ProvisioningJob.objects.filter(
             client=client, status=ProvisioningJob.Status.PENDING
         ).first() or ProvisioningJob.objects.create(
-            client=client, reason=reason, sent_at=timezone.now()
+            client=client, reason=reason, sent_at=timezone.now(), request_id=current_request_id()
         )
     outcome = job_run(job_id=job.pk)
     if outcome.status == "skipped":
-        provisioning_job_send_on_commit(job_id=job.pk)
+        provisioning_job_send_on_commit(job_id=job.pk, request_id=job.request_id)
     return outcome
 
 
@@ -603,6 +604,7 @@ def job_retry(*, job: ProvisioningJob, actor: Any) -> ProvisioningJob:
     job.next_attempt_at = now
     job.sent_at = now
     job.finished_at = None
+    job.request_id = current_request_id()  # the worker's lines name the operator's retry
     job.save(
         update_fields=[
             "status",
@@ -610,6 +612,7 @@ def job_retry(*, job: ProvisioningJob, actor: Any) -> ProvisioningJob:
             "next_attempt_at",
             "sent_at",
             "finished_at",
+            "request_id",
             "updated_at",
         ]
     )
@@ -639,7 +642,7 @@ def job_retry(*, job: ProvisioningJob, actor: Any) -> ProvisioningJob:
         status_reason_code="",
         status_reason_params={},
     )
-    provisioning_job_send_on_commit(job_id=job.pk)
+    provisioning_job_send_on_commit(job_id=job.pk, request_id=job.request_id)
     return job
 
 
@@ -663,12 +666,12 @@ def jobs_sweep() -> int:
         status=ProvisioningJob.Status.PENDING,
         next_attempt_at__lte=Now(),
     ).order_by("next_attempt_at")[:500]
-    ids = list(due.values_list("pk", flat=True))
+    jobs = list(due.values_list("pk", "request_id"))
     with transaction.atomic():
-        ProvisioningJob.objects.filter(pk__in=ids).update(sent_at=Now())
-        for job_id in ids:
-            provisioning_job_send_on_commit(job_id=job_id)
-    return len(ids)
+        ProvisioningJob.objects.filter(pk__in=[job_id for job_id, _ in jobs]).update(sent_at=Now())
+        for job_id, request_id in jobs:
+            provisioning_job_send_on_commit(job_id=job_id, request_id=request_id)
+    return len(jobs)
 
 
 # --- One client's sync --------------------------------------------------------------------------

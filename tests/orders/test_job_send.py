@@ -23,7 +23,7 @@ def test_the_task_is_sent_after_commit_and_nobody_waits_for_its_result(
         mock.patch.object(current_app, "send_task") as send_task,
         django_capture_on_commit_callbacks(execute=True),
     ):
-        provisioning_job_send_on_commit(job_id=job_id)
+        provisioning_job_send_on_commit(job_id=job_id, request_id="")
         send_task.assert_not_called()  # not before COMMIT
 
     # With a result, Celery's Redis backend would subscribe the web process to a result channel

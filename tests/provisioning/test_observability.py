@@ -18,8 +18,9 @@ from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
 from orders.models import Grant, GrantStatus, ProvisioningJob
+from provisioning import runner
 from tests.portal.test_metrics import TOKEN, scrape, value
-from tests.provisioning.stack import Stack, wait_for
+from tests.provisioning.stack import Stack, broker_purge, wait_for
 from tests.provisioning.test_provisioning import DEADLINE, Vendor, active
 
 pytestmark = [
@@ -122,3 +123,29 @@ def settings_secret_free(text: str) -> bool:
 
     secrets = [settings.OIDC_INITIAL_ACCESS_TOKEN, settings.TILGANG_ENCRYPTION_KEY]
     return not any(secret in text for secret in secrets) and "Bearer " not in text
+
+
+def test_a_job_the_sweeper_sends_again_carries_the_request_id_of_the_order(
+    stack: Stack,
+) -> None:
+    """The order's message is lost (the broker down when it committed): the sweeper, which runs
+    under no request, sends the job again, and the worker's lines and audit events still name
+    the order's request (they named none)."""
+    stack.env["LOG_FORMAT"] = "json"
+    vendor = Vendor()
+    request_id = f"order-{uuid.uuid4().hex}"
+    grant = order_through_the_api(vendor, request_id=request_id)
+    broker_purge()  # the message is lost
+    ProvisioningJob.objects.filter(client=vendor.client).update(sent_at=None)  # as when unsent
+
+    assert runner.jobs_sweep() == 1
+    stack.start_worker()
+    wait_for(lambda: provisioned(grant), timeout=DEADLINE, what="grant provisioned")
+
+    [activated] = AuditEvent.objects.filter(action="grant.activated", object_id=str(grant.pk))
+    assert activated.request_id == request_id
+    text = "".join(log.read_text() for log in stack.worker_logs)
+    lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    job_lines = [line for line in lines if line.get("task_name") == "provisioning.run_job"]
+    assert job_lines
+    assert {line["request_id"] for line in job_lines} == {request_id}
