@@ -252,3 +252,14 @@ def two_gateways(tmp_path: Path, rsa_signing_key: KeyPair) -> Iterator[tuple[Gat
         first = _gateway(tmp_path, rsa_signing_key, stack, "gw-a")
         echo_port = int(first.config.upstream.rsplit(":", 1)[1])
         yield first, _gateway(tmp_path, rsa_signing_key, stack, "gw-b", echo_port)
+
+
+def map_disk_full(monkeypatch: pytest.MonkeyPatch, write: str = "_revoked_file_append") -> None:
+    """The disk of the gateways' map files is full: ``write``, a method of HAProxyGateway that
+    writes a line of the revoked map's file, fails as the kernel would (ENOSPC) until
+    ``monkeypatch.undo()``."""
+
+    def refused(self: HAProxyGateway, key: str) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(HAProxyGateway, write, refused)

@@ -33,6 +33,7 @@ from provisioning.reconcile import desired_entries, reconcile_gateways
 from tests.provisioning.gateway_fixtures import (  # noqa: F401 - fixtures
     RESOURCES,
     Gateway,
+    map_disk_full,
     rsa_signing_key,
     two_gateways,
 )
@@ -116,10 +117,7 @@ def test_a_revocation_a_down_gateways_file_cannot_hold_is_not_done(
     both.upsert(granted)
     second.stop()
 
-    def disk_full(self: HAProxyGateway, key: str) -> None:
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(HAProxyGateway, "_revoked_file_append_once", disk_full)
+    map_disk_full(monkeypatch, "_revoked_file_append_once")
 
     with pytest.raises(MapFileUnwritable):
         both.remove(granted)
@@ -137,10 +135,7 @@ def test_a_running_gateway_whose_disk_is_full_closes_the_revoked_grant_all_the_s
     granted = Entry("production", CLIENT, "123456789", "patient", "read")
     both.upsert(granted)
 
-    def disk_full(self: HAProxyGateway, key: str) -> None:
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(HAProxyGateway, "_revoked_file_append", disk_full)
+    map_disk_full(monkeypatch)
 
     with pytest.raises(MapFileUnwritable):
         both.remove(granted)
@@ -164,10 +159,7 @@ def test_closing_several_grants_on_a_full_disk_closes_every_one_of_them(
     for entry in entries:
         both.upsert(entry)
 
-    def disk_full(self: HAProxyGateway, key: str) -> None:
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(HAProxyGateway, "_revoked_file_append", disk_full)
+    map_disk_full(monkeypatch)
 
     with pytest.raises(MapFileUnwritable):
         both.remove_all(entries)

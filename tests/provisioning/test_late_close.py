@@ -9,8 +9,9 @@ import pytest
 from orders import services
 from orders.models import Grant, GrantStatus
 from provisioning import runner
-from provisioning.gateway import HAProxyGateway, MapFileUnwritable
+from provisioning.gateway import MapFileUnwritable
 from provisioning.reconcile import reconcile
+from tests.provisioning.gateway_fixtures import map_disk_full
 from tests.provisioning.stack import Stack, wait_for
 from tests.provisioning.test_provisioning import DEADLINE, Vendor, fhir, status_of
 
@@ -83,10 +84,7 @@ def test_a_close_of_several_grants_while_the_map_disk_is_full_closes_each_of_the
     for grant in grants:
         services.grant_revoke(grant=grant, actor=vendor.kommune_admin)
 
-    def disk_full(self: HAProxyGateway, key: str) -> None:
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(HAProxyGateway, "_revoked_file_append", disk_full)
+    map_disk_full(monkeypatch)
     with pytest.raises(MapFileUnwritable):
         runner.gateway_close(grant_ids=[grant.pk for grant in grants])
 
