@@ -50,13 +50,7 @@ from provisioning.authserver import (
     RegistrationGone,
     client_metadata,
 )
-from provisioning.gateway import (
-    Entry,
-    GatewayError,
-    Gateways,
-    GatewayUnavailable,
-    HAProxyGateway,
-)
+from provisioning.gateway import Entry, GatewayError, Gateways, GatewayUnavailable, HAProxyGateway
 from provisioning.models import ClientRegistration
 from provisioning.settings import gateway_configs
 from tenants.models import OAuthClient, Role
